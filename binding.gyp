@@ -1,0 +1,45 @@
+# The same addon as CMakeLists.txt, built with node-gyp (`npm run build:native:gyp`) into
+# build/Release/, with the BPF objects next to it (native/index.ts loads them from there).
+{
+  "variables": {
+    "bpf_cflags": [
+      "-target", "bpf", "-O2", "-g", "-Wall", "-Werror",
+      "-Inative/include", "-Inative/bpf", "-I/usr/include/<!(gcc -print-multiarch)"
+    ]
+  },
+  "targets": [
+    {
+      "target_name": "nodemesh_bpf",
+      "type": "none",
+      "actions": [
+        {
+          "action_name": "connect_bpf",
+          "inputs": ["native/bpf/connect.bpf.c", "native/bpf/maps.h", "native/include/mesh_shared.h"],
+          "outputs": ["<(PRODUCT_DIR)/connect.bpf.o"],
+          "action": ["clang", "<@(bpf_cflags)", "-c", "native/bpf/connect.bpf.c", "-o", "<(PRODUCT_DIR)/connect.bpf.o"]
+        },
+        {
+          "action_name": "sockops_bpf",
+          "inputs": ["native/bpf/sockops.bpf.c", "native/bpf/maps.h", "native/include/mesh_shared.h"],
+          "outputs": ["<(PRODUCT_DIR)/sockops.bpf.o"],
+          "action": ["clang", "<@(bpf_cflags)", "-c", "native/bpf/sockops.bpf.c", "-o", "<(PRODUCT_DIR)/sockops.bpf.o"]
+        }
+      ]
+    },
+    {
+      "target_name": "nodemesh_native",
+      "dependencies": ["nodemesh_bpf"],
+      "sources": [
+        "native/addon/module.cc",
+        "native/addon/datapath.cc",
+        "native/addon/loader.cc",
+        "native/addon/sockets.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "native/include"],
+      "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],
+      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "cflags_cc!": ["-std=gnu++17", "-fno-rtti"],
+      "libraries": ["<!@(pkg-config --libs libbpf libelf zlib)"]
+    }
+  ]
+}

@@ -1,0 +1,215 @@
+// loader.cc - load the two BPF objects with maps pinned by name under the instance's pin
+// directory, then attach each program at the cgroup v2 root through a pinned bpf_link, or adopt
+// the pinned link left by a previous agent (updating its program in place, never attaching a
+// second copy). One roll-back path undoes whatever this call created.
+#include "loader.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+
+#include "mesh_shared.h"
+
+namespace nodemesh {
+
+namespace {
+
+const char* const kMapNames[kMapCount] = {
+    NM_MAP_NETNS,      NM_MAP_CGROUPS,    NM_MAP_DSTS,     NM_MAP_CONFIG,
+    NM_MAP_EXCL_CIDRS, NM_MAP_EXCL_PORTS, NM_MAP_ORIG_SOCK, NM_MAP_ORIG_FLOW};
+const char* const kProgNames[2] = {NM_PROG_CONNECT4, NM_PROG_SOCKOPS};
+const char* const kLinkNames[2] = {NM_LINK_CONNECT4, NM_LINK_SOCKOPS};
+
+thread_local std::string tls_log;
+
+int LibbpfPrint(enum libbpf_print_level level, const char* fmt, va_list args) {
+  if (level == LIBBPF_DEBUG) return 0;
+  char buf[1024];
+  int n = vsnprintf(buf, sizeof(buf), fmt, args);
+  if (tls_log.size() < 16384) tls_log.append(buf, n < 0 ? 0 : std::min<size_t>(n, sizeof(buf) - 1));
+  return 0;
+}
+
+int Fail(const char** op, const char* what, int err) {
+  *op = what;
+  return err < 0 ? err : -EIO;
+}
+
+bool DirIsEmpty(const std::string& dir, bool* exists) {
+  DIR* d = opendir(dir.c_str());
+  *exists = d != nullptr;
+  if (!d) return true;
+  bool empty = true;
+  while (struct dirent* e = readdir(d)) {
+    if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
+      empty = false;
+      break;
+    }
+  }
+  closedir(d);
+  return empty;
+}
+
+}  // namespace
+
+void InstallLibbpfLogger() { libbpf_set_print(LibbpfPrint); }
+
+std::string TakeLibbpfLog() {
+  std::string out;
+  out.swap(tls_log);
+  return out;
+}
+
+int Loader::LoadObject(int i, const std::string& path, const char** op) {
+  LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = pin_dir_.c_str());
+  bpf_object* obj = bpf_object__open_file(path.c_str(), &opts);
+  if (!obj) return Fail(op, "open bpf object", -errno);
+  objs_[i] = obj;
+  int err = bpf_object__load(obj);
+  if (err) return Fail(op, "load bpf object", err);
+  return 0;
+}
+
+int Loader::AttachOrAdopt(int i, const char* prog_name, const char* link_name, int cgroup_fd,
+                          bool* existed, const char** op) {
+  bpf_program* prog = bpf_object__find_program_by_name(objs_[i], prog_name);
+  if (!prog) return Fail(op, "find bpf program", -ENOENT);
+  std::string path = pin_dir_ + "/" + link_name;
+  *existed = access(path.c_str(), F_OK) == 0;
+  if (*existed) {
+    bpf_link* link = bpf_link__open(path.c_str());
+    if (!link) return Fail(op, "open pinned link", -errno);
+    links_[i] = link;
+    int err = bpf_link__update_program(link, prog);
+    if (err) return Fail(op, "update pinned link", err);
+    return 0;
+  }
+  bpf_link* link = bpf_program__attach_cgroup(prog, cgroup_fd);
+  if (!link) return Fail(op, "attach to cgroup", -errno);
+  links_[i] = link;
+  attached_now_[i] = true;
+  int err = bpf_link__pin(link, path.c_str());
+  if (err) return Fail(op, "pin link", err);
+  return 0;
+}
+
+int Loader::Install(const InstallRequest& req, const char** op) {
+  pin_dir_ = req.pin_dir;
+  bool dir_exists = false;
+  bool fresh = DirIsEmpty(pin_dir_, &dir_exists);
+  if (!dir_exists && mkdir(pin_dir_.c_str(), 0700) != 0 && errno != EEXIST)
+    return Fail(op, "create pin directory", -errno);
+
+  int cgroup_fd = open(req.cgroup_path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (cgroup_fd < 0) {
+    int err = Fail(op, "open cgroup", -errno);
+    RollBack(fresh);
+    return err;
+  }
+  int err = LoadObject(0, req.connect_obj, op);
+  if (!err) err = LoadObject(1, req.sockops_obj, op);
+  bool existed[2] = {false, false};
+  for (int i = 0; !err && i < 2; i++)
+    err = AttachOrAdopt(i, kProgNames[i], kLinkNames[i], cgroup_fd, &existed[i], op);
+  close(cgroup_fd);
+  for (int m = 0; !err && m < kMapCount; m++) {
+    bpf_map* map = bpf_object__find_map_by_name(objs_[0], kMapNames[m]);
+    map_fds_[m] = map ? bpf_map__fd(map) : -1;
+    if (map_fds_[m] < 0) err = Fail(op, "find bpf map", -ENOENT);
+  }
+  if (err) {
+    RollBack(fresh);
+    return err;
+  }
+  adopted_ = existed[0] && existed[1];
+  return 0;
+}
+
+// Undo this call: links attached now are detached and unpinned; on a fresh install the maps
+// pinned by libbpf and the directory go too. Pins adopted from a running instance are kept.
+void Loader::RollBack(bool fresh) {
+  for (int i = 0; i < 2; i++) {
+    if (links_[i] && attached_now_[i]) {
+      bpf_link__unpin(links_[i]);
+      bpf_link__detach(links_[i]);
+    }
+  }
+  if (fresh) {
+    for (int m = 0; m < kMapCount; m++) unlink((pin_dir_ + "/" + kMapNames[m]).c_str());
+    rmdir(pin_dir_.c_str());
+  }
+  Close();
+}
+
+void Loader::Close() {
+  for (int i = 0; i < 2; i++) {
+    if (links_[i]) bpf_link__destroy(links_[i]);  // a pinned link stays attached
+    links_[i] = nullptr;
+    attached_now_[i] = false;
+  }
+  for (int i = 0; i < 2; i++) {
+    if (objs_[i]) bpf_object__close(objs_[i]);
+    objs_[i] = nullptr;
+  }
+  for (int m = 0; m < kMapCount; m++) map_fds_[m] = -1;
+}
+
+int Loader::Uninstall(const char** op) {
+  for (int i = 0; i < 2; i++) {
+    if (links_[i]) bpf_link__detach(links_[i]);
+  }
+  Close();
+  return PurgePins(pin_dir_, op);
+}
+
+int Loader::Objects(KernelObjects* out) const {
+  for (int i = 0; i < 2; i++) {
+    if (!links_[i]) continue;
+    struct bpf_link_info info = {};
+    uint32_t len = sizeof(info);
+    int err = bpf_obj_get_info_by_fd(bpf_link__fd(links_[i]), &info, &len);
+    if (err) return err;
+    out->links.push_back(info.id);
+    out->progs.push_back(info.prog_id);
+  }
+  for (int m = 0; m < kMapCount; m++) {
+    if (map_fds_[m] < 0) continue;
+    struct bpf_map_info info = {};
+    uint32_t len = sizeof(info);
+    int err = bpf_obj_get_info_by_fd(map_fds_[m], &info, &len);
+    if (err) return err;
+    out->maps.push_back(info.id);
+  }
+  return 0;
+}
+
+int PurgePins(const std::string& pin_dir, const char** op) {
+  for (const char* name : kLinkNames) {
+    std::string path = pin_dir + "/" + name;
+    int fd = bpf_obj_get(path.c_str());
+    if (fd >= 0) {
+      bpf_link_detach(fd);  // detach even if another process still holds the link
+      close(fd);
+    }
+  }
+  DIR* d = opendir(pin_dir.c_str());
+  if (!d) return errno == ENOENT ? 0 : Fail(op, "open pin directory", -errno);
+  int err = 0;
+  while (struct dirent* e = readdir(d)) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+    if (unlinkat(dirfd(d), e->d_name, 0) != 0 && !err) err = Fail(op, "remove pin", -errno);
+  }
+  closedir(d);
+  if (!err && rmdir(pin_dir.c_str()) != 0) err = Fail(op, "remove pin directory", -errno);
+  return err;
+}
+
+}  // namespace nodemesh

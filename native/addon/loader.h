@@ -1,0 +1,80 @@
+// loader.h - libbpf side of the datapath, free of N-API so that it runs on worker threads.
+//
+// Invariants: every function returns 0 or -errno and, on failure, names the operation that
+// failed in *op (a static string). A Loader owns its bpf_objects and bpf_links; Close() releases
+// them without touching the pins (redirection keeps working), Uninstall() removes the pins too.
+#ifndef NATIVE_ADDON_LOADER_H_
+#define NATIVE_ADDON_LOADER_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+struct bpf_object;
+struct bpf_link;
+
+namespace nodemesh {
+
+// Indexes of the maps the addon writes or reads; names come from mesh_shared.h.
+enum MapIndex {
+  kMapNetns,
+  kMapCgroups,
+  kMapDsts,
+  kMapConfig,
+  kMapExclCidrs,
+  kMapExclPorts,
+  kMapOrigSock,
+  kMapOrigFlow,
+  kMapCount
+};
+
+struct InstallRequest {
+  std::string connect_obj;   // path of connect.bpf.o
+  std::string sockops_obj;   // path of sockops.bpf.o
+  std::string pin_dir;       // per-instance bpffs directory
+  std::string cgroup_path;   // cgroup v2 root to attach to
+};
+
+struct KernelObjects {
+  std::vector<uint32_t> progs, maps, links;
+};
+
+class Loader {
+ public:
+  Loader() = default;
+  ~Loader() { Close(); }
+  Loader(const Loader&) = delete;
+  Loader& operator=(const Loader&) = delete;
+
+  int Install(const InstallRequest& req, const char** op);
+  void Close();
+  int Uninstall(const char** op);
+  bool adopted() const { return adopted_; }
+  bool loaded() const { return objs_[0] != nullptr; }
+  int map_fd(MapIndex i) const { return map_fds_[i]; }
+  int Objects(KernelObjects* out) const;
+
+ private:
+  int LoadObject(int i, const std::string& path, const char** op);
+  int AttachOrAdopt(int i, const char* prog_name, const char* link_name, int cgroup_fd,
+                    bool* existed, const char** op);
+  void RollBack(bool fresh);
+
+  bpf_object* objs_[2] = {nullptr, nullptr};
+  bpf_link* links_[2] = {nullptr, nullptr};
+  bool attached_now_[2] = {false, false};
+  int map_fds_[kMapCount] = {-1, -1, -1, -1, -1, -1, -1, -1};
+  bool adopted_ = false;
+  std::string pin_dir_;
+};
+
+// Removes every pin under pin_dir (detaching pinned links first) and the directory itself.
+int PurgePins(const std::string& pin_dir, const char** op);
+
+// Everything libbpf printed on this thread since the last call (verifier logs included).
+std::string TakeLibbpfLog();
+void InstallLibbpfLogger();
+
+}  // namespace nodemesh
+
+#endif  // NATIVE_ADDON_LOADER_H_

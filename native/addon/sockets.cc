@@ -1,0 +1,160 @@
+// sockets.cc - in-namespace sockets (Istio ambient's in-pod listeners): a dedicated thread
+// setns(CLONE_NEWNET)s into the pod, creates the socket, and exits; the socket keeps the pod's
+// namespace for life, while the Node.js process stays in the node's namespace.
+#include "sockets.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <linux/nsfs.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <thread>
+
+#include "mesh_shared.h"
+
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71
+#endif
+
+namespace nodemesh {
+
+namespace {
+
+int OpenNetns(const std::string& path, const char** op) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    *op = "open network namespace";
+    return -errno;
+  }
+  int type = ioctl(fd, NS_GET_NSTYPE);
+  if (type != CLONE_NEWNET) {
+    close(fd);
+    *op = "open network namespace";
+    return type < 0 && errno != ENOTTY ? -errno : -EINVAL;
+  }
+  return fd;
+}
+
+int MakeSocket(const SocketRequest& req, const char** op) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    *op = "socket";
+    return -errno;
+  }
+  int one = 1;
+  struct sockaddr_in addr = {};
+  int err = 0;
+  if (req.mark && setsockopt(fd, SOL_SOCKET, SO_MARK, &req.mark, sizeof(req.mark)) != 0) {
+    *op = "setsockopt SO_MARK";
+    err = -errno;
+  } else if (req.listen) {
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(req.port);
+    if (inet_pton(AF_INET, req.host.c_str(), &addr.sin_addr) != 1) {
+      *op = "parse address";
+      err = -EINVAL;
+    } else if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0) {
+      *op = "setsockopt SO_REUSEADDR";
+      err = -errno;
+    } else if (bind(fd, reinterpret_cast<struct sockaddr*>(&addr), sizeof(addr)) != 0) {
+      *op = "bind";
+      err = -errno;
+    } else if (listen(fd, req.backlog) != 0) {
+      *op = "listen";
+      err = -errno;
+    }
+  }
+  if (err) {
+    close(fd);
+    return err;
+  }
+  return fd;
+}
+
+}  // namespace
+
+int OpenSocketIn(const SocketRequest& req, const char** op) {
+  if (req.netns_path.empty()) return MakeSocket(req, op);
+  int ns = OpenNetns(req.netns_path, op);
+  if (ns < 0) return ns;
+  int result = -EIO;
+  const char* thread_op = "setns";
+  // The thread ends right after; if switching back failed it takes the pod namespace with it.
+  std::thread worker([&] {
+    int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (self < 0) {
+      result = -errno;
+      thread_op = "open own network namespace";
+      return;
+    }
+    if (setns(ns, CLONE_NEWNET) != 0) {
+      result = -errno;
+    } else {
+      result = MakeSocket(req, &thread_op);
+      setns(self, CLONE_NEWNET);
+    }
+    close(self);
+  });
+  worker.join();
+  close(ns);
+  if (result < 0) *op = thread_op;
+  return result;
+}
+
+int NetnsCookieOf(const std::string& netns_path, uint64_t* cookie, const char** op) {
+  SocketRequest req;
+  req.netns_path = netns_path;
+  int fd = OpenSocketIn(req, op);
+  if (fd < 0) return fd;
+  socklen_t len = sizeof(*cookie);
+  int err = getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, cookie, &len) == 0 ? 0 : -errno;
+  if (err) *op = "getsockopt SO_NETNS_COOKIE";
+  close(fd);
+  return err;
+}
+
+int SetMark(int fd, uint32_t mark) {
+  return setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) == 0 ? 0 : -errno;
+}
+
+int PeerOf(int fd, uint64_t* netns_cookie, uint32_t* ip4, uint16_t* port) {
+  socklen_t len = sizeof(*netns_cookie);
+  if (getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, netns_cookie, &len) != 0) return -errno;
+  struct sockaddr_in peer = {};
+  len = sizeof(peer);
+  if (getpeername(fd, reinterpret_cast<struct sockaddr*>(&peer), &len) != 0) return -errno;
+  if (peer.sin_family != AF_INET) return -EAFNOSUPPORT;
+  *ip4 = peer.sin_addr.s_addr;
+  *port = peer.sin_port;
+  return 0;
+}
+
+int TrySetns() {
+  int result = 0;
+  std::thread worker([&] {
+    int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (self < 0) {
+      result = -errno;
+      return;
+    }
+    if (setns(self, CLONE_NEWNET) != 0) result = -errno;
+    close(self);
+  });
+  worker.join();
+  return result;
+}
+
+int TrySetMark() {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  int err = SetMark(fd, NM_AGENT_MARK);
+  close(fd);
+  return err;
+}
+
+}  // namespace nodemesh

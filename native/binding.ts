@@ -1,0 +1,57 @@
+// The shape of nodemesh_native.node as the C++ side defines it (native/addon/module.cc and
+// datapath.cc). Types only, plus the failure guard: index.ts is the one module that loads it.
+import type { RawProbe } from "./features.ts";
+
+export interface Failure {
+  errno: number;
+  op: string;
+  log: string;
+}
+export type Workload = [bigint, number];
+export interface RawDatapath {
+  isAdopted(): boolean;
+  updateWorkload(kind: 0 | 1, id: bigint, outboundPort: number): number;
+  deleteWorkload(kind: 0 | 1, id: bigint): number;
+  listWorkloads(kind: 0 | 1): Workload[] | number;
+  setDestinations(addresses: string[], ports: number[]): number;
+  setCaptureMode(allTcp: boolean, ports: number[], cidrs: string[], prefixes: number[]): number;
+  originalDestination(fd: number): [string, number] | null | number;
+  kernelObjects(): KernelObjects | number;
+  close(): void;
+  uninstall(): { errno: number; op: string };
+}
+export interface NativeAddon {
+  install(req: {
+    connectObj: string;
+    sockopsObj: string;
+    pinDir: string;
+    cgroupPath: string;
+  }): Promise<RawDatapath | Failure>;
+  openSocket(req: {
+    netnsPath: string;
+    host: string;
+    port: number;
+    backlog: number;
+    mark: number;
+    listen: boolean;
+  }): Promise<number | Failure>;
+  netnsCookieOf(path: string): Promise<bigint | Failure>;
+  setMark(fd: number, mark: number): number;
+  isBpffs(path: string): number;
+  mountBpffs(path: string): number;
+  purgePins(pinDir: string): { errno: number; op: string };
+  probe(): RawProbe;
+  agentMark: number;
+  defaultOutboundPort: number;
+}
+
+/** Kernel ids of what one instance owns, for `bpftool` cross-checks and the admin page. */
+export interface KernelObjects {
+  progs: number[];
+  maps: number[];
+  links: number[];
+}
+
+export function isFailure(value: unknown): value is Failure {
+  return typeof value === "object" && value !== null && "errno" in value && "op" in value;
+}

@@ -1,0 +1,208 @@
+// One installed (or re-adopted) instance of the redirection programs: the maps of enrolled
+// workloads and meshed destinations, and the original-destination lookup for accepted sockets.
+//
+// Invariants:
+// - Every method validates its input before touching a map, so a bad call changes nothing.
+// - After close() or uninstall() every method throws NODEMESH_ERR_NATIVE_CLOSED; close() keeps
+//   the pins (redirection keeps working without us), uninstall() removes links, maps and pins.
+// - setMeshedDestinations / setCaptureMode replace the whole set (not a delta), so a restarted
+//   agent converges on its config whatever a previous agent left.
+import { statSync } from "node:fs";
+import type { Socket } from "node:net";
+import type { KernelObjects, RawDatapath } from "./binding.ts";
+import { CallSite, NativeError, invalid } from "./errors.ts";
+import * as check from "./validate.ts";
+
+export interface Destination {
+  address: string;
+  /** 0 = every port of the address. */
+  port: number;
+}
+export interface CaptureMode {
+  /** Capture every TCP destination, except the excluded ports and CIDRs. */
+  allTcp: boolean;
+  excludePorts?: number[];
+  excludeCidrs?: string[];
+}
+export interface EnrollOptions {
+  /** The port of the in-pod outbound listener (127.0.0.1:<port> in the pod's netns). */
+  outboundPort?: number;
+}
+export interface WorkloadEntry {
+  id: bigint;
+  outboundPort: number;
+}
+export interface DatapathContext {
+  pinDir: string;
+  cgroupPath: string;
+  cgroup2Mount: string;
+  defaultOutboundPort: number;
+  cookieOf: (netnsPath: string) => Promise<bigint>;
+}
+
+const NETNS = 0;
+const CGROUP = 1;
+
+export class Datapath {
+  readonly pinDir: string;
+  readonly cgroupPath: string;
+  /** true when the programs were already attached by a previous agent and were taken over. */
+  readonly adopted: boolean;
+  #raw: RawDatapath | undefined;
+  readonly #ctx: DatapathContext;
+
+  constructor(raw: RawDatapath, ctx: DatapathContext) {
+    this.#raw = raw;
+    this.#ctx = ctx;
+    this.pinDir = ctx.pinDir;
+    this.cgroupPath = ctx.cgroupPath;
+    this.adopted = raw.isAdopted();
+  }
+
+  #open(site: CallSite): RawDatapath {
+    if (!this.#raw)
+      throw site.error(
+        "NODEMESH_ERR_NATIVE_CLOSED",
+        `the datapath of ${this.pinDir} is closed; call install() again`,
+      );
+    return this.#raw;
+  }
+
+  #port(opts: EnrollOptions | undefined): number {
+    return check.checkPort(opts?.outboundPort ?? this.#ctx.defaultOutboundPort, "outbound port");
+  }
+
+  static #check(site: CallSite, op: string, result: number, subject?: string): void {
+    if (result < 0) throw site.fail(op, result, subject);
+  }
+
+  /** Redirect the meshed connections of the pod whose network namespace is at netnsPath. */
+  async enrollNetns(netnsPath: string, opts?: EnrollOptions): Promise<{ netnsCookie: bigint }> {
+    const site = new CallSite(this.enrollNetns);
+    const port = this.#port(opts);
+    this.#open(site);
+    const netnsCookie = await this.#ctx.cookieOf(netnsPath);
+    Datapath.#check(
+      site,
+      "update enrolled netns",
+      this.#open(site).updateWorkload(NETNS, netnsCookie, port),
+      netnsPath,
+    );
+    return { netnsCookie };
+  }
+
+  unenrollNetns(netnsCookie: bigint): void {
+    const site = new CallSite(this.unenrollNetns);
+    if (typeof netnsCookie !== "bigint" || netnsCookie <= 0n)
+      throw invalid(`netns cookie ${String(netnsCookie)} must be a positive bigint`);
+    Datapath.#check(site, "delete enrolled netns", this.#open(site).deleteWorkload(NETNS, netnsCookie));
+  }
+
+  /** Redirect connections made by tasks in exactly this cgroup v2 directory (not its children). */
+  enrollCgroup(cgroupPath: string, opts?: EnrollOptions): { cgroupId: bigint } {
+    const site = new CallSite(this.enrollCgroup);
+    const path = check.checkAbsolutePath(cgroupPath, "cgroup path");
+    const port = this.#port(opts);
+    if (!path.startsWith(this.#ctx.cgroup2Mount)) {
+      throw invalid(
+        `cgroup ${path} is not under the cgroup v2 mount ${this.#ctx.cgroup2Mount}; pass a cgroup v2 directory`,
+      );
+    }
+    let cgroupId: bigint;
+    try {
+      const st = statSync(path, { bigint: true });
+      if (!st.isDirectory()) throw new Error("not a directory");
+      cgroupId = st.ino; // a cgroup v2 id is its kernfs inode number
+    } catch (cause) {
+      throw new NativeError(
+        "NODEMESH_ERR_NATIVE_INVALID_ARGUMENT",
+        `cgroup ${path} does not exist; check the workload's cgroup path`,
+        { cause },
+      );
+    }
+    Datapath.#check(
+      site,
+      "update enrolled cgroup",
+      this.#open(site).updateWorkload(CGROUP, cgroupId, port),
+      path,
+    );
+    return { cgroupId };
+  }
+
+  unenrollCgroup(cgroupId: bigint): void {
+    const site = new CallSite(this.unenrollCgroup);
+    if (typeof cgroupId !== "bigint" || cgroupId <= 0n)
+      throw invalid(`cgroup id ${String(cgroupId)} must be a positive bigint`);
+    Datapath.#check(site, "delete enrolled cgroup", this.#open(site).deleteWorkload(CGROUP, cgroupId));
+  }
+
+  /** What is enrolled now (including what a previous agent enrolled). */
+  workloads(): { netns: WorkloadEntry[]; cgroups: WorkloadEntry[] } {
+    const site = new CallSite(this.workloads);
+    const list = (kind: 0 | 1): WorkloadEntry[] => {
+      const result = this.#open(site).listWorkloads(kind);
+      if (typeof result === "number") throw site.fail("list enrolled workloads", result);
+      return result.map(([id, outboundPort]) => ({ id, outboundPort }));
+    };
+    return { netns: list(NETNS), cgroups: list(CGROUP) };
+  }
+
+  /** Replaces the set of meshed destinations ({ip, port}; port 0 = all ports of the ip). */
+  setMeshedDestinations(dsts: readonly Destination[]): void {
+    const site = new CallSite(this.setMeshedDestinations);
+    if (!Array.isArray(dsts)) throw invalid("meshed destinations must be an array of { address, port }");
+    const addresses = dsts.map((d) => check.checkIpv4(d?.address, "meshed destination address"));
+    const ports = dsts.map((d) => check.checkPort(d?.port, "meshed destination port", true));
+    Datapath.#check(site, "update meshed destinations", this.#open(site).setDestinations(addresses, ports));
+  }
+
+  /** Sets the global capture mode and replaces the excluded ports and CIDRs. */
+  setCaptureMode(mode: CaptureMode): void {
+    const site = new CallSite(this.setCaptureMode);
+    if (typeof mode?.allTcp !== "boolean") throw invalid("capture mode needs allTcp: boolean");
+    const ports = (mode.excludePorts ?? []).map((p) => check.checkPort(p, "excluded port"));
+    const cidrs = (mode.excludeCidrs ?? []).map((c) => check.checkCidr(c));
+    const raw = this.#open(site);
+    const result = raw.setCaptureMode(
+      mode.allTcp,
+      ports,
+      cidrs.map((c) => c.address),
+      cidrs.map((c) => c.prefix),
+    );
+    Datapath.#check(site, "update capture mode", result);
+  }
+
+  /**
+   * The destination the application asked for, for a socket accepted on an in-pod listener;
+   * undefined when the connection was not redirected by this instance.
+   */
+  originalDestination(socketOrFd: number | Socket): { address: string; port: number } | undefined {
+    const site = new CallSite(this.originalDestination);
+    const fd = typeof socketOrFd === "number" ? check.checkFd(socketOrFd) : check.socketFd(socketOrFd);
+    const result = this.#open(site).originalDestination(fd);
+    if (typeof result === "number") throw site.fail("read original destination", result, `fd ${fd}`);
+    return result === null ? undefined : { address: result[0], port: result[1] };
+  }
+
+  /** Kernel ids of this instance's links, programs and maps. */
+  kernelObjects(): KernelObjects {
+    const site = new CallSite(this.kernelObjects);
+    const result = this.#open(site).kernelObjects();
+    if (typeof result === "number") throw site.fail("read kernel object ids", result);
+    return result;
+  }
+
+  /** Releases this process's handles; the pinned programs keep redirecting. Idempotent. */
+  close(): void {
+    this.#raw?.close();
+    this.#raw = undefined;
+  }
+
+  /** Detaches the programs and removes every link, map and pin of this instance. */
+  uninstall(): void {
+    const site = new CallSite(this.uninstall);
+    const result = this.#open(site).uninstall();
+    this.#raw = undefined;
+    if (result.errno < 0) throw site.fail(result.op, result.errno, this.pinDir);
+  }
+}

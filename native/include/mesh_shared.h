@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR Apache-2.0) */
+/*
+ * mesh_shared.h - every struct, constant and map name that the BPF programs (native/bpf/) and
+ * the addon (native/addon/) both use. Nothing here is re-declared by hand anywhere else.
+ *
+ * Byte order: IPv4 addresses and ports are stored in NETWORK byte order in every map, because
+ * that is what the kernel hands the programs (bpf_sock_addr.user_ip4/user_port) and what
+ * getpeername() hands the addon; only the BPF sockops side converts local_port (host order).
+ */
+#ifndef NODEMESH_MESH_SHARED_H
+#define NODEMESH_MESH_SHARED_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+/* SO_MARK the agent puts on its own sockets; connect4 never redirects a socket carrying it. */
+#define NM_AGENT_MARK 0x539
+
+/* Default in-pod outbound capture listener port (127.0.0.1:15001 inside the pod netns). */
+#define NM_DEFAULT_OUTBOUND_PORT 15001
+
+/* Capacities. LRU maps evict the oldest entry when full; the others reject new entries. */
+#define NM_MAX_WORKLOADS 4096
+#define NM_MAX_DSTS 65536
+#define NM_MAX_EXCLUDED_CIDRS 1024
+#define NM_MAX_EXCLUDED_PORTS 1024
+#define NM_MAX_FLOWS 65536
+
+/* Map names (the pinned file names under the pin directory; <= 15 chars, BPF_OBJ_NAME_LEN). */
+#define NM_MAP_NETNS "nm_netns"
+#define NM_MAP_CGROUPS "nm_cgroups"
+#define NM_MAP_DSTS "nm_dsts"
+#define NM_MAP_CONFIG "nm_config"
+#define NM_MAP_EXCL_CIDRS "nm_excl_cidrs"
+#define NM_MAP_EXCL_PORTS "nm_excl_ports"
+#define NM_MAP_ORIG_SOCK "nm_orig_sock"
+#define NM_MAP_ORIG_FLOW "nm_orig_flow"
+
+/* Program names (as bpftool shows them) and their link pins under the pin directory. */
+#define NM_PROG_CONNECT4 "nm_connect4"
+#define NM_PROG_SOCKOPS "nm_sockops"
+#define NM_LINK_CONNECT4 "link_connect4"
+#define NM_LINK_SOCKOPS "link_sockops"
+
+/* Value of nm_netns / nm_cgroups: an enrolled workload. */
+struct nm_workload {
+	__u16 outbound_port; /* network byte order */
+	__u16 flags;         /* reserved, 0 */
+	__u32 reserved;
+};
+
+/* Key of nm_dsts: a meshed destination; port 0 means every port of this address. */
+struct nm_dst_key {
+	__u32 ip4;  /* network byte order */
+	__u16 port; /* network byte order; 0 = any port */
+	__u16 pad;  /* must be 0 (keys are compared bytewise) */
+};
+
+/* Value of nm_dsts. */
+#define NM_DST_MESHED 1u
+
+/* Value of nm_config (1-entry ARRAY, index 0). */
+struct nm_config {
+	__u32 all_tcp; /* 1: every TCP destination is meshed except excluded ports/CIDRs */
+	__u32 reserved;
+};
+
+/* Key of nm_excl_cidrs (LPM trie). */
+struct nm_cidr_key {
+	__u32 prefixlen; /* LPM tries require the prefix length first */
+	__u32 ip4;       /* network byte order */
+};
+
+/* Value of nm_orig_sock and nm_orig_flow: the destination the application asked for. */
+struct nm_orig_dst {
+	__u32 ip4;  /* network byte order */
+	__u16 port; /* network byte order */
+	__u16 pad;
+};
+
+/*
+ * Key of nm_orig_flow: the application's socket as the agent sees it from the accepted side
+ * (its peer address), qualified by the pod's netns cookie so that two pods using the same
+ * 127.0.0.1:<source port> never collide.
+ */
+struct nm_flow_key {
+	__u64 netns_cookie;
+	__u32 ip4;  /* network byte order */
+	__u16 port; /* network byte order */
+	__u16 pad;
+};
+
+#endif /* NODEMESH_MESH_SHARED_H */

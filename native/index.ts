@@ -1,0 +1,219 @@
+// The ONLY loader of nodemesh_native.node, and its typed facade. Inputs are validated here before
+// any native call; native failures (-errno) become NativeError with `op`, `errno`, `errnoCode`
+// and a NODEMESH_ERR_NATIVE_* code. See docs/capture.md for the design.
+//
+// The addon is found at $NODEMESH_NATIVE_ADDON, else native/build/Release/ (cmake-js), else
+// build/Release/ (node-gyp); the BPF objects (connect.bpf.o, sockops.bpf.o) sit next to it.
+// It is loaded lazily, so importing this module never fails on a machine without the build.
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { isFailure } from "./binding.ts";
+import type { NativeAddon } from "./binding.ts";
+import { Datapath } from "./datapath.ts";
+import { CallSite, NativeError } from "./errors.ts";
+import { assessFeatures, describeMissing, findCgroup2Mount } from "./features.ts";
+import type { FeatureReport } from "./features.ts";
+import * as check from "./validate.ts";
+
+export { Datapath } from "./datapath.ts";
+export type { Destination, CaptureMode, EnrollOptions, WorkloadEntry } from "./datapath.ts";
+export type { KernelObjects } from "./binding.ts";
+export { NativeError } from "./errors.ts";
+export type { NativeErrorCode } from "./errors.ts";
+export type { FeatureReport, MissingFeature } from "./features.ts";
+
+/** Default pin directory; each agent instance on a kernel needs its own. */
+export const DEFAULT_PIN_DIR = "/sys/fs/bpf/nodemesh";
+const BPFFS_ROOT = "/sys/fs/bpf";
+
+let loaded: { addon: NativeAddon; dir: string } | undefined;
+
+function addonCandidates(): string[] {
+  const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+  const fromEnv = process.env["NODEMESH_NATIVE_ADDON"];
+  return [
+    ...(fromEnv ? [resolve(fromEnv)] : []),
+    join(root, "native/build/Release/nodemesh_native.node"),
+    join(root, "build/Release/nodemesh_native.node"),
+  ];
+}
+
+function native(): { addon: NativeAddon; dir: string } {
+  if (loaded) return loaded;
+  const path = addonCandidates().find((p) => existsSync(p));
+  if (!path) {
+    throw new NativeError(
+      "NODEMESH_ERR_NATIVE_ADDON_MISSING",
+      `nodemesh_native.node not found in ${addonCandidates().join(", ")}; run \`npm run build:native\``,
+    );
+  }
+  const addon = createRequire(import.meta.url)(path) as NativeAddon;
+  loaded = { addon, dir: dirname(path) };
+  return loaded;
+}
+
+/** The agent's SO_MARK (native/include/mesh_shared.h NM_AGENT_MARK); never redirected. */
+export function agentMark(): number {
+  return native().addon.agentMark;
+}
+export function defaultOutboundPort(): number {
+  return native().addon.defaultOutboundPort;
+}
+
+/** Measures what the kernel and our privileges allow; never throws for a missing feature. */
+export function probeFeatures(): FeatureReport {
+  const { addon } = native();
+  const cgroup2Mount = findCgroup2Mount(readFileSync("/proc/mounts", "utf8"));
+  const bpffsMounted = addon.isBpffs(BPFFS_ROOT) === 1;
+  return assessFeatures(addon.probe(), { cgroup2Mount, bpffsMounted });
+}
+
+/** probeFeatures(), throwing a NativeError that lists whatever is missing. */
+export function probe(): FeatureReport {
+  const report = probeFeatures();
+  if (report.missing.length > 0) {
+    const privilegeOnly = report.missing.every((m) => m.privilege);
+    throw new NativeError(
+      privilegeOnly ? "NODEMESH_ERR_NATIVE_PERMISSION" : "NODEMESH_ERR_NATIVE_UNSUPPORTED",
+      `the node cannot run the nodemesh datapath, missing: ${describeMissing(report.missing)}`,
+    );
+  }
+  return report;
+}
+
+function ensureBpffs(site: CallSite, pinDir: string): void {
+  const { addon } = native();
+  const parent = dirname(pinDir);
+  const state = addon.isBpffs(parent);
+  if (state === 1) return;
+  if (state < 0) throw site.fail("statfs pin directory parent", state, parent);
+  if (parent !== BPFFS_ROOT) {
+    throw site.error(
+      "NODEMESH_ERR_NATIVE_INVALID_ARGUMENT",
+      `pin directory ${pinDir} is not on a bpffs mount; use a directory under ${BPFFS_ROOT}`,
+    );
+  }
+  const err = addon.mountBpffs(BPFFS_ROOT);
+  if (err < 0) throw site.fail("mount bpffs", err, BPFFS_ROOT);
+}
+
+export interface InstallOptions {
+  /** bpffs directory of this instance (default /sys/fs/bpf/nodemesh). */
+  pinDir?: string;
+  /** cgroup v2 directory to attach to (default: the cgroup2 mount from /proc/mounts). */
+  cgroupPath?: string;
+}
+
+/** Loads and attaches the programs, or re-adopts the pinned ones of a previous agent. */
+export async function install(opts: InstallOptions = {}): Promise<Datapath> {
+  const site = new CallSite(install);
+  const pinDir = check.checkAbsolutePath(opts.pinDir ?? DEFAULT_PIN_DIR, "pin directory");
+  const report = probe();
+  const cgroupPath = check.checkAbsolutePath(opts.cgroupPath ?? report.cgroup2Mount, "cgroup path");
+  ensureBpffs(site, pinDir);
+  const { addon, dir } = native();
+  const req = {
+    connectObj: join(dir, "connect.bpf.o"),
+    sockopsObj: join(dir, "sockops.bpf.o"),
+    pinDir,
+    cgroupPath,
+  };
+  const result = await addon.install(req);
+  if (isFailure(result))
+    throw site.fail(result.op, result.errno, result.op.includes("cgroup") ? cgroupPath : pinDir, result.log);
+  return new Datapath(result, {
+    pinDir,
+    cgroupPath,
+    cgroup2Mount: report.cgroup2Mount ?? cgroupPath,
+    cookieOf: netnsCookieOf,
+    defaultOutboundPort: addon.defaultOutboundPort,
+  });
+}
+
+/** Removes an instance's pins (detaching its links) without loading anything: recovery tool. */
+export function removePins(pinDir: string): void {
+  const site = new CallSite(removePins);
+  const result = native().addon.purgePins(check.checkAbsolutePath(pinDir, "pin directory"));
+  if (result.errno < 0) throw site.fail(result.op, result.errno, pinDir);
+}
+
+function checkNetnsPath(path: unknown): string {
+  const netnsPath = check.checkAbsolutePath(path, "network namespace path");
+  try {
+    statSync(netnsPath);
+  } catch (e) {
+    const errno = (e as NodeJS.ErrnoException).errno ?? -2;
+    if ((e as NodeJS.ErrnoException).code !== "ENOENT")
+      throw new CallSite(checkNetnsPath).fail("open network namespace", errno, netnsPath);
+    throw new NativeError(
+      "NODEMESH_ERR_NATIVE_NETNS",
+      `network namespace ${netnsPath} does not exist; check that the pod is running (/proc/<pid>/ns/net or /var/run/netns/<name>)`,
+    );
+  }
+  return netnsPath;
+}
+
+async function openSocket(site: CallSite, req: Parameters<NativeAddon["openSocket"]>[0]): Promise<number> {
+  const result = await native().addon.openSocket(req);
+  if (isFailure(result)) {
+    const subject = req.listen
+      ? `${req.host}:${req.port} in ${req.netnsPath || "the agent namespace"}`
+      : req.netnsPath;
+    throw site.fail(result.op, result.errno, subject);
+  }
+  return result;
+}
+
+/** A listening TCP socket inside a network namespace; give the fd to net.Server#listen({ fd }). */
+export async function listenInNetns(
+  netnsPath: string,
+  host: string,
+  port: number,
+  backlog = 511,
+): Promise<number> {
+  const site = new CallSite(listenInNetns);
+  const req = {
+    netnsPath: checkNetnsPath(netnsPath),
+    host: check.checkIpv4(host, "listen address"),
+    port: check.checkPort(port, "listen port"),
+    backlog: check.checkBacklog(backlog),
+    mark: 0,
+    listen: true,
+  };
+  return openSocket(site, req);
+}
+
+/**
+ * An unconnected TCP socket in a namespace (or the agent's own when netnsPath is undefined),
+ * carrying `mark` (default: the agent mark, so connect4 leaves it alone). Wrap it with
+ * `new net.Socket({ fd })` and connect.
+ */
+export async function socketInNetns(
+  netnsPath: string | undefined,
+  opts: { mark?: number } = {},
+): Promise<number> {
+  const site = new CallSite(socketInNetns);
+  const mark = check.checkMark(opts.mark ?? agentMark());
+  const path = netnsPath === undefined ? "" : checkNetnsPath(netnsPath);
+  return openSocket(site, { netnsPath: path, host: "", port: 0, backlog: 0, mark, listen: false });
+}
+
+/** The kernel's cookie of a network namespace (the key of enrolled workloads). */
+export async function netnsCookieOf(netnsPath: string): Promise<bigint> {
+  const site = new CallSite(netnsCookieOf);
+  const path = checkNetnsPath(netnsPath);
+  const result = await native().addon.netnsCookieOf(path);
+  if (isFailure(result)) throw site.fail(result.op, result.errno, path);
+  return result;
+}
+
+/** setsockopt(SO_MARK); the agent marks its own sockets with agentMark(). */
+export function setSocketMark(fd: number, mark: number): void {
+  const site = new CallSite(setSocketMark);
+  const err = native().addon.setMark(check.checkFd(fd), check.checkMark(mark));
+  if (err < 0) throw site.fail("setsockopt SO_MARK", err, `fd ${fd}`);
+}
+
+export { socketFd } from "./validate.ts";

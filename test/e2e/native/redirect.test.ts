@@ -1,0 +1,173 @@
+// End-to-end: real curl and Node clients in network namespaces, redirected by the BPF programs
+// to in-pod listeners owned by this test process through the addon. Pods: a and c enrolled,
+// b not enrolled (and the peer of a over a veth pair).
+import type net from "node:net";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import * as nm from "../../../native/index.ts";
+import { requireRoot } from "../../helpers/privileges.ts";
+import { NetnsFixture, runIn } from "./netns-fixture.ts";
+import type { Pod } from "./netns-fixture.ts";
+import { captureListener, directServer, getOverFd } from "./servers.ts";
+import type { CaptureReply } from "./servers.ts";
+
+const VIP_A = "10.96.0.10";
+const VIP_C = "10.96.0.11";
+const CLIENT = fileURLToPath(new URL("./same-port-client.ts", import.meta.url));
+
+const fx = new NetnsFixture("r");
+const pin = `/sys/fs/bpf/${fx.prefix}`;
+const servers: net.Server[] = [];
+let dp: nm.Datapath | undefined;
+let a: Pod, b: Pod, c: Pod;
+
+async function curl(pod: Pod, url: string): Promise<string> {
+  const res = await runIn(pod, "curl", ["-s", "--max-time", "5", url]);
+  expect(res.code, `curl ${url} in ${pod.name}: ${res.stderr}`).toBe(0);
+  return res.stdout;
+}
+
+function meshAll(): void {
+  dp!.setMeshedDestinations([
+    { address: VIP_A, port: 80 },
+    { address: VIP_C, port: 81 },
+    { address: b.address!, port: 8080 },
+    { address: a.address!, port: 0 },
+  ]);
+}
+
+beforeAll(async () => {
+  requireRoot("native redirect e2e");
+  a = fx.pod("a");
+  b = fx.pod("b");
+  c = fx.pod("c");
+  fx.link(a, b);
+  dp = await nm.install({ pinDir: pin });
+  for (const pod of [a, c]) servers.push(await captureListener(pod, 15001, () => dp));
+  for (const port of [8080, 9090, 7070]) servers.push(await directServer(b, port));
+  servers.push(await directServer(a, 8081));
+  await dp.enrollNetns(a.netnsPath);
+  await dp.enrollNetns(c.netnsPath, { outboundPort: 15001 });
+  meshAll();
+});
+
+afterAll(async () => {
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  try {
+    dp?.uninstall();
+  } catch {
+    nm.removePins(pin);
+  }
+  fx.destroy();
+});
+
+describe("connect redirection", () => {
+  it("redirects curl to a service VIP and reports the exact original destination", async () => {
+    const reply = JSON.parse(await curl(a, `http://${VIP_A}/`)) as CaptureReply;
+    expect(reply).toMatchObject({ pod: a.name, orig: `${VIP_A}:80` });
+  });
+
+  it("redirects curl to a meshed pod address:port", async () => {
+    const reply = JSON.parse(await curl(a, `http://${b.address}:8080/`)) as CaptureReply;
+    expect(reply).toMatchObject({ pod: a.name, orig: `${b.address}:8080` });
+  });
+
+  it("leaves a non-meshed destination alone", async () => {
+    expect(await curl(a, `http://${b.address}:9090/`)).toBe(`direct:${b.name}:9090`);
+  });
+
+  it("leaves a pod that is not enrolled alone", async () => {
+    // a's address is meshed on every port, but b is not enrolled.
+    expect(await curl(b, `http://${a.address}:8081/`)).toBe(`direct:${a.name}:8081`);
+  });
+
+  it("does not redirect the listener's own marked sockets, and does redirect unmarked ones", async () => {
+    const marked = await nm.socketInNetns(a.netnsPath);
+    expect(await getOverFd(marked, b.address!, 8080)).toBe(`direct:${b.name}:8080`);
+    const unmarked = await nm.socketInNetns(a.netnsPath, { mark: 0 });
+    const reply = JSON.parse(await getOverFd(unmarked, b.address!, 8080)) as CaptureReply;
+    expect(reply.orig).toBe(`${b.address}:8080`);
+  });
+
+  it("keeps 500 concurrent connections from two pods using the same source ports apart", async () => {
+    const node = process.execPath;
+    const flags = ["--disable-warning=ExperimentalWarning", CLIENT];
+    const [ra, rc] = await Promise.all([
+      runIn(a, node, [...flags, VIP_A, "80", "41000", "250"], 45_000),
+      runIn(c, node, [...flags, VIP_C, "81", "41000", "250"], 45_000),
+    ]);
+    for (const [pod, res, vip] of [
+      [a, ra, `${VIP_A}:80`],
+      [c, rc, `${VIP_C}:81`],
+    ] as const) {
+      expect(res.code, res.stderr).toBe(0);
+      const lines = res.stdout
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l) as { localPort: number; body?: string; error?: string });
+      expect(lines).toHaveLength(250);
+      for (const line of lines) {
+        expect(line.error).toBeUndefined();
+        const reply = JSON.parse(line.body ?? "") as CaptureReply;
+        expect(reply).toEqual({ pod: pod.name, orig: vip, peerPort: line.localPort });
+      }
+    }
+  });
+
+  it("captures all TCP except excluded ports and CIDRs in all-TCP mode", async () => {
+    try {
+      dp!.setCaptureMode({ allTcp: true, excludePorts: [9090] });
+      expect((JSON.parse(await curl(a, `http://${b.address}:7070/`)) as CaptureReply).orig).toBe(
+        `${b.address}:7070`,
+      );
+      expect(await curl(a, `http://${b.address}:9090/`)).toBe(`direct:${b.name}:9090`);
+      dp!.setCaptureMode({ allTcp: true, excludeCidrs: [`${b.address}/32`] });
+      expect(await curl(a, `http://${b.address}:7070/`)).toBe(`direct:${b.name}:7070`);
+    } finally {
+      dp!.setCaptureMode({ allTcp: false });
+    }
+    expect(await curl(a, `http://${b.address}:7070/`)).toBe(`direct:${b.name}:7070`);
+  });
+});
+
+describe("bad input is a clear error and changes nothing", () => {
+  it("rejects a namespace that does not exist", async () => {
+    const before = dp!.workloads();
+    await expect(dp!.enrollNetns(`/var/run/netns/${fx.prefix}missing`)).rejects.toMatchObject({
+      code: "NODEMESH_ERR_NATIVE_NETNS",
+      message: expect.stringMatching(/does not exist; check that the pod is running/),
+    });
+    expect(dp!.workloads()).toEqual(before);
+  });
+
+  it("rejects a path that is not a network namespace, naming op and errno", async () => {
+    await expect(dp!.enrollNetns("/proc/self/ns/uts")).rejects.toMatchObject({
+      code: "NODEMESH_ERR_NATIVE_NETNS",
+      op: "open network namespace",
+      errnoCode: "EINVAL",
+    });
+  });
+
+  it("rejects a malformed address without touching the meshed set", async () => {
+    expect(() =>
+      dp!.setMeshedDestinations([
+        { address: VIP_A, port: 80 },
+        { address: "10.96.0.300", port: 80 },
+      ]),
+    ).toThrow(expect.objectContaining({ code: "NODEMESH_ERR_NATIVE_INVALID_ARGUMENT" }));
+    // The full set is still there: b:8080 is still redirected.
+    expect((JSON.parse(await curl(a, `http://${b.address}:8080/`)) as CaptureReply).orig).toBe(
+      `${b.address}:8080`,
+    );
+  });
+
+  it("reports a busy in-pod port with op, errno and code", async () => {
+    await expect(nm.listenInNetns(a.netnsPath, "127.0.0.1", 15001)).rejects.toMatchObject({
+      code: "NODEMESH_ERR_NATIVE_SOCKET",
+      op: "bind",
+      errno: 98,
+      errnoCode: "EADDRINUSE",
+      stack: expect.stringContaining("redirect.test.ts"),
+    });
+  });
+});

@@ -192,20 +192,22 @@ export class Lab {
 }
 
 /**
- * The command line that runs argv inside `host`. `ip netns exec` execs (no fork), and for a pod
- * the shell writes its own pid to the pod's cgroup before exec'ing, so the pid the caller sees is
- * the program's and the program starts inside its cgroup.
+ * The command line that runs argv inside `host`. `nsenter --net` execs (no fork) and switches only the
+ * network namespace: unlike `ip netns exec`, it does not remount /sys in a private mount namespace, so an
+ * agent on a node still sees the host's cgroup2 and bpffs mounts, as a hostNetwork DaemonSet pod would.
+ * For a pod the shell writes its own pid to the pod's cgroup before exec'ing, so the pid the caller sees
+ * is the program's and the program starts inside its cgroup.
  */
 export function wrap(host: LabHost, argv: readonly string[]): string[] {
   if (argv.length === 0)
     throw new LabError("NODEMESH_ERR_LAB_BAD_ARGS", "empty command: give a program to run");
-  if (host.kind !== "pod") return ["ip", "netns", "exec", host.netns, ...argv];
+  if (host.kind !== "pod") return ["nsenter", `--net=${host.netnsPath}`, "--", ...argv];
   return [
     "sh",
     "-c",
-    'echo $$ > "$0/cgroup.procs" && exec ip netns exec "$@"',
+    'echo $$ > "$0/cgroup.procs" && ns="$1" && shift && exec nsenter --net="$ns" -- "$@"',
     host.cgroupPath,
-    host.netns,
+    host.netnsPath,
     ...argv,
   ];
 }

@@ -181,12 +181,11 @@ describe("ip batches", () => {
 });
 
 describe("command wrapping", () => {
-  it("runs node commands with ip netns exec", () => {
+  it("runs node commands with nsenter --net, keeping the host's mounts (bpffs, cgroup2)", () => {
     expect(wrap(plan.nodes[0]!, ["curl", "-s", "x"])).toEqual([
-      "ip",
-      "netns",
-      "exec",
-      "nm-t1-n1",
+      "nsenter",
+      "--net=/run/netns/nm-t1-n1",
+      "--",
       "curl",
       "-s",
       "x",
@@ -196,8 +195,16 @@ describe("command wrapping", () => {
   it("joins the pod's cgroup before exec'ing into the pod's namespace", () => {
     const argv = wrap(plan.pods[0]!, ["node", "-e", "x"]);
     expect(argv.slice(0, 2)).toEqual(["sh", "-c"]);
-    expect(argv[2]).toMatch(/^echo \$\$ > "\$0\/cgroup\.procs" && exec ip netns exec "\$@"$/);
-    expect(argv.slice(3)).toEqual([`${CG}/nodemesh-lab/t1/n1/p1`, "nm-t1-n1p1", "node", "-e", "x"]);
+    expect(argv[2]).toBe(
+      'echo $$ > "$0/cgroup.procs" && ns="$1" && shift && exec nsenter --net="$ns" -- "$@"',
+    );
+    expect(argv.slice(3)).toEqual([
+      `${CG}/nodemesh-lab/t1/n1/p1`,
+      "/run/netns/nm-t1-n1p1",
+      "node",
+      "-e",
+      "x",
+    ]);
   });
 
   it("refuses an empty command", () => {

@@ -1,0 +1,149 @@
+// `nodemesh agent`: builds the real parts — the eBPF datapath (native addon), the controller client
+// (config stream + CSR signing) — hands them to createAgent, and owns the process: signals, exit codes.
+import { readFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { createAgent } from "./app.ts";
+import { agentSettingsFromEnv, parseAgentSettings, type AgentSettingsInput } from "./config.ts";
+import { ControllerClient } from "./control/client.ts";
+import { EbpfDatapath } from "./datapath/ebpf.ts";
+import { csrUris } from "./identity/csr.ts";
+import { ConfigError } from "./errors.ts";
+import { createLogger } from "./log.ts";
+import { configSourceOf } from "./state/source.ts";
+
+export const USAGE = `usage: nodemesh agent --node <name> --controller <host:port> --token-file <f> --ca-file <pem> [options]
+
+  --node <name>            this node's name (workloads whose spec.node matches are enrolled)  env NODEMESH_NODE_NAME
+  --controller <host:port> controller endpoint [127.0.0.1:15012]                 env NODEMESH_CONTROLLER
+  --token <t> | --token-file <f>   this node's bootstrap token                  env NODEMESH_NODE_TOKEN(_FILE)
+  --ca-file <pem>          trust bundle that verifies the controller             env NODEMESH_CA_FILE
+  --pin-dir <dir>          bpffs directory of this agent's programs [/sys/fs/bpf/nodemesh]  env NODEMESH_PIN_DIR
+  --cgroup <dir>           cgroup v2 directory to attach at [the cgroup2 mount]  env NODEMESH_CGROUP
+  --uninstall              remove this agent's BPF programs, links and maps, then exit
+  --log-level <level>      [info]                                                env LOG_LEVEL
+  Ports and timeouts: NODEMESH_ADMIN_PORT (15000), NODEMESH_METRICS_PORT (15020), NODEMESH_HEALTH_PORT (15021),
+  NODEMESH_HBONE_PORT (15008), NODEMESH_OUTBOUND_PORT (15001), NODEMESH_CONNECT_TIMEOUT_MS, NODEMESH_DRAIN_MS.
+`;
+
+export interface AgentArgs {
+  readonly node: string | undefined;
+  readonly controller: string;
+  readonly token: string | undefined;
+  readonly caFile: string | undefined;
+  readonly pinDir: string;
+  readonly cgroup: string | undefined;
+  readonly uninstall: boolean;
+  readonly logLevel: string | undefined;
+}
+
+export function parseAgentArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): AgentArgs {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      node: { type: "string" },
+      controller: { type: "string" },
+      token: { type: "string" },
+      "token-file": { type: "string" },
+      "ca-file": { type: "string" },
+      "pin-dir": { type: "string" },
+      cgroup: { type: "string" },
+      uninstall: { type: "boolean", default: false },
+      "log-level": { type: "string" },
+      help: { type: "boolean", default: false },
+    },
+  });
+  if (values.help) throw new ConfigError(USAGE);
+  const tokenFile = values["token-file"] ?? env["NODEMESH_NODE_TOKEN_FILE"];
+  let token = values.token ?? env["NODEMESH_NODE_TOKEN"];
+  if (!token && tokenFile) {
+    try {
+      token = readFileSync(tokenFile, "utf8").trim();
+    } catch (err) {
+      throw new ConfigError(`cannot read the node token file ${tokenFile}: ${(err as Error).message}`);
+    }
+  }
+  return {
+    node: values.node ?? env["NODEMESH_NODE_NAME"],
+    controller: values.controller ?? env["NODEMESH_CONTROLLER"] ?? "127.0.0.1:15012",
+    token,
+    caFile: values["ca-file"] ?? env["NODEMESH_CA_FILE"],
+    pinDir: values["pin-dir"] ?? env["NODEMESH_PIN_DIR"] ?? "/sys/fs/bpf/nodemesh",
+    cgroup: values.cgroup ?? env["NODEMESH_CGROUP"],
+    uninstall: values.uninstall ?? false,
+    logLevel: values["log-level"],
+  };
+}
+
+export async function agentMain(argv: string[]): Promise<number> {
+  const args = parseAgentArgs(argv);
+  const fromEnv = agentSettingsFromEnv();
+  const settings = parseAgentSettings({
+    ...(fromEnv as AgentSettingsInput),
+    ...(args.node ? { nodeName: args.node } : {}),
+    ...(args.logLevel ? { logLevel: args.logLevel as AgentSettingsInput["logLevel"] } : {}),
+  });
+  const log = createLogger(settings.logLevel);
+  const datapathOpts = {
+    pinDir: args.pinDir,
+    outboundPort: settings.outboundPort,
+    hbonePort: settings.hbonePort,
+    ...(args.cgroup ? { cgroupPath: args.cgroup } : {}),
+  };
+  if (args.uninstall) {
+    const dp = await EbpfDatapath.open(datapathOpts);
+    await dp.uninstall();
+    log.info({ pinDir: args.pinDir }, "datapath uninstalled");
+    return 0;
+  }
+  if (!args.token)
+    throw new ConfigError("no node token: pass --token-file <file> (or NODEMESH_NODE_TOKEN_FILE)");
+  if (!args.caFile) throw new ConfigError("no trust bundle: pass --ca-file <pem> to verify the controller");
+
+  const datapath = await EbpfDatapath.open(datapathOpts);
+  log.info(
+    { pinDir: args.pinDir, adopted: datapath.adopted },
+    datapath.adopted ? "re-adopted pinned datapath" : "datapath installed",
+  );
+  const client = new ControllerClient({
+    address: args.controller,
+    node: settings.nodeName,
+    token: args.token,
+    caFile: args.caFile,
+    log: log.child({ part: "control" }),
+  });
+  let quitting: Promise<void> | undefined;
+  const quit = (reason: string): Promise<void> =>
+    (quitting ??= (async () => {
+      log.info({ reason }, "agent stopping");
+      datapath.keepEnrollmentOnRelease();
+      await agent.stop();
+      await client.stop();
+      await datapath.close();
+    })());
+  const agent = createAgent({
+    settings,
+    datapath,
+    configSource: configSourceOf(client),
+    // The controller wants the requested identity next to the CSR; it is the CSR's one URI SAN.
+    signer: { signCsr: (csrPem) => client.signCsr(csrPem, csrUris(csrPem)[0]) },
+    log,
+    version: "0.1.0",
+    onQuit: () => void quit("quitquitquit").then(() => process.exit(0)),
+  });
+  client.start();
+  await agent.start();
+  void agent.whenReady(120_000).then(
+    () => {
+      const pruned = datapath.pruneInherited();
+      log.info({ ports: agent.ports, prunedStaleWorkloads: pruned }, "agent ready");
+    },
+    (err: unknown) => log.warn({ err }, "agent not ready yet"),
+  );
+  await new Promise<void>((resolve) => {
+    const onSignal = (sig: NodeJS.Signals) => void quit(sig).then(resolve);
+    process.once("SIGTERM", onSignal);
+    process.once("SIGINT", onSignal);
+  });
+  return 0;
+}

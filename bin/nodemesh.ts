@@ -1,0 +1,49 @@
+#!/usr/bin/env -S node --disable-warning=ExperimentalWarning
+// The one command-line entry: `nodemesh <command> ...`. Each command lives with the part it runs;
+// this file only dispatches, so importing it loads nothing a command does not need.
+
+const USAGE = `usage: nodemesh <command> [options]
+
+commands:
+  demo [--duration <s>]          the local demo mesh: lab hosts, controller, one agent per node, traffic
+  controller [flags]             run the controller (config source, CA, config stream)
+  agent [flags]                  run the per-node agent (proxy + eBPF datapath)
+  lab up|down|status|exec ...    build or tear down local hosts from network namespaces
+  help                           this text
+`;
+
+type Command = (argv: string[]) => Promise<number | void>;
+
+const commands: Record<string, () => Promise<Command>> = {
+  demo: async () => (await import("../demo/demo.ts")).demoMain,
+  controller: async () => (await import("../controller/main.ts")).controllerMain,
+  agent: async () => (await import("../agent/main.ts")).agentMain,
+  lab: async () => (await import("../lab/cli.ts")).labCli,
+};
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === "help" || name === "--help" || name === "-h") {
+    process.stdout.write(USAGE);
+    return name === undefined ? 2 : 0;
+  }
+  const load = commands[name];
+  if (!load) {
+    process.stderr.write(`nodemesh: unknown command "${name}"\n${USAGE}`);
+    return 2;
+  }
+  const run = await load();
+  const code = await run(rest);
+  return typeof code === "number" ? code : 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code !== 0) process.exitCode = code;
+  },
+  (err: unknown) => {
+    const e = err as { code?: string; message?: string };
+    process.stderr.write(`nodemesh: ${e.code ? `[${e.code}] ` : ""}${e.message ?? String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,298 @@
+// The agent's one composition root: wires datapath, config source, identities, the pooled HBONE client,
+// inbound tunnels, telemetry and the operator endpoints. Config snapshots are applied one at a time:
+// local workloads added are enrolled (listeners from the datapath, certificate requested), removed ones
+// released, meshed destinations handed to the datapath, and live inbound connections re-checked against
+// the new policies (ztunnel's connection manager). `agent/main.ts` (the lead's) builds the real datapath
+// and controller client and calls createAgent.
+import type { MeshConfig } from "../controller/api/index.ts";
+import { AdminServer, Readiness } from "./admin/server.ts";
+import { DEFAULT_OUTLIER, type AgentSettings } from "./config.ts";
+import type { Datapath } from "./datapath/datapath.ts";
+import { runWithDrain } from "./drain.ts";
+import { IdentityManager, type CsrSigner } from "./identity/manager.ts";
+import { accessLogger, createLogger, type Logger } from "./log.ts";
+import { evaluateAuthz } from "./policy/authz.ts";
+import { ConnectionManager } from "./proxy/connections.ts";
+import { InboundTunnel } from "./proxy/inbound.ts";
+import { OutboundProxy } from "./proxy/outbound.ts";
+import { HbonePool } from "./proxy/pool.ts";
+import type { ConfigSource } from "./state/source.ts";
+import { MeshView, type WorkloadInfo } from "./state/view.ts";
+import { AgentMetrics } from "./telemetry/metrics.ts";
+
+export interface AgentDeps {
+  readonly settings: AgentSettings;
+  readonly datapath: Datapath;
+  readonly configSource: ConfigSource;
+  readonly signer: CsrSigner;
+  readonly log?: Logger;
+  readonly version?: string;
+  /** Called by POST /quitquitquit (main.ts exits the process); defaults to stop(). */
+  readonly onQuit?: () => void;
+}
+
+export interface Agent {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** Resolves when ready (datapath attached, first config applied, local certificates obtained). */
+  whenReady(timeoutMs?: number): Promise<void>;
+  readonly ready: boolean;
+  /** Bound ports of the operator endpoints (after start). */
+  readonly ports: { admin: number; metrics: number; health: number };
+  readonly metrics: AgentMetrics;
+  readonly identities: IdentityManager;
+  view(): MeshView | undefined;
+  /** Resolves once every config received so far has been applied. */
+  settled(): Promise<void>;
+  configDump(): object;
+}
+
+interface Enrolled {
+  readonly workload: WorkloadInfo;
+  readonly inbound: InboundTunnel;
+}
+
+export function createAgent(deps: AgentDeps): Agent {
+  const { settings, datapath } = deps;
+  const log = deps.log ?? createLogger(settings.logLevel);
+  const metrics = new AgentMetrics({
+    version: deps.version ?? "dev",
+    node: settings.nodeName,
+    access: accessLogger(log),
+  });
+  const identities = new IdentityManager(deps.signer, settings, log.child({ part: "identity" }));
+  const pool = new HbonePool(settings);
+  const connections = new ConnectionManager();
+  const enrolled = new Map<string, Enrolled>();
+  let view: MeshView | undefined;
+  let chain: Promise<void> = Promise.resolve();
+  let started = false;
+  let stopping = false;
+  let unsubscribe: (() => void) | undefined;
+  const currentView = () => view as MeshView;
+
+  const outbound = new OutboundProxy({
+    view: currentView,
+    datapath,
+    pool,
+    identities,
+    metrics,
+    settings,
+    defaultOutlier: DEFAULT_OUTLIER,
+    log,
+  });
+  const inboundDeps = {
+    view: currentView,
+    metrics,
+    connections,
+    log,
+    appConnectTimeoutMs: settings.connectTimeoutMs,
+  };
+
+  identities.on("svid", (id, svid) => {
+    metrics.setCertExpiry(id, svid.notAfter);
+    for (const e of enrolled.values()) {
+      if (e.workload.spiffeId === id) e.inbound.setCredentials(svid, identities.bundle);
+    }
+  });
+  identities.on("bundle", (bundle) => {
+    for (const e of enrolled.values()) {
+      const svid = identities.get(e.workload.spiffeId);
+      if (svid) e.inbound.setCredentials(svid, bundle);
+    }
+  });
+
+  async function enroll(w: WorkloadInfo): Promise<void> {
+    const listeners = await datapath.enroll({
+      uid: w.uid,
+      address: w.address,
+      netns: w.netns,
+      cgroup: w.cgroup,
+    });
+    const inbound = new InboundTunnel(w.uid, listeners.inbound, inboundDeps);
+    outbound.attach(w.uid, listeners.outbound);
+    enrolled.set(w.uid, { workload: w, inbound });
+    identities.want(w.spiffeId);
+    const svid = identities.get(w.spiffeId);
+    if (svid) inbound.setCredentials(svid, identities.bundle);
+    log.info({ workload: w.uid, address: w.address, identity: w.spiffeId }, "workload enrolled");
+  }
+
+  async function release(uid: string): Promise<void> {
+    const e = enrolled.get(uid);
+    if (!e) return;
+    enrolled.delete(uid);
+    e.inbound.close();
+    connections.closeWhere((c) => c.uid === uid, "workload released");
+    await datapath.release(uid);
+    identities.release(e.workload.spiffeId);
+    if (![...enrolled.values()].some((o) => o.workload.spiffeId === e.workload.spiffeId)) {
+      metrics.removeCert(e.workload.spiffeId);
+    }
+    log.info({ workload: uid }, "workload released");
+  }
+
+  async function apply(config: MeshConfig): Promise<void> {
+    if (stopping) return;
+    const next = new MeshView(config, { nodeName: settings.nodeName });
+    identities.setTrustBundle(config.trustBundle);
+    view = next;
+    datapath.setMeshedDestinations(next.meshedDestinations());
+    const wanted = new Map(next.localWorkloads().map((w) => [w.uid, w]));
+    for (const [uid, e] of enrolled) {
+      const w = wanted.get(uid);
+      if (
+        !w ||
+        w.address !== e.workload.address ||
+        w.netns !== e.workload.netns ||
+        w.cgroup !== e.workload.cgroup ||
+        w.spiffeId !== e.workload.spiffeId
+      ) {
+        await release(uid);
+      }
+    }
+    for (const [uid, w] of wanted) {
+      if (enrolled.has(uid)) continue;
+      try {
+        await enroll(w);
+      } catch (err) {
+        log.error({ err, workload: uid }, "cannot enroll workload; its traffic is not captured");
+      }
+    }
+    outbound.retain(next);
+    const closed = connections.recheck((c) => evaluateAuthz(next.authorizationPoliciesFor(c.uid), c.request));
+    log.info({ version: next.version, workloads: enrolled.size, closedByPolicy: closed }, "config applied");
+  }
+
+  function onConfig(config: MeshConfig): void {
+    chain = chain
+      .then(() => apply(config))
+      .catch((err: unknown) => log.error({ err }, "config apply failed"));
+  }
+
+  const readiness = new Readiness();
+  readiness.condition("datapath", () => started);
+  readiness.condition("config", () => view !== undefined);
+  readiness.condition("certificates", () => identities.allReady());
+
+  const admin = new AdminServer("admin");
+  const metricsServer = new AdminServer("metrics");
+  const health = new AdminServer("health");
+  const metricsPage = async () => ({ contentType: metrics.contentType, body: await metrics.text() });
+  metricsServer.page("/metrics", "Prometheus metrics", metricsPage);
+  metricsServer.page("/stats/prometheus", "alias of /metrics", metricsPage);
+  const readyPage = () =>
+    readiness.ready
+      ? { body: "ready\n" }
+      : { status: 503, body: `not ready: waiting for ${readiness.pending().join(", ")}\n` };
+  health.page("/healthz/ready", "200 when ready", readyPage);
+  admin.page("/healthz/ready", "200 when ready", readyPage);
+  admin.page("/config_dump", "workloads, services, policies, certificates, connections", () => ({
+    body: agent.configDump(),
+  }));
+  admin.page("/logging", "GET: level; POST ?level=debug sets it", (req, url) => {
+    const level = url.searchParams.get("level");
+    if (req.method === "POST" || level) {
+      if (!level || !(level in log.levels.values))
+        return { status: 400, body: `unknown level ${level ?? ""}\n` };
+      log.level = level;
+    }
+    return { body: { level: log.level } };
+  });
+  admin.page("/quitquitquit", "POST: drain and exit", (req) => {
+    if (req.method !== "POST") return { status: 405, body: "use POST\n" };
+    setImmediate(() => (deps.onQuit ? deps.onQuit() : void agent.stop()));
+    return { body: "OK\n" };
+  });
+
+  const agent: Agent = {
+    async start() {
+      await Promise.all([
+        admin.listen(settings.adminPort, settings.adminHost),
+        metricsServer.listen(settings.metricsPort, settings.metricsHost),
+        health.listen(settings.healthPort, settings.metricsHost),
+      ]);
+      unsubscribe = deps.configSource.onConfig(onConfig);
+      const first = deps.configSource.current();
+      if (first) onConfig(first);
+      started = true;
+      await chain;
+    },
+    async stop() {
+      if (stopping) return;
+      stopping = true;
+      unsubscribe?.();
+      await chain;
+      const result = await runWithDrain({
+        stopAccepting: async () => {
+          for (const uid of [...enrolled.keys()]) {
+            const e = enrolled.get(uid);
+            e?.inbound.close();
+            await datapath.release(uid);
+          }
+        },
+        inflight: () => connections.size + pool.stats().streams,
+        force: () => {
+          connections.closeWhere(() => true, "agent shutting down");
+          pool.close();
+        },
+        deadlineMs: settings.drainMs,
+      });
+      identities.close();
+      enrolled.clear();
+      await Promise.all([admin.close(), metricsServer.close(), health.close()]);
+      log.info(result, "agent stopped");
+    },
+    async whenReady(timeoutMs = 30_000) {
+      const deadline = Date.now() + timeoutMs;
+      while (!readiness.ready) {
+        if (Date.now() > deadline)
+          throw new Error(`agent not ready after ${timeoutMs} ms: ${readiness.pending().join(", ")}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    },
+    get ready() {
+      return readiness.ready;
+    },
+    get ports() {
+      return { admin: admin.port ?? 0, metrics: metricsServer.port ?? 0, health: health.port ?? 0 };
+    },
+    metrics,
+    identities,
+    view: () => view,
+    settled: () => chain,
+    configDump() {
+      const v = view;
+      return {
+        node: settings.nodeName,
+        version: v?.version,
+        ready: readiness.ready,
+        pending: readiness.pending(),
+        workloads: [...enrolled.values()].map((e) => ({
+          uid: e.workload.uid,
+          address: e.workload.address,
+          identity: e.workload.spiffeId,
+          authorizationPolicies: v
+            ?.authorizationPoliciesFor(e.workload.uid)
+            .map((p) => `${p.metadata.namespace}/${p.metadata.name}`),
+        })),
+        services: v
+          ?.services()
+          .map((s) => ({ host: s.host, loadBalancer: s.loadBalancer, connectTimeoutMs: s.connectTimeoutMs })),
+        balancing: outbound.dump(),
+        policies: {
+          authorization: v?.config.authorizationPolicies.map(
+            (p) => `${p.metadata.namespace}/${p.metadata.name} ${p.spec.action}`,
+          ),
+          peerAuthentication: v?.config.peerAuthentications.map(
+            (p) => `${p.metadata.namespace}/${p.metadata.name} ${p.spec.mtls.mode}`,
+          ),
+        },
+        certificates: identities.dump(),
+        trustBundle: { roots: identities.bundle.length },
+        connections: { inbound: connections.dump(), pool: pool.dump() },
+      };
+    },
+  };
+  return agent;
+}

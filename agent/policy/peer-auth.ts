@@ -1,0 +1,42 @@
+// PeerAuthentication: which mTLS mode applies to a workload port. Precedence is Istio's: workload
+// (selector) over namespace over mesh-wide (root namespace); portLevelMtls over the policy's mode; UNSET
+// inherits; the top default is STRICT (the issue's choice, stricter than Istio's PERMISSIVE).
+//
+// Node-to-node traffic is always mTLS (HBONE on 15008), so STRICT and PERMISSIVE differ only for
+// plaintext arriving at a workload outside the tunnel: `admitsPlaintext()` is what a datapath hook for
+// direct inbound would ask. The inbound tunnel records the mode in `connection_security_policy`.
+import { policyAppliesTo, type PeerAuthentication, type WorkloadEntry } from "../../controller/api/index.ts";
+
+export type EffectiveMtlsMode = "STRICT" | "PERMISSIVE";
+
+export function resolveMtlsMode(
+  policies: readonly PeerAuthentication[],
+  workload: WorkloadEntry,
+  port: number,
+  rootNamespace: string,
+): EffectiveMtlsMode {
+  const applying = policies.filter((p) => policyAppliesTo(p, workload, [], rootNamespace));
+  const ns = workload.metadata.namespace;
+  const levels = [
+    applying.filter((p) => p.spec.selector !== undefined && p.metadata.namespace === ns),
+    applying.filter((p) => p.spec.selector === undefined && p.metadata.namespace === ns),
+    applying.filter((p) => p.metadata.namespace === rootNamespace && p.metadata.namespace !== ns),
+  ];
+  for (const level of levels) {
+    for (const p of sortByName(level)) {
+      const portMode = p.spec.portLevelMtls?.[String(port)]?.mode;
+      if (portMode && portMode !== "UNSET") return portMode;
+      if (p.spec.mtls.mode !== "UNSET") return p.spec.mtls.mode;
+    }
+  }
+  return "STRICT";
+}
+
+export function admitsPlaintext(mode: EffectiveMtlsMode): boolean {
+  return mode === "PERMISSIVE";
+}
+
+/** Oldest-first is Istio's tie-break; without timestamps, name order keeps the choice deterministic. */
+function sortByName(ps: readonly PeerAuthentication[]): PeerAuthentication[] {
+  return [...ps].sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
+}

@@ -1,0 +1,207 @@
+// Inbound HBONE for one local workload (its 15008 listener): TLS 1.3 with a required client certificate
+// chaining to the trust bundle, HTTP/2, CONNECT streams. Per stream (ztunnel `serve_connect`): non-CONNECT
+// → 400; target IP not this workload → 400; policy denial → 401; application unreachable → 503; else
+// 200 and a two-way pipe to the application at <address>:<port>. Live connections are tracked so a
+// later policy change can cut them.
+//
+// Invariants: the HTTP/2 server exists once the workload has a certificate; sockets accepted before that
+// wait (paused) in `#pending`. setCredentials() swaps the context for new handshakes only.
+import {
+  createSecureServer,
+  type Http2SecureServer,
+  type Http2Session,
+  type IncomingHttpHeaders,
+  type ServerHttp2Stream,
+} from "node:http2";
+import { connect, type Server, type Socket } from "node:net";
+import type { TLSSocket } from "node:tls";
+import type { Logger } from "../log.ts";
+import { evaluateAuthz, parsePrincipal, type AuthzRequest } from "../policy/authz.ts";
+import type { MeshView } from "../state/view.ts";
+import type { AgentMetrics, TcpLabels } from "../telemetry/metrics.ts";
+import { peerSpiffeId, serverTlsOptions, type Svid } from "../tls/svid.ts";
+import type { ConnectionManager, TrackedConnection } from "./connections.ts";
+import { pipeBoth } from "./pipe.ts";
+
+export interface InboundDeps {
+  view(): MeshView;
+  readonly metrics: AgentMetrics;
+  readonly connections: ConnectionManager;
+  readonly log: Logger;
+  readonly appConnectTimeoutMs: number;
+}
+
+const STREAM_WINDOW = 4 * 1024 * 1024;
+
+export class InboundTunnel {
+  readonly uid: string;
+  readonly #listener: Server;
+  readonly #deps: InboundDeps;
+  readonly #peers = new WeakMap<Http2Session, string | undefined>();
+  #server: Http2SecureServer | undefined;
+  #pending: Socket[] = [];
+  #closed = false;
+
+  constructor(uid: string, listener: Server, deps: InboundDeps) {
+    this.uid = uid;
+    this.#listener = listener;
+    this.#deps = deps;
+    listener.on("connection", this.#onConnection);
+  }
+
+  setCredentials(svid: Svid, bundle: readonly string[]): void {
+    if (this.#closed) return;
+    const tls = serverTlsOptions(svid, bundle);
+    if (this.#server) {
+      this.#server.setSecureContext(tls);
+      return;
+    }
+    const server = createSecureServer({
+      ...tls,
+      allowHTTP1: false,
+      settings: { enablePush: false, initialWindowSize: STREAM_WINDOW, maxConcurrentStreams: 200 },
+    });
+    server.on("session", (session: Http2Session) => {
+      this.#peers.set(session, peerSpiffeId((session.socket as TLSSocket).getPeerCertificate()));
+      session.on("error", () => {});
+    });
+    server.on("stream", (stream, headers) => this.#onStream(stream, headers));
+    server.on("tlsClientError", (err, socket) => {
+      if (this.#deps.log.isLevelEnabled("debug")) {
+        this.#deps.log.debug({ err, peer: socket.remoteAddress, workload: this.uid }, "rejected tls client");
+      }
+    });
+    this.#server = server;
+    for (const s of this.#pending.splice(0)) server.emit("connection", s);
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#listener.off("connection", this.#onConnection);
+    for (const s of this.#pending.splice(0)) s.destroy();
+    this.#server?.close();
+  }
+
+  readonly #onConnection = (socket: Socket): void => {
+    if (this.#closed) return void socket.destroy();
+    socket.setNoDelay(true);
+    if (this.#server) this.#server.emit("connection", socket);
+    else {
+      socket.on("error", () => {});
+      this.#pending.push(socket);
+    }
+  };
+
+  #onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
+    stream.on("error", () => {});
+    const view = this.#deps.view();
+    const w = view.localWorkload(this.uid);
+    const principal = this.#peers.get(stream.session as Http2Session);
+    const sourceIp = stream.session?.socket?.remoteAddress ?? "";
+    const labels = this.#labels(view, principal, headers);
+    const target = parseAuthority(headers[":authority"]);
+    const rec = this.#deps.metrics.record("inbound", labels, sourceIp, headers[":authority"] ?? "");
+    const refuse = (status: number, flag: string, reason: string) => {
+      labels.response_flags = flag;
+      rec.reason = reason;
+      if (!stream.destroyed) stream.respond({ ":status": status }, { endStream: true });
+      this.#deps.metrics.finish(rec, true);
+    };
+    if (headers[":method"] !== "CONNECT") return refuse(400, "BadRequest", "not a CONNECT request");
+    if (!w) return refuse(503, "NoHealthyUpstream", `workload ${this.uid} is no longer on this node`);
+    if (!target || target.address !== w.address) {
+      return refuse(
+        400,
+        "IPMismatch",
+        `CONNECT target ${headers[":authority"] ?? "(none)"} is not ${w.address}`,
+      );
+    }
+    if (!principal) return refuse(401, "IdentityError", "peer certificate has no SPIFFE ID");
+    const request: AuthzRequest = { principal, sourceIp, destinationPort: target.port };
+    const decision = evaluateAuthz(view.authorizationPoliciesFor(this.uid), request);
+    if (!decision.allowed) return refuse(401, "AuthorizationPolicyDenied", decision.reason);
+
+    const app = connect({ host: w.address, port: target.port, allowHalfOpen: true, noDelay: true });
+    const timer = setTimeout(() => app.destroy(new Error("timed out")), this.#deps.appConnectTimeoutMs);
+    app.once("error", (err) => {
+      clearTimeout(timer);
+      if (!app.connecting && rec.opened) return; // handled by the pipe
+      refuse(
+        503,
+        "ConnectionFailure",
+        `application ${target.address}:${target.port} unreachable: ${err.message}`,
+      );
+    });
+    app.once("connect", () => {
+      clearTimeout(timer);
+      if (stream.destroyed) return void app.destroy();
+      stream.respond({ ":status": 200 }, { endStream: false });
+      this.#deps.metrics.opened(rec);
+      const tracked: TrackedConnection = {
+        uid: this.uid,
+        request,
+        close: (reason) => {
+          labels.response_flags = "AuthorizationPolicyDenied";
+          rec.reason = reason;
+          abort(new Error(reason));
+        },
+      };
+      this.#deps.connections.add(tracked);
+      const abort = pipeBoth(stream, app, (err) => {
+        this.#deps.connections.remove(tracked);
+        rec.received = app.bytesWritten;
+        rec.sent = app.bytesRead;
+        if (err && !rec.reason) rec.reason = err.message;
+        this.#deps.metrics.finish(rec, false);
+      });
+    });
+  }
+
+  #labels(view: MeshView, principal: string | undefined, headers: IncomingHttpHeaders): TcpLabels {
+    const w = view.localWorkload(this.uid);
+    const fwd = parseForwarded(headers["forwarded"]);
+    const src = fwd.for ? view.workloadByAddress(fwd.for) : undefined;
+    // Trust the forwarded source only when the certificate proves that identity.
+    const srcOk = src !== undefined && src.spiffeId === principal;
+    return {
+      reporter: "destination",
+      source_workload: srcOk ? src.name : "unknown",
+      source_workload_namespace: srcOk ? src.namespace : parsePrincipal(principal).namespace || "unknown",
+      source_principal: principal ?? "unknown",
+      destination_service: fwd.host ?? "unknown",
+      destination_workload: w?.name ?? "unknown",
+      destination_workload_namespace: w?.namespace ?? "unknown",
+      destination_principal: w?.spiffeId ?? "unknown",
+      connection_security_policy: "mutual_tls",
+      response_flags: "-",
+    };
+  }
+}
+
+export function parseAuthority(authority: string | undefined): { address: string; port: number } | undefined {
+  if (!authority) return undefined;
+  const i = authority.lastIndexOf(":");
+  if (i <= 0) return undefined;
+  const port = Number(authority.slice(i + 1));
+  if (!Number.isInteger(port) || port < 1 || port > 65535) return undefined;
+  return { address: authority.slice(0, i), port };
+}
+
+/** `forwarded: for="10.0.0.1";host="svc.ns"` (RFC 7239, the subset ztunnel sends). */
+export function parseForwarded(value: string | string[] | undefined): { for?: string; host?: string } {
+  const v = Array.isArray(value) ? value[0] : value;
+  if (!v) return {};
+  const out: { for?: string; host?: string } = {};
+  for (const part of v.split(";")) {
+    const eq = part.indexOf("=");
+    if (eq < 0) continue;
+    const k = part.slice(0, eq).trim().toLowerCase();
+    const val = part
+      .slice(eq + 1)
+      .trim()
+      .replace(/^"|"$/g, "");
+    if (k === "for") out.for = val.replace(/:\d+$/, "");
+    else if (k === "host") out.host = val;
+  }
+  return out;
+}

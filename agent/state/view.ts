@@ -1,0 +1,208 @@
+// An immutable, indexed view of one MeshConfig snapshot, built once per snapshot so that the hot path
+// (one lookup per connection) is a Map get: VIP:port → service + endpoints, address → workload, local
+// workloads of this node, and per-workload policies. Selection rules come from controller/api's
+// selectors, so the agent and the controller agree on what applies where.
+import {
+  durationMs,
+  endpointsOf,
+  policyAppliesTo,
+  spiffeIdOf,
+  trafficPolicyTargets,
+  type AuthorizationPolicy,
+  type MeshConfig,
+  type PeerAuthentication,
+  type Service,
+  type WorkloadEntry,
+} from "../../controller/api/index.ts";
+import type { LoadBalancerKind } from "../balance/balancer.ts";
+import type { OutlierSettings } from "../health/outlier.ts";
+import { resolveMtlsMode, type EffectiveMtlsMode } from "../policy/peer-auth.ts";
+
+export interface WorkloadInfo {
+  /** "namespace/name": stable across snapshots, the datapath's enrollment key. */
+  readonly uid: string;
+  readonly name: string;
+  readonly namespace: string;
+  readonly address: string;
+  readonly serviceAccount: string;
+  readonly spiffeId: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly node: string;
+  readonly netns: string | undefined;
+  readonly cgroup: string | undefined;
+  readonly entry: WorkloadEntry;
+}
+
+export interface EndpointInfo {
+  /** "address:port": the balancing and outlier key. */
+  readonly key: string;
+  readonly address: string;
+  readonly port: number;
+  readonly workload: WorkloadInfo;
+}
+
+export interface ServicePortInfo {
+  /** "namespace/name:port": one balancer and one outlier detector per service port. */
+  readonly key: string;
+  readonly service: ServiceInfo;
+  readonly port: number;
+  readonly endpoints: readonly EndpointInfo[];
+}
+
+export interface ServiceInfo {
+  readonly name: string;
+  readonly namespace: string;
+  /** "name.namespace" — the destination_service label. */
+  readonly host: string;
+  readonly loadBalancer: LoadBalancerKind;
+  readonly connectTimeoutMs: number | undefined;
+  readonly outlier: Partial<OutlierSettings>;
+}
+
+/** What an original destination resolves to. */
+export type Target =
+  | { readonly kind: "service"; readonly servicePort: ServicePortInfo }
+  | { readonly kind: "workload"; readonly endpoint: EndpointInfo };
+
+export interface MeshViewOptions {
+  readonly nodeName: string;
+}
+
+export class MeshView {
+  readonly config: MeshConfig;
+  readonly version: string;
+  readonly trustDomain: string;
+  readonly #byVip = new Map<string, ServicePortInfo>();
+  readonly #byAddress = new Map<string, WorkloadInfo>();
+  readonly #local: WorkloadInfo[] = [];
+  readonly #localByUid = new Map<string, WorkloadInfo>();
+  readonly #authz = new Map<string, readonly AuthorizationPolicy[]>();
+  readonly #services: ServiceInfo[] = [];
+
+  constructor(config: MeshConfig, opts: MeshViewOptions) {
+    this.config = config;
+    this.version = config.version;
+    this.trustDomain = config.trustDomain;
+    for (const w of config.workloads) {
+      const info = workloadInfo(w, config.trustDomain);
+      this.#byAddress.set(info.address, info);
+      if (w.spec.node === opts.nodeName) {
+        this.#local.push(info);
+        this.#localByUid.set(info.uid, info);
+      }
+    }
+    for (const s of config.services) this.#indexService(s);
+    for (const w of this.#local) {
+      this.#authz.set(
+        w.uid,
+        config.authorizationPolicies.filter((p) =>
+          policyAppliesTo(p, w.entry, config.services, config.rootNamespace),
+        ),
+      );
+    }
+    Object.freeze(this.#local);
+  }
+
+  /** Original destination → meshed service port or workload; undefined = not meshed (pass through). */
+  resolve(address: string, port: number): Target | undefined {
+    const sp = this.#byVip.get(`${address}:${port}`);
+    if (sp) return { kind: "service", servicePort: sp };
+    const w = this.#byAddress.get(address);
+    if (w) return { kind: "workload", endpoint: { key: `${address}:${port}`, address, port, workload: w } };
+    return undefined;
+  }
+
+  workloadByAddress(address: string): WorkloadInfo | undefined {
+    return this.#byAddress.get(address);
+  }
+
+  localWorkloads(): readonly WorkloadInfo[] {
+    return this.#local;
+  }
+
+  localWorkload(uid: string): WorkloadInfo | undefined {
+    return this.#localByUid.get(uid);
+  }
+
+  services(): readonly ServiceInfo[] {
+    return this.#services;
+  }
+
+  /** AuthorizationPolicies that apply to a local workload. */
+  authorizationPoliciesFor(uid: string): readonly AuthorizationPolicy[] {
+    return this.#authz.get(uid) ?? [];
+  }
+
+  mtlsModeFor(w: WorkloadInfo, port: number): EffectiveMtlsMode {
+    return resolveMtlsMode(this.config.peerAuthentications, w.entry, port, this.config.rootNamespace);
+  }
+
+  /** For the datapath: every VIP:port, and every workload address (all ports). */
+  meshedDestinations(): { address: string; port: number }[] {
+    const out: { address: string; port: number }[] = [];
+    for (const sp of this.#byVip.keys()) {
+      const i = sp.lastIndexOf(":");
+      out.push({ address: sp.slice(0, i), port: Number(sp.slice(i + 1)) });
+    }
+    for (const a of this.#byAddress.keys()) out.push({ address: a, port: 0 });
+    return out;
+  }
+
+  #indexService(s: Service): void {
+    const tp = this.config.trafficPolicies
+      .filter((p) => trafficPolicyTargets(p, s))
+      .sort((a, b) => a.metadata.name.localeCompare(b.metadata.name))[0];
+    const od = tp?.spec.outlierDetection;
+    const outlier: Partial<OutlierSettings> = {};
+    const consecutive = od?.consecutiveGatewayErrors ?? od?.consecutiveErrors ?? od?.consecutive5xxErrors;
+    if (consecutive !== undefined) Object.assign(outlier, { consecutiveGatewayErrors: consecutive });
+    if (od?.interval) Object.assign(outlier, { intervalMs: durationMs(od.interval) });
+    if (od?.baseEjectionTime) Object.assign(outlier, { baseEjectionTimeMs: durationMs(od.baseEjectionTime) });
+    if (od?.maxEjectionPercent !== undefined)
+      Object.assign(outlier, { maxEjectionPercent: od.maxEjectionPercent });
+    const timeout = tp?.spec.connectionPool?.tcp?.connectTimeout;
+    const info: ServiceInfo = Object.freeze({
+      name: s.metadata.name,
+      namespace: s.metadata.namespace,
+      host: `${s.metadata.name}.${s.metadata.namespace}`,
+      loadBalancer: tp?.spec.loadBalancer?.simple ?? "ROUND_ROBIN",
+      connectTimeoutMs: timeout ? durationMs(timeout) : undefined,
+      outlier: Object.freeze(outlier),
+    });
+    this.#services.push(info);
+    const endpoints = endpointsOf(s, this.config.workloads);
+    for (const p of s.spec.ports) {
+      const eps: EndpointInfo[] = [];
+      for (const e of endpoints) {
+        if (e.servicePort !== p.port) continue;
+        const workload = this.#byAddress.get(e.address);
+        if (workload) eps.push({ key: `${e.address}:${e.port}`, address: e.address, port: e.port, workload });
+      }
+      const spi: ServicePortInfo = Object.freeze({
+        key: `${info.namespace}/${info.name}:${p.port}`,
+        service: info,
+        port: p.port,
+        endpoints: Object.freeze(eps),
+      });
+      for (const vip of s.spec.addresses) this.#byVip.set(`${vip}:${p.port}`, spi);
+    }
+  }
+}
+
+function workloadInfo(w: WorkloadEntry, trustDomain: string): WorkloadInfo {
+  return Object.freeze({
+    uid: `${w.metadata.namespace}/${w.metadata.name}`,
+    name: w.metadata.name,
+    namespace: w.metadata.namespace,
+    address: w.spec.address,
+    serviceAccount: w.spec.serviceAccount,
+    spiffeId: spiffeIdOf(w, trustDomain),
+    labels: w.spec.labels,
+    node: w.spec.node,
+    netns: w.spec.netns,
+    cgroup: w.spec.cgroup,
+    entry: w,
+  });
+}
+
+export type { PeerAuthentication };

@@ -1,0 +1,185 @@
+// L4 metrics (prom-client, one Registry per agent, never the global one) with Istio's label names, and
+// the access log line per closed connection. A connection is described by one ConnRecord, filled as the
+// connection proceeds and finished once: opened → (failed | closed), bytes counted at close from the
+// sockets' own counters (no per-chunk work).
+//
+// Byte direction follows Istio: `received` = bytes from the client towards the server (request side),
+// `sent` = bytes from the server back to the client (response side), for both reporters.
+import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
+import type { Logger } from "../log.ts";
+
+export const TCP_LABELS = [
+  "reporter",
+  "source_workload",
+  "source_workload_namespace",
+  "source_principal",
+  "destination_service",
+  "destination_workload",
+  "destination_workload_namespace",
+  "destination_principal",
+  "connection_security_policy",
+  "response_flags",
+] as const;
+export type TcpLabelName = (typeof TCP_LABELS)[number];
+export type TcpLabels = Record<TcpLabelName, string>;
+
+/** One proxied connection, as seen by one reporter. Mutable until `finish`. */
+export interface ConnRecord {
+  readonly labels: TcpLabels;
+  readonly direction: "outbound" | "inbound";
+  readonly start: number;
+  srcAddr: string;
+  dstAddr: string;
+  /** Address:port of the HBONE tunnel (outbound) — `dst.hbone_addr` in the log. */
+  hboneAddr: string;
+  /** Client → server bytes and server → client bytes, set before finish. */
+  received: number;
+  sent: number;
+  /** Why it failed or was closed early; "" for a normal close. */
+  reason: string;
+  opened: boolean;
+}
+
+export class AgentMetrics {
+  readonly registry = new Registry();
+  readonly #opened: Counter<TcpLabelName>;
+  readonly #closed: Counter<TcpLabelName>;
+  readonly #failed: Counter<TcpLabelName>;
+  readonly #sent: Counter<TcpLabelName>;
+  readonly #received: Counter<TcpLabelName>;
+  readonly #certExpiry: Gauge<"spiffe_id">;
+  readonly #access: Logger;
+
+  constructor(opts: { version: string; node: string; access: Logger; defaultMetrics?: boolean }) {
+    const registers = [this.registry];
+    const counter = (name: string, help: string) =>
+      new Counter({ name, help, labelNames: TCP_LABELS, registers });
+    this.#opened = counter(
+      "nodemesh_tcp_connections_opened_total",
+      "TCP connections opened through the mesh.",
+    );
+    this.#closed = counter(
+      "nodemesh_tcp_connections_closed_total",
+      "TCP connections closed through the mesh.",
+    );
+    this.#failed = counter(
+      "nodemesh_tcp_connections_failed_total",
+      "TCP connections that failed (no endpoint, tunnel failure, policy denial).",
+    );
+    this.#sent = counter(
+      "nodemesh_tcp_sent_bytes_total",
+      "Bytes sent by the server side (response direction).",
+    );
+    this.#received = counter(
+      "nodemesh_tcp_received_bytes_total",
+      "Bytes received from the client side (request direction).",
+    );
+    this.#certExpiry = new Gauge({
+      name: "nodemesh_identity_cert_expiration_timestamp_seconds",
+      help: "NotAfter of the current workload certificate, as a Unix timestamp.",
+      labelNames: ["spiffe_id"],
+      registers,
+    });
+    new Gauge({
+      name: "nodemesh_build_info",
+      help: "Build information of the running agent (always 1).",
+      labelNames: ["version", "component", "node"],
+      registers,
+    }).set({ version: opts.version, component: "agent", node: opts.node }, 1);
+    if (opts.defaultMetrics !== false) {
+      collectDefaultMetrics({ register: this.registry });
+      // Gauges named *_total: promtool (and Prometheus naming rules) reject them.
+      for (const name of [
+        "nodejs_active_handles_total",
+        "nodejs_active_requests_total",
+        "nodejs_active_resources_total",
+      ]) {
+        this.registry.removeSingleMetric(name);
+      }
+    }
+    this.#access = opts.access;
+  }
+
+  /** A record for a new connection; counts it as opened only once `opened()` is called. */
+  record(direction: "outbound" | "inbound", labels: TcpLabels, srcAddr: string, dstAddr: string): ConnRecord {
+    return {
+      labels,
+      direction,
+      start: performance.now(),
+      srcAddr,
+      dstAddr,
+      hboneAddr: "",
+      received: 0,
+      sent: 0,
+      reason: "",
+      opened: false,
+    };
+  }
+
+  opened(rec: ConnRecord): void {
+    rec.opened = true;
+    this.#opened.inc(rec.labels);
+  }
+
+  /** Ends a record: closed (if it was opened) or failed, byte counters, one access log line. */
+  finish(rec: ConnRecord, failed: boolean): void {
+    if (failed) this.#failed.inc(rec.labels);
+    if (rec.opened) this.#closed.inc(rec.labels);
+    if (rec.received > 0) this.#received.inc(rec.labels, rec.received);
+    if (rec.sent > 0) this.#sent.inc(rec.labels, rec.sent);
+    if (!this.#access.isLevelEnabled("info")) return;
+    const l = rec.labels;
+    this.#access.info(
+      {
+        direction: rec.direction,
+        "src.addr": rec.srcAddr,
+        "src.workload": l.source_workload,
+        "src.namespace": l.source_workload_namespace,
+        "src.identity": l.source_principal,
+        "dst.addr": rec.dstAddr,
+        "dst.hbone_addr": rec.hboneAddr || undefined,
+        "dst.service": l.destination_service,
+        "dst.workload": l.destination_workload,
+        "dst.namespace": l.destination_workload_namespace,
+        "dst.identity": l.destination_principal,
+        bytes_recv: rec.received,
+        bytes_sent: rec.sent,
+        duration: Math.round((performance.now() - rec.start) * 1000) / 1000,
+        response_flags: l.response_flags || undefined,
+        error: rec.reason || undefined,
+      },
+      failed ? "connection failed" : "connection complete",
+    );
+  }
+
+  setCertExpiry(spiffeId: string, notAfterMs: number): void {
+    this.#certExpiry.set({ spiffe_id: spiffeId }, Math.floor(notAfterMs / 1000));
+  }
+
+  removeCert(spiffeId: string): void {
+    this.#certExpiry.remove({ spiffe_id: spiffeId });
+  }
+
+  async text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}
+
+export function unknownLabels(reporter: "source" | "destination"): TcpLabels {
+  return {
+    reporter,
+    source_workload: "unknown",
+    source_workload_namespace: "unknown",
+    source_principal: "unknown",
+    destination_service: "unknown",
+    destination_workload: "unknown",
+    destination_workload_namespace: "unknown",
+    destination_principal: "unknown",
+    connection_security_policy: "mutual_tls",
+    response_flags: "-",
+  };
+}

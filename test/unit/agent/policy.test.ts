@@ -1,0 +1,174 @@
+import { describe, expect, it } from "vitest";
+import type {
+  AuthorizationPolicy,
+  PeerAuthentication,
+  WorkloadEntry,
+} from "../../../controller/api/index.ts";
+import { evaluateAuthz, inBlock, stringMatch, type AuthzRequest } from "../../../agent/policy/authz.ts";
+import { resolveMtlsMode } from "../../../agent/policy/peer-auth.ts";
+
+const H = { apiVersion: "nodemesh.io/v1alpha1" as const };
+function ap(
+  name: string,
+  action: "ALLOW" | "DENY",
+  rules: AuthorizationPolicy["spec"]["rules"],
+): AuthorizationPolicy {
+  return {
+    ...H,
+    kind: "AuthorizationPolicy",
+    metadata: { name, namespace: "default" },
+    spec: { action, rules },
+  };
+}
+const CLIENT = "spiffe://cluster.local/ns/default/sa/client";
+const req = (principal: string | undefined, port = 8080, sourceIp = "10.0.0.5"): AuthzRequest => ({
+  principal,
+  destinationPort: port,
+  sourceIp,
+});
+
+describe("AuthorizationPolicy evaluation", () => {
+  const cases: [string, AuthorizationPolicy[], AuthzRequest, boolean][] = [
+    ["no policy: allow", [], req(CLIENT), true],
+    ["ALLOW with no rules allows nothing", [ap("a", "ALLOW", [])], req(CLIENT), false],
+    ["ALLOW rules [{}] allows all", [ap("a", "ALLOW", [{}])], req(CLIENT), true],
+    [
+      "ALLOW by principal (Istio form)",
+      [ap("a", "ALLOW", [{ from: [{ source: { principals: ["cluster.local/ns/default/sa/client"] } }] }])],
+      req(CLIENT),
+      true,
+    ],
+    [
+      "ALLOW by principal (spiffe form), other principal denied",
+      [ap("a", "ALLOW", [{ from: [{ source: { principals: [CLIENT] } }] }])],
+      req("spiffe://cluster.local/ns/default/sa/other"),
+      false,
+    ],
+    [
+      "DENY before ALLOW",
+      [ap("allow", "ALLOW", [{}]), ap("deny", "DENY", [{ from: [{ source: { principals: [CLIENT] } }] }])],
+      req(CLIENT),
+      false,
+    ],
+    ["DENY with no rules denies nothing", [ap("d", "DENY", [])], req(CLIENT), true],
+    [
+      "namespaces and prefix match",
+      [ap("a", "ALLOW", [{ from: [{ source: { namespaces: ["def*"] } }] }])],
+      req(CLIENT),
+      true,
+    ],
+    [
+      "notNamespaces excludes",
+      [ap("a", "ALLOW", [{ from: [{ source: { notNamespaces: ["default"] } }] }])],
+      req(CLIENT),
+      false,
+    ],
+    [
+      "notPrincipals in DENY: deny everyone but the client",
+      [ap("d", "DENY", [{ from: [{ source: { notPrincipals: ["*/sa/client"] } }] }])],
+      req(CLIENT),
+      true,
+    ],
+    [
+      "serviceAccounts ns/sa",
+      [ap("a", "ALLOW", [{ from: [{ source: { serviceAccounts: ["default/client"] } }] }])],
+      req(CLIENT),
+      true,
+    ],
+    [
+      "ports: other port not allowed",
+      [ap("a", "ALLOW", [{ to: [{ operation: { ports: [9090] } }] }])],
+      req(CLIENT, 8080),
+      false,
+    ],
+    [
+      "notPorts",
+      [ap("a", "DENY", [{ to: [{ operation: { notPorts: [8080] } }] }])],
+      req(CLIENT, 9090),
+      false,
+    ],
+    [
+      "ipBlocks CIDR",
+      [ap("a", "ALLOW", [{ from: [{ source: { ipBlocks: ["10.0.0.0/24"] } }] }])],
+      req(CLIENT, 8080, "10.0.0.7"),
+      true,
+    ],
+    [
+      "L7 fields never match in ALLOW at L4",
+      [ap("a", "ALLOW", [{ to: [{ operation: { methods: ["GET"] } }] }])],
+      req(CLIENT),
+      false,
+    ],
+    [
+      "L7 fields match in DENY at L4 (fail closed)",
+      [ap("d", "DENY", [{ to: [{ operation: { methods: ["GET"] } }] }])],
+      req(CLIENT),
+      false,
+    ],
+    [
+      "when source.namespace",
+      [ap("a", "ALLOW", [{ when: [{ key: "source.namespace", values: ["default"] }] }])],
+      req(CLIENT),
+      true,
+    ],
+    [
+      "principal '*' requires an identity",
+      [ap("a", "ALLOW", [{ from: [{ source: { principals: ["*"] } }] }])],
+      req(undefined),
+      false,
+    ],
+  ];
+  it.each(cases)("%s", (_name, policies, request, allowed) => {
+    expect(evaluateAuthz(policies, request).allowed).toBe(allowed);
+  });
+
+  it("names the deciding policy", () => {
+    const d = evaluateAuthz([ap("deny-client", "DENY", [{}])], req(CLIENT));
+    expect(d).toMatchObject({ allowed: false, policy: "default/deny-client" });
+    expect(d.reason).toMatch(/DENY policy default\/deny-client/);
+  });
+
+  it("string and CIDR matching", () => {
+    expect(stringMatch("*", "")).toBe(false);
+    expect(stringMatch("*suffix", "a-suffix")).toBe(true);
+    expect(inBlock("192.168.1.1", "192.168.0.0/16")).toBe(true);
+    expect(inBlock("192.169.1.1", "192.168.0.0/16")).toBe(false);
+    expect(inBlock("1.2.3.4", "1.2.3.4")).toBe(true);
+    expect(inBlock("bad", "0.0.0.0/0")).toBe(false);
+  });
+});
+
+describe("PeerAuthentication", () => {
+  const w: WorkloadEntry = {
+    ...H,
+    kind: "WorkloadEntry",
+    metadata: { name: "db", namespace: "data" },
+    spec: { address: "10.0.0.1", serviceAccount: "db", labels: { app: "db" }, node: "n1", netns: "x" },
+  };
+  const pa = (
+    name: string,
+    ns: string,
+    mode: "STRICT" | "PERMISSIVE" | "UNSET",
+    extra = {},
+  ): PeerAuthentication => ({
+    ...H,
+    kind: "PeerAuthentication",
+    metadata: { name, namespace: ns },
+    spec: { mtls: { mode }, ...extra },
+  });
+  it("defaults to STRICT", () => expect(resolveMtlsMode([], w, 5432, "nodemesh-system")).toBe("STRICT"));
+  it("mesh < namespace < workload < port", () => {
+    const mesh = pa("default", "nodemesh-system", "PERMISSIVE");
+    expect(resolveMtlsMode([mesh], w, 5432, "nodemesh-system")).toBe("PERMISSIVE");
+    const ns = pa("ns", "data", "STRICT");
+    expect(resolveMtlsMode([mesh, ns], w, 5432, "nodemesh-system")).toBe("STRICT");
+    const wl = pa("wl", "data", "PERMISSIVE", { selector: { matchLabels: { app: "db" } } });
+    expect(resolveMtlsMode([mesh, ns, wl], w, 5432, "nodemesh-system")).toBe("PERMISSIVE");
+    const port = pa("port", "data", "UNSET", {
+      selector: { matchLabels: { app: "db" } },
+      portLevelMtls: { "5432": { mode: "STRICT" } },
+    });
+    expect(resolveMtlsMode([mesh, ns, port], w, 5432, "nodemesh-system")).toBe("STRICT");
+    expect(resolveMtlsMode([mesh, port], w, 80, "nodemesh-system")).toBe("PERMISSIVE"); // UNSET inherits
+  });
+});

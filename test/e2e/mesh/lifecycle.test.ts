@@ -1,0 +1,106 @@
+// The mesh across restarts: the controller dies and comes back, an agent restarts under traffic.
+// Redirection is pinned in the kernel, so it is the same programs before and after.
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { APPS, eventually, meshFixture, VIP, type MeshFixture } from "../../helpers/mesh-fixture.ts";
+
+let fx: MeshFixture;
+
+beforeAll(async () => {
+  fx = await meshFixture("mlife");
+}, 120_000);
+afterAll(async () => {
+  await fx?.close();
+});
+
+interface Window {
+  ok: number;
+  failed: number;
+  byBackend: Record<string, number>;
+}
+
+async function bpftoolLinks(pinDir: string): Promise<number[]> {
+  const r = await fx.lab.exec(fx.lab.root, [
+    "bpftool",
+    "-j",
+    "link",
+    "show",
+    "pinned",
+    join(pinDir, "link_connect4"),
+  ]);
+  if (r.code !== 0) return [];
+  const link = JSON.parse(r.stdout) as { id: number } | { id: number }[];
+  return (Array.isArray(link) ? link : [link]).map((l) => l.id);
+}
+
+describe("controller outage", () => {
+  it("keeps serving new connections with the last config, and resyncs after a restart", async () => {
+    fx.mesh.controller.kill("SIGKILL");
+    await fx.mesh.controller.exited;
+    for (let i = 0; i < 10; i++) {
+      const r = await fx.curl("n1p1", `http://${VIP}/`, ["--fail"]);
+      expect(r.code).toBe(0);
+    }
+    await fx.mesh.startController();
+    // A change made while agents reconnect reaches them: the resync works.
+    fx.applyExtra([
+      {
+        apiVersion: "nodemesh.io/v1alpha1",
+        kind: "AuthorizationPolicy",
+        metadata: { name: "after-restart", namespace: "default" },
+        spec: {
+          selector: { matchLabels: { app: "echo" } },
+          action: "DENY",
+          rules: [{ from: [{ source: { principals: ["cluster.local/ns/default/sa/nobody"] } }] }],
+        },
+      },
+    ]);
+    for (const node of ["n1", "n2"]) {
+      await eventually(`${node} holds the config written after the restart`, async () =>
+        (await fx.mesh.agentHttp(node, 15000, "/config_dump")).includes("after-restart"),
+      );
+    }
+    expect((await fx.curl("n2p1", `http://${VIP}/`, ["--fail"])).code).toBe(0);
+  });
+});
+
+describe("agent restart", () => {
+  it("keeps redirection pinned, re-adopts it, and traffic resumes", async () => {
+    const agent = fx.mesh.agent("n1");
+    const linksBefore = await bpftoolLinks(agent.pinDir);
+    expect(linksBefore.length).toBe(1);
+
+    const load = fx.lab.spawn("n1p1", [process.execPath, join(APPS, "load-client.ts")], {
+      env: { ...process.env, TARGET_URL: `http://${VIP}/`, RATE: "20", REPORT_MS: "500" },
+    });
+    const windows: Window[] = [];
+    createInterface({ input: load.stdout }).on("line", (l) => windows.push(JSON.parse(l) as Window));
+    try {
+      await eventually("traffic before the restart", () => windows.some((w) => w.ok > 0));
+      const start = windows.length;
+      await fx.mesh.restartAgent("n1");
+      const readyAt = windows.length;
+      await eventually(
+        "three clean windows after the restart",
+        () => {
+          const after = windows.slice(readyAt);
+          return after.length >= 3 && after.slice(-3).every((w) => w.failed === 0 && w.ok > 0);
+        },
+        20_000,
+      );
+      const during = windows.slice(start);
+      const failed = during.reduce((n, w) => n + w.failed, 0);
+      const ok = during.reduce((n, w) => n + w.ok, 0);
+      // Reported, not asserted: hitless upgrade is a later goal (the new agent cannot take over sockets yet).
+      console.info(`agent restart under 20 rps: ${failed} failed, ${ok} succeeded`);
+      expect(ok).toBeGreaterThan(0);
+    } finally {
+      load.kill("SIGTERM");
+      await load.exited;
+    }
+    // The same kernel link as before: re-adopted, not attached a second time.
+    expect(await bpftoolLinks(agent.pinDir)).toEqual(linksBefore);
+    expect(agent.process.output).toContain("re-adopted pinned datapath");
+  });
+});

@@ -29,8 +29,8 @@ import {
 } from "../../controller/api/index.ts";
 import type { MeshConfig } from "../../controller/api/index.ts";
 
-const STREAM_WINDOW = 4 << 20;
-const SESSION_WINDOW = 8 << 20;
+const STREAM_WINDOW = 1 << 20;
+const SESSION_WINDOW = 2 << 20;
 const MAX_FRAME = (1 << 24) - 1;
 
 export interface ControllerClientOptions {

@@ -1,0 +1,26 @@
+// controller/api — the wire schema the agent and the controller share: zod schemas, inferred
+// types and pure helpers. No I/O. The only controller module the agent may import.
+//
+// Exports (kept stable):
+//   resources.ts  API_VERSION, KINDS; schemas + types Service, ServicePort, WorkloadEntry,
+//                 AuthorizationPolicy (Source, Operation, Rule), PeerAuthentication (MtlsMode),
+//                 TrafficPolicy, Resource (union on `kind`), Kind, Metadata, LabelSelector,
+//                 TargetRef, Duration, PortRef; type ResourceKey; keyOf(r), keyString(k),
+//                 durationMs("250ms") → 250
+//   identity.ts   DEFAULT_TRUST_DOMAIN, type SpiffeId, spiffeIdOf(workload, td),
+//                 parseSpiffeId(uri) → SpiffeId | undefined, formatSpiffeId(id), principalOf(uri)
+//   selectors.ts  DEFAULT_ROOT_NAMESPACE, selectorMatches(sel, labels), type Endpoint,
+//                 endpointsOf(service, workloads), resolveTargetPort(port, w), serviceSelects(s, w),
+//                 policyAppliesTo(policy, w, services?, rootNs?), trafficPolicyTargets(tp, s),
+//                 stringMatches(pattern, value)
+//   stream.ts     CONTROLLER_PORT 15012, CONTROLLER_MONITORING_PORT 15014, PATH_STREAM, PATH_CSR,
+//                 HEADER_NODE, HEADER_VERSION, NDJSON, HEARTBEAT_INTERVAL_MS; schemas + types
+//                 MeshConfig, MeshDelta, ServerMessage, ClientMessage, CsrRequest, CsrResponse,
+//                 ErrorBody; LIST_OF_KIND; applyDelta(config, delta); DeltaMismatchError
+//   validate.ts   type ConfigIssue, validateDocument(doc, file, index), formatIssue(issue),
+//                 formatPath(path), describeDocument(doc)
+export * from "./resources.ts";
+export * from "./identity.ts";
+export * from "./selectors.ts";
+export * from "./stream.ts";
+export * from "./validate.ts";

@@ -1,0 +1,314 @@
+// The mesh resources, as zod schemas; every TypeScript type is inferred from its schema.
+// Kubernetes-shaped (apiVersion/kind/metadata/spec) so one YAML serves plain hosts now and CRDs
+// later. Field names follow Istio (AuthorizationPolicy, PeerAuthentication, DestinationRule) and
+// Gateway API (targetRefs, Duration strings); see docs/resources.md for the reference.
+// Invariant: the output of every schema is valid input to it (re-parsing the wire form is a no-op),
+// so the controller can send parsed resources and the agent can validate them again.
+import { z } from "zod";
+
+export const API_VERSION = "nodemesh.io/v1alpha1";
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+/** Gateway API Duration (GEP-2257) plus fractional seconds: "1s", "250ms", "1m30s", "1.5s". */
+const DURATION = /^(\d+(\.\d+)?(h|m|s|ms))+$/;
+
+export const Name = z.string().max(253).regex(DNS_SUBDOMAIN, {
+  error: "must be a lowercase DNS name ([a-z0-9-.], starting and ending alphanumeric)",
+});
+export const NamespaceName = z
+  .string()
+  .max(63)
+  .regex(DNS_LABEL, { error: "must be a lowercase DNS label ([a-z0-9-], at most 63 characters)" });
+export const Labels = z.record(
+  z.string().min(1, { error: "label keys must not be empty" }).max(317),
+  z.string().max(63),
+);
+export const Port = z
+  .number({ error: "must be a port number" })
+  .int({ error: "must be an integer port" })
+  .min(1, { error: "must be a port between 1 and 65535" })
+  .max(65535, { error: "must be a port between 1 and 65535" });
+export const IPv4 = z.ipv4({ error: "must be an IPv4 address (a.b.c.d)" });
+export const Duration = z
+  .string()
+  .regex(DURATION, { error: 'must be a duration such as "250ms", "1s", "1m30s" or "24h"' });
+/** Istio writes ports as strings in policies; both forms are accepted and normalised to numbers. */
+export const PortRef = z
+  .union([Port, z.string().regex(/^\d{1,5}$/, { error: "must be a port number" })])
+  .transform((p) => Number(p))
+  .pipe(Port);
+
+export const Metadata = z
+  .object({
+    name: Name,
+    namespace: NamespaceName.default("default"),
+    labels: Labels.optional(),
+    annotations: z.record(z.string(), z.string()).optional(),
+  })
+  .strict();
+
+/** `{matchLabels}`: empty or absent selects every workload of the namespace. */
+export const LabelSelector = z.object({ matchLabels: Labels.default({}) }).strict();
+
+/** Gateway API PolicyTargetReference to a Service in the policy's namespace. */
+export const TargetRef = z
+  .object({
+    group: z.enum(["", "core"], { error: 'group must be "" (the core group) for a Service' }).default(""),
+    kind: z.literal("Service", { error: 'kind must be "Service"' }),
+    name: Name,
+  })
+  .strict();
+
+const header = <K extends string>(kind: K) => ({
+  apiVersion: z.literal(API_VERSION, { error: `apiVersion must be "${API_VERSION}"` }),
+  kind: z.literal(kind),
+  metadata: Metadata,
+});
+
+// ---- Service -------------------------------------------------------------------------------------
+
+export const ServicePort = z
+  .object({
+    name: NamespaceName.optional(),
+    port: Port,
+    /** A number, or the name of a port in WorkloadEntry.spec.ports; defaults to `port`. */
+    targetPort: z.union([Port, NamespaceName]).optional(),
+    protocol: z.literal("TCP", { error: 'protocol must be "TCP" (UDP is not meshed)' }).default("TCP"),
+    /** e.g. "http", "kubernetes.io/h2c", "tcp"; drives L7 handling in the agent. */
+    appProtocol: z.string().min(1).optional(),
+  })
+  .strict();
+
+export const ServiceSpec = z
+  .object({
+    /** Virtual IPs clients connect to (the ClusterIP on Kubernetes). */
+    addresses: z.array(IPv4).min(1, { error: "a service needs at least one address (VIP)" }),
+    ports: z.array(ServicePort).min(1, { error: "a service needs at least one port" }),
+    /** Kubernetes Service shape: labels a WorkloadEntry of the same namespace must all carry. */
+    selector: Labels.optional(),
+  })
+  .strict();
+
+export const Service = z.object({ ...header("Service"), spec: ServiceSpec }).strict();
+
+// ---- WorkloadEntry -------------------------------------------------------------------------------
+
+export const WorkloadEntrySpec = z
+  .object({
+    address: IPv4,
+    serviceAccount: NamespaceName.default("default"),
+    labels: Labels.default({}),
+    /** Node (host) that runs the workload; its agent proxies it and requests its certificate. */
+    node: Name,
+    /** Network namespace: a path (/var/run/netns/x, /proc/<pid>/ns/net) or an `ip netns` name. */
+    netns: z.string().min(1).optional(),
+    /** cgroup v2 path of the workload, absolute or relative to the cgroup2 mount. */
+    cgroup: z.string().min(1).optional(),
+    /** Named ports, as Istio's WorkloadEntry: {http: 8080}; Service.targetPort may refer to them. */
+    ports: z.record(NamespaceName, Port).optional(),
+  })
+  .strict()
+  .refine((s) => s.netns !== undefined || s.cgroup !== undefined, {
+    error: "a workload needs netns or cgroup (how the agent finds it on its node)",
+    path: ["netns"],
+  });
+
+export const WorkloadEntry = z.object({ ...header("WorkloadEntry"), spec: WorkloadEntrySpec }).strict();
+
+// ---- AuthorizationPolicy -------------------------------------------------------------------------
+
+const strings = z.array(z.string().min(1)).optional();
+
+export const Source = z
+  .object({
+    /** "<td>/ns/<ns>/sa/<sa>" (Istio form) or full "spiffe://…"; `*`, prefix* and *suffix allowed. */
+    principals: strings,
+    notPrincipals: strings,
+    namespaces: strings,
+    notNamespaces: strings,
+    /** "<ns>/<sa>". */
+    serviceAccounts: strings,
+    notServiceAccounts: strings,
+    /** CIDRs or single addresses of the peer. */
+    ipBlocks: strings,
+    notIpBlocks: strings,
+  })
+  .strict();
+
+export const Operation = z
+  .object({
+    ports: z.array(PortRef).optional(),
+    notPorts: z.array(PortRef).optional(),
+    hosts: strings,
+    notHosts: strings,
+    methods: strings,
+    notMethods: strings,
+    paths: strings,
+    notPaths: strings,
+  })
+  .strict();
+
+export const Condition = z.object({ key: z.string().min(1), values: strings, notValues: strings }).strict();
+
+export const Rule = z
+  .object({
+    from: z.array(z.object({ source: Source }).strict()).optional(),
+    to: z.array(z.object({ operation: Operation }).strict()).optional(),
+    when: z.array(Condition).optional(),
+  })
+  .strict();
+
+export const AuthorizationPolicySpec = z
+  .object({
+    selector: LabelSelector.optional(),
+    targetRefs: z.array(TargetRef).min(1).optional(),
+    action: z.enum(["ALLOW", "DENY"], { error: "action must be ALLOW or DENY" }).default("ALLOW"),
+    /** Absent or empty: an ALLOW policy allows nothing (deny all); `[{}]` allows everything. */
+    rules: z.array(Rule).default([]),
+  })
+  .strict()
+  .refine((s) => !(s.selector && s.targetRefs), {
+    error: "selector and targetRefs are mutually exclusive",
+    path: ["targetRefs"],
+  });
+
+export const AuthorizationPolicy = z
+  .object({ ...header("AuthorizationPolicy"), spec: AuthorizationPolicySpec })
+  .strict();
+
+// ---- PeerAuthentication --------------------------------------------------------------------------
+
+export const MtlsMode = z.enum(["UNSET", "PERMISSIVE", "STRICT"], {
+  error:
+    "mtls.mode must be UNSET, PERMISSIVE or STRICT (DISABLE is not supported: node-to-node is always mTLS)",
+});
+
+export const PeerAuthenticationSpec = z
+  .object({
+    selector: LabelSelector.optional(),
+    mtls: z
+      .object({ mode: MtlsMode.default("UNSET") })
+      .strict()
+      .default({ mode: "UNSET" }),
+    portLevelMtls: z
+      .record(
+        z.string().regex(/^\d{1,5}$/, { error: "portLevelMtls keys must be port numbers" }),
+        z.object({ mode: MtlsMode }).strict(),
+      )
+      .optional(),
+  })
+  .strict()
+  .refine((s) => !s.portLevelMtls || s.selector, {
+    error: "portLevelMtls requires selector",
+    path: ["portLevelMtls"],
+  });
+
+export const PeerAuthentication = z
+  .object({ ...header("PeerAuthentication"), spec: PeerAuthenticationSpec })
+  .strict();
+
+// ---- TrafficPolicy (DestinationRule vocabulary, Gateway API attachment) ----------------------------
+
+export const TrafficPolicySpec = z
+  .object({
+    targetRefs: z.array(TargetRef).min(1, { error: "targetRefs needs at least one Service" }),
+    loadBalancer: z
+      .object({
+        /** LEAST_REQUEST means least open connections for opaque TCP. */
+        simple: z.enum(["ROUND_ROBIN", "LEAST_REQUEST"], {
+          error: "loadBalancer.simple must be ROUND_ROBIN or LEAST_REQUEST",
+        }),
+      })
+      .strict()
+      .optional(),
+    connectionPool: z
+      .object({
+        tcp: z
+          .object({ maxConnections: z.number().int().min(1).optional(), connectTimeout: Duration.optional() })
+          .strict()
+          .optional(),
+      })
+      .strict()
+      .optional(),
+    outlierDetection: z
+      .object({
+        /** Deprecated Istio alias of consecutive5xxErrors; for TCP, connect failures count. */
+        consecutiveErrors: z.number().int().min(0).optional(),
+        consecutive5xxErrors: z.number().int().min(0).optional(),
+        consecutiveGatewayErrors: z.number().int().min(0).optional(),
+        interval: Duration.optional(),
+        baseEjectionTime: Duration.optional(),
+        maxEjectionPercent: z
+          .number()
+          .int()
+          .min(0)
+          .max(100, { error: "must be a percentage (0-100)" })
+          .optional(),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
+export const TrafficPolicy = z.object({ ...header("TrafficPolicy"), spec: TrafficPolicySpec }).strict();
+
+// ---- The union -----------------------------------------------------------------------------------
+
+/** Kinds reserved for later (HTTPRoute, RateLimitPolicy, FaultInjection) join this union. */
+export const Resource = z.discriminatedUnion("kind", [
+  Service,
+  WorkloadEntry,
+  AuthorizationPolicy,
+  PeerAuthentication,
+  TrafficPolicy,
+]);
+
+export const KINDS = [
+  "Service",
+  "WorkloadEntry",
+  "AuthorizationPolicy",
+  "PeerAuthentication",
+  "TrafficPolicy",
+] as const;
+export const Kind = z.enum(KINDS);
+
+export type Metadata = z.infer<typeof Metadata>;
+export type LabelSelector = z.infer<typeof LabelSelector>;
+export type TargetRef = z.infer<typeof TargetRef>;
+export type ServicePort = z.infer<typeof ServicePort>;
+export type Service = z.infer<typeof Service>;
+export type WorkloadEntry = z.infer<typeof WorkloadEntry>;
+export type Source = z.infer<typeof Source>;
+export type Operation = z.infer<typeof Operation>;
+export type Rule = z.infer<typeof Rule>;
+export type AuthorizationPolicy = z.infer<typeof AuthorizationPolicy>;
+export type MtlsMode = z.infer<typeof MtlsMode>;
+export type PeerAuthentication = z.infer<typeof PeerAuthentication>;
+export type TrafficPolicy = z.infer<typeof TrafficPolicy>;
+export type Resource = z.infer<typeof Resource>;
+export type Kind = z.infer<typeof Kind>;
+/** A resource's identity in the stream: removals carry only this. */
+export interface ResourceKey {
+  kind: Kind;
+  namespace: string;
+  name: string;
+}
+
+export function keyOf(r: { kind: Kind; metadata: { namespace: string; name: string } }): ResourceKey {
+  return { kind: r.kind, namespace: r.metadata.namespace, name: r.metadata.name };
+}
+
+/** "Kind/namespace/name": the map key used by the model and the agent-side client. */
+export function keyString(k: ResourceKey): string {
+  return `${k.kind}/${k.namespace}/${k.name}`;
+}
+
+/** Milliseconds of a Duration string ("1m30s" → 90000). Throws on a malformed string. */
+export function durationMs(d: string): number {
+  if (!DURATION.test(d)) throw new RangeError(`invalid duration "${d}"; use e.g. "250ms", "1s", "24h"`);
+  const unit: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1000, ms: 1 };
+  let total = 0;
+  for (const m of d.matchAll(/(\d+(?:\.\d+)?)(h|ms|m|s)/g)) total += Number(m[1]) * (unit[m[2] ?? "ms"] ?? 1);
+  return Math.round(total);
+}

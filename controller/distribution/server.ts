@@ -1,0 +1,227 @@
+// The agent endpoint: HTTP/2 over TLS (default :15012). Agents authenticate per node with a
+// bootstrap token (`authorization: Bearer <token>`; the token decides the node, a `nodemesh-node`
+// header that disagrees is refused). Routes:
+//   POST /v1/stream  → AgentSession (NDJSON both ways; see controller/api/stream.ts)
+//   POST /v1/csr     → the CA, restricted to identities placed on the caller's node
+import http2 from "node:http2";
+import type {
+  Http2SecureServer,
+  IncomingHttpHeaders,
+  ServerHttp2Session,
+  ServerHttp2Stream,
+} from "node:http2";
+import type { AddressInfo } from "node:net";
+import type { Logger } from "pino";
+import { CsrRequest, HEADER_NODE, HEADER_VERSION, NDJSON, PATH_CSR, PATH_STREAM } from "../api/index.ts";
+import type { CsrResponse, ErrorBody } from "../api/index.ts";
+import type { CertificateAuthority } from "../ca/ca.ts";
+import { CsrRejectedError } from "../errors.ts";
+import type { CsrRejectReason } from "../errors.ts";
+import type { ControllerMetrics } from "../metrics.ts";
+import type { MeshModel } from "../model/model.ts";
+import type { ConfigHub } from "./hub.ts";
+import { AgentSession, SnapshotGate } from "./session.ts";
+import type { SessionInfo } from "./session.ts";
+
+const MAX_CSR_BODY = 64 * 1024;
+
+export interface StreamServerOptions {
+  hub: ConfigHub;
+  ca: CertificateAuthority;
+  /** token → node name. */
+  tokens: ReadonlyMap<string, string>;
+  metrics: ControllerMetrics;
+  log: Logger;
+  tls: { certPem: string; keyPem: string };
+  heartbeatMs: number;
+}
+
+const STATUS_OF: Record<CsrRejectReason, number> = {
+  unknown_token: 401,
+  malformed_csr: 400,
+  bad_signature: 400,
+  bad_identity: 400,
+  san_mismatch: 400,
+  extra_sans: 400,
+  identity_not_on_node: 403,
+};
+
+export class StreamServer {
+  readonly #opts: StreamServerOptions;
+  readonly #server: Http2SecureServer;
+  readonly #sessions = new Set<AgentSession>();
+  readonly #conns = new Set<ServerHttp2Session>();
+  /** Four snapshots in flight keep both cores busy while bounding the buffered TLS output. */
+  readonly #gate = new SnapshotGate(4);
+  onAck: ((node: string, version: string, error: string | undefined) => void) | undefined;
+
+  constructor(opts: StreamServerOptions) {
+    this.#opts = opts;
+    this.#server = http2.createSecureServer({
+      cert: opts.tls.certPem,
+      key: opts.tls.keyPem,
+      minVersion: "TLSv1.3",
+    });
+    this.#server.on("stream", (stream, headers) => this.#route(stream, headers));
+    this.#server.on("sessionError", (err) => opts.log.debug({ err }, "agent session error"));
+    this.#server.on("session", (c) => {
+      this.#conns.add(c);
+      c.on("close", () => this.#conns.delete(c));
+    });
+  }
+
+  /** Replaces the serving certificate for new connections (controller cert renewal, root rotation). */
+  setCertificate(tls: { certPem: string; keyPem: string }): void {
+    this.#server.setSecureContext({ cert: tls.certPem, key: tls.keyPem, minVersion: "TLSv1.3" });
+  }
+
+  listen(host: string, port: number): Promise<AddressInfo> {
+    return new Promise((resolve, reject) => {
+      this.#server.once("error", reject);
+      this.#server.listen(port, host, () => {
+        this.#server.off("error", reject);
+        resolve(this.#server.address() as AddressInfo);
+      });
+    });
+  }
+
+  sessions(): SessionInfo[] {
+    return [...this.#sessions].map((s) => s.info());
+  }
+
+  /** Stops accepting, ends every agent stream and connection (agents keep their config). */
+  async close(): Promise<void> {
+    for (const s of this.#sessions) s.close();
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    for (const c of this.#conns) c.destroy();
+    await closed;
+  }
+
+  #nodeOf(
+    headers: IncomingHttpHeaders,
+  ): { node: string } | { status: number; reason: string; message: string } {
+    const auth = headers.authorization ?? "";
+    const token = auth.startsWith("Bearer ") ? auth.slice(7).trim() : "";
+    const node = token ? this.#opts.tokens.get(token) : undefined;
+    if (!node) {
+      return {
+        status: 401,
+        reason: "unknown_token",
+        message:
+          "unknown or missing bootstrap token; check the agent's --token and the controller's --node-token",
+      };
+    }
+    const claimed = headers[HEADER_NODE];
+    if (typeof claimed === "string" && claimed !== "" && claimed !== node) {
+      return {
+        status: 403,
+        reason: "node_mismatch",
+        message: `token belongs to node ${node}, not ${claimed}`,
+      };
+    }
+    return { node };
+  }
+
+  #route(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
+    stream.on("error", () => {});
+    const path = headers[":path"]?.split("?")[0];
+    const method = headers[":method"];
+    if (method !== "POST" || (path !== PATH_STREAM && path !== PATH_CSR)) {
+      return reply(stream, 404, {
+        error: { code: "NODEMESH_ERR_NOT_FOUND", reason: "not_found", message: `no route ${method} ${path}` },
+      });
+    }
+    const who = this.#nodeOf(headers);
+    if (!("node" in who)) {
+      if (path === PATH_CSR && who.reason === "unknown_token")
+        this.#opts.metrics.csrRejected.inc({ reason: "unknown_token" });
+      this.#opts.log.warn({ path, reason: who.reason }, who.message);
+      return reply(stream, who.status, {
+        error: { code: "NODEMESH_ERR_UNAUTHENTICATED", reason: who.reason, message: who.message },
+      });
+    }
+    if (path === PATH_STREAM) this.#openStream(stream, headers, who.node);
+    else this.#csr(stream, who.node);
+  }
+
+  #openStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, node: string): void {
+    const { hub, metrics, log, heartbeatMs } = this.#opts;
+    const resume = headers[HEADER_VERSION];
+    stream.respond({ ":status": 200, "content-type": NDJSON, "cache-control": "no-store" });
+    const session = new AgentSession(
+      node,
+      stream,
+      { hub, metrics, log, heartbeatMs, gate: this.#gate },
+      typeof resume === "string" && resume ? resume : undefined,
+    );
+    session.onAck = (n, v, e) => this.onAck?.(n, v, e);
+    this.#sessions.add(session);
+    metrics.connectedAgents.set(this.#sessions.size);
+    log.info({ node, resume }, "agent connected");
+    stream.on("close", () => {
+      this.#sessions.delete(session);
+      metrics.connectedAgents.set(this.#sessions.size);
+      log.info({ node }, "agent disconnected");
+    });
+    session.flush();
+  }
+
+  #csr(stream: ServerHttp2Stream, node: string): void {
+    const { ca, hub, metrics, log } = this.#opts;
+    let body = "";
+    stream.setEncoding("utf8");
+    stream.on("data", (c: string) => {
+      body += c;
+      if (body.length > MAX_CSR_BODY) stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+    });
+    stream.on("end", () => {
+      const model: MeshModel | undefined = hub.current?.model;
+      if (!model) {
+        return reply(stream, 503, {
+          error: {
+            code: "NODEMESH_ERR_NOT_READY",
+            reason: "no_config",
+            message: "the controller has no valid configuration yet; fix --config",
+          },
+        });
+      }
+      let req: CsrRequest;
+      try {
+        req = CsrRequest.parse(JSON.parse(body));
+      } catch (err) {
+        metrics.csrRejected.inc({ reason: "malformed_csr" });
+        return reply(stream, 400, {
+          error: {
+            code: "NODEMESH_ERR_CSR_REJECTED",
+            reason: "malformed_csr",
+            message: `invalid csr request body: ${(err as Error).message}`,
+          },
+        });
+      }
+      try {
+        const issued = ca.signWorkload({ csrPem: req.csr, identity: req.identity, node }, model);
+        metrics.csrSigned.inc();
+        log.info({ node, identity: issued.identity, expiresAt: issued.expiresAt }, "certificate issued");
+        const res: CsrResponse = {
+          certChain: issued.certChain,
+          trustBundle: issued.trustBundle,
+          expiresAt: issued.expiresAt,
+        };
+        reply(stream, 200, res);
+      } catch (err) {
+        if (!(err instanceof CsrRejectedError)) throw err;
+        metrics.csrRejected.inc({ reason: err.reason });
+        log.warn({ node, identity: req.identity, reason: err.reason }, err.message);
+        reply(stream, STATUS_OF[err.reason], {
+          error: { code: err.code, reason: err.reason, message: err.message },
+        });
+      }
+    });
+  }
+}
+
+function reply(stream: ServerHttp2Stream, status: number, body: CsrResponse | ErrorBody): void {
+  if (stream.destroyed || stream.headersSent) return;
+  stream.respond({ ":status": status, "content-type": "application/json" });
+  stream.end(JSON.stringify(body));
+}

@@ -1,0 +1,236 @@
+// One agent's config stream: writes a snapshot (or a resume delta), then deltas, and reads ACKs.
+// Slow agents never block others: a session holds at most one unsent target, not a queue. When
+// the stream is backed up (write() returned false), newer versions simply replace the target and
+// the next write is one delta from what was last written to the latest version (coalescing).
+//
+// Invariants: `#sent` is the version the agent will hold once it has read everything written;
+// at most one 'drain' listener is pending; nothing is written after close.
+import type { ServerHttp2Stream } from "node:http2";
+import type { Logger } from "pino";
+import { ClientMessage } from "../api/index.ts";
+import type { ConfigHub, Version } from "./hub.ts";
+import type { ControllerMetrics } from "../metrics.ts";
+
+/**
+ * Bounds how many full snapshots are being written at once, across all sessions: each is megabytes
+ * of TLS output buffered per connection, so 100 agents (re)connecting together would otherwise
+ * hold 100 copies. The CPU work is the same; only the memory peak changes.
+ */
+export class SnapshotGate {
+  #free: number;
+  readonly #queue: (() => void)[] = [];
+  constructor(slots: number) {
+    this.#free = slots;
+  }
+  tryAcquire(): boolean {
+    if (this.#free === 0) return false;
+    this.#free -= 1;
+    return true;
+  }
+  /** `cb` runs holding a slot (handed over by a release). */
+  wait(cb: () => void): void {
+    this.#queue.push(cb);
+  }
+  release(): void {
+    const next = this.#queue.shift();
+    if (next) next();
+    else this.#free += 1;
+  }
+}
+
+/** Heartbeats a backed-up stream may miss before the session is closed. */
+const STALL_TICKS = 6;
+
+export interface SessionInfo {
+  node: string;
+  sentVersion: string | undefined;
+  ackedVersion: string | undefined;
+  connectedAt: string;
+}
+
+export class AgentSession {
+  readonly node: string;
+  readonly #stream: ServerHttp2Stream;
+  readonly #hub: ConfigHub;
+  readonly #metrics: ControllerMetrics;
+  readonly #log: Logger;
+  readonly #connectedAt = new Date().toISOString();
+  #sent: Version | undefined;
+  #resumeFrom: string | undefined;
+  #acked: string | undefined;
+  #blocked = false;
+  #closed = false;
+  #partial = "";
+  #stalled = 0;
+  readonly #gate: SnapshotGate;
+  #gateState: "none" | "waiting" | "held" = "none";
+  readonly #onPublish = () => this.flush();
+  readonly #heartbeat: NodeJS.Timeout;
+  onAck: ((node: string, version: string, error: string | undefined) => void) | undefined;
+
+  constructor(
+    node: string,
+    stream: ServerHttp2Stream,
+    deps: {
+      hub: ConfigHub;
+      metrics: ControllerMetrics;
+      log: Logger;
+      heartbeatMs: number;
+      gate: SnapshotGate;
+    },
+    resumeFrom: string | undefined,
+  ) {
+    this.node = node;
+    this.#stream = stream;
+    this.#hub = deps.hub;
+    this.#metrics = deps.metrics;
+    this.#log = deps.log.child({ node });
+    this.#resumeFrom = resumeFrom;
+    this.#gate = deps.gate;
+    this.#hub.on("publish", this.#onPublish);
+    stream.setEncoding("utf8");
+    stream.on("data", (chunk: string) => this.#read(chunk));
+    stream.on("close", () => this.close());
+    stream.on("error", (err) => this.#log.debug({ err }, "agent stream error"));
+    this.#heartbeat = setInterval(() => this.#tick(), deps.heartbeatMs);
+    this.#heartbeat.unref();
+  }
+
+  info(): SessionInfo {
+    return {
+      node: this.node,
+      sentVersion: this.#sent?.id,
+      ackedVersion: this.#acked,
+      connectedAt: this.#connectedAt,
+    };
+  }
+
+  /** Sends whatever brings the agent to the hub's current version, unless the stream is backed up. */
+  flush(): void {
+    if (this.#closed || this.#blocked) return;
+    const target = this.#hub.current;
+    if (!target || target === this.#sent) return;
+    let line: string | (string | Buffer)[];
+    if (this.#sent) {
+      line = this.#hub.deltaMessage(this.#sent, target, this.node);
+      this.#metrics.pushes.inc({ type: "delta" });
+    } else if (this.#resumeFrom !== undefined && this.#hub.find(this.#resumeFrom)) {
+      const from = this.#hub.find(this.#resumeFrom) as Version;
+      this.#resumeFrom = undefined;
+      if (from === target) {
+        // Already current: confirm with a heartbeat carrying the version.
+        this.#sent = target;
+        this.#write(`{"type":"heartbeat","version":${JSON.stringify(target.id)}}`);
+        this.#log.info({ version: target.id }, "agent resumed at the current version");
+        return;
+      }
+      line = this.#hub.deltaMessage(from, target, this.node);
+      this.#metrics.pushes.inc({ type: "delta" });
+      this.#log.info({ from: from.id, to: target.id }, "agent resumed with a delta");
+    } else {
+      if (this.#gateState === "waiting") return;
+      if (this.#gateState === "none") {
+        if (!this.#gate.tryAcquire()) {
+          this.#gateState = "waiting";
+          this.#gate.wait(() => {
+            this.#gateState = "held";
+            if (this.#closed) this.#releaseGate();
+            else this.flush();
+          });
+          return;
+        }
+        this.#gateState = "held";
+      }
+      if (this.#resumeFrom !== undefined)
+        this.#log.info({ version: this.#resumeFrom }, "unknown agent version, full resync");
+      this.#resumeFrom = undefined;
+      line = this.#hub.snapshotParts(target, this.node);
+      this.#metrics.pushes.inc({ type: "snapshot" });
+    }
+    this.#sent = target;
+    this.#write(line, () => this.#releaseGate());
+  }
+
+  #releaseGate(): void {
+    if (this.#gateState !== "held") return;
+    this.#gateState = "none";
+    this.#gate.release();
+  }
+
+  /** Heartbeat; a stream that stayed backed up for STALL_TICKS heartbeats is a dead agent: drop it. */
+  #tick(): void {
+    if (this.#blocked) {
+      this.#stalled += 1;
+      if (this.#stalled >= STALL_TICKS) {
+        this.#log.warn("agent stopped reading its config stream; closing it (it resyncs on reconnect)");
+        this.close();
+      }
+      return;
+    }
+    this.#stalled = 0;
+    this.#write(`{"type":"heartbeat","version":${JSON.stringify(this.#sent?.id ?? "")}}`);
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#heartbeat);
+    this.#hub.off("publish", this.#onPublish);
+    this.#releaseGate();
+    if (!this.#stream.destroyed) this.#stream.close();
+  }
+
+  /** Writes one NDJSON line (a string without newline, or pieces that end with one). */
+  #write(line: string | (string | Buffer)[], written?: () => void): void {
+    if (this.#closed || this.#stream.destroyed) return written?.();
+    let ok = true;
+    const parts = typeof line === "string" ? [`${line}\n`] : line;
+    parts.forEach((part, i) => {
+      ok =
+        i === parts.length - 1 && written
+          ? this.#stream.write(part, () => written())
+          : this.#stream.write(part);
+    });
+    if (!ok && !this.#blocked) {
+      this.#blocked = true;
+      this.#stream.once("drain", () => {
+        this.#blocked = false;
+        this.flush();
+      });
+    }
+  }
+
+  #read(chunk: string): void {
+    const lines = (this.#partial + chunk).split("\n");
+    this.#partial = lines.pop() ?? "";
+    if (this.#partial.length > 65536) {
+      this.#log.warn("agent sent an over-long line; closing its stream");
+      this.close();
+      return;
+    }
+    for (const line of lines) {
+      if (line.trim() === "") continue;
+      let msg: ClientMessage;
+      try {
+        msg = ClientMessage.parse(JSON.parse(line));
+      } catch (err) {
+        this.#log.warn({ err }, "invalid message from agent, ignored");
+        continue;
+      }
+      this.#ack(msg.version, msg.error);
+    }
+  }
+
+  #ack(version: string, error: string | undefined): void {
+    if (error !== undefined) {
+      this.#metrics.acks.inc({ result: "nack" });
+      this.#log.warn({ version, error }, "agent rejected a configuration version (NACK)");
+    } else {
+      this.#metrics.acks.inc({ result: "ack" });
+      this.#acked = version;
+      const v = this.#hub.find(version);
+      if (v) this.#metrics.pushLatency.observe((performance.now() - v.createdAt) / 1000);
+    }
+    this.onAck?.(this.node, version, error);
+  }
+}

@@ -1,0 +1,264 @@
+// The mesh model: one immutable, indexed view of every resource, built from validated documents.
+// Indexes: services by VIP:port, workloads by address, by node, by identity; policies by namespace
+// (root-namespace policies apply everywhere); per-node policy sets, cached on first use.
+// `buildModel` also runs the cross-document checks (duplicate names, address conflicts) that
+// reject a configuration, and the ones that only warn (selectors matching nothing, dangling refs).
+//
+// Invariants: a MeshModel never changes after construction; every Resource object in it is frozen
+// by convention (shared with older models and with the distribution's cached JSON).
+import {
+  DEFAULT_ROOT_NAMESPACE,
+  DEFAULT_TRUST_DOMAIN,
+  endpointsOf,
+  keyOf,
+  keyString,
+  policyAppliesTo,
+  selectorMatches,
+  spiffeIdOf,
+} from "../api/index.ts";
+import type {
+  AuthorizationPolicy,
+  ConfigIssue,
+  Endpoint,
+  PeerAuthentication,
+  Resource,
+  Service,
+  TrafficPolicy,
+  WorkloadEntry,
+} from "../api/index.ts";
+
+/** A validated resource with where it came from and its JSON (computed once, reused on the wire). */
+export interface SourcedResource {
+  readonly resource: Resource;
+  readonly file: string;
+  readonly document: number;
+  readonly json: string;
+}
+
+export interface ModelOptions {
+  trustDomain?: string;
+  rootNamespace?: string;
+}
+
+export function sourced(resource: Resource, file = "<memory>", document = 1): SourcedResource {
+  return { resource, file, document, json: JSON.stringify(resource) };
+}
+
+type ScopedPolicy = AuthorizationPolicy | PeerAuthentication;
+
+export class MeshModel {
+  readonly trustDomain: string;
+  readonly rootNamespace: string;
+  /** keyString(kind/ns/name) → entry. */
+  readonly entries: ReadonlyMap<string, SourcedResource>;
+  readonly services: readonly Service[] = [];
+  readonly workloads: readonly WorkloadEntry[] = [];
+  readonly authorizationPolicies: readonly AuthorizationPolicy[] = [];
+  readonly peerAuthentications: readonly PeerAuthentication[] = [];
+  readonly trafficPolicies: readonly TrafficPolicy[] = [];
+  readonly #byVipPort = new Map<string, Service>();
+  readonly #byAddress = new Map<string, WorkloadEntry>();
+  readonly #byNode = new Map<string, WorkloadEntry[]>();
+  readonly #byIdentity = new Map<string, WorkloadEntry[]>();
+  readonly #workloadsByNs = new Map<string, WorkloadEntry[]>();
+  readonly #policiesByNs = new Map<string, ScopedPolicy[]>();
+  readonly #nodePolicyKeys = new Map<string, ReadonlySet<string>>();
+  readonly #endpoints = new Map<Service, Endpoint[]>();
+
+  /** Builds indexes without checks; use buildModel() for untrusted input. */
+  constructor(entries: Iterable<SourcedResource>, opts: ModelOptions = {}) {
+    this.trustDomain = opts.trustDomain ?? DEFAULT_TRUST_DOMAIN;
+    this.rootNamespace = opts.rootNamespace ?? DEFAULT_ROOT_NAMESPACE;
+    const map = new Map<string, SourcedResource>();
+    for (const e of entries) map.set(keyString(keyOf(e.resource)), e);
+    this.entries = map;
+    const lists = {
+      Service: this.services as Service[],
+      WorkloadEntry: this.workloads as WorkloadEntry[],
+      AuthorizationPolicy: this.authorizationPolicies as AuthorizationPolicy[],
+      PeerAuthentication: this.peerAuthentications as PeerAuthentication[],
+      TrafficPolicy: this.trafficPolicies as TrafficPolicy[],
+    };
+    for (const { resource: r } of map.values()) (lists[r.kind] as Resource[]).push(r);
+    for (const s of this.services)
+      for (const vip of s.spec.addresses)
+        for (const p of s.spec.ports) this.#byVipPort.set(`${vip}:${p.port}`, s);
+    for (const w of this.workloads) {
+      this.#byAddress.set(w.spec.address, w);
+      push(this.#byNode, w.spec.node, w);
+      push(this.#byIdentity, spiffeIdOf(w, this.trustDomain), w);
+      push(this.#workloadsByNs, w.metadata.namespace, w);
+    }
+    for (const p of [...this.authorizationPolicies, ...this.peerAuthentications])
+      push(this.#policiesByNs, p.metadata.namespace, p);
+  }
+
+  serviceAt(vip: string, port: number): Service | undefined {
+    return this.#byVipPort.get(`${vip}:${port}`);
+  }
+  workloadAt(address: string): WorkloadEntry | undefined {
+    return this.#byAddress.get(address);
+  }
+  workloadsOnNode(node: string): readonly WorkloadEntry[] {
+    return this.#byNode.get(node) ?? [];
+  }
+  workloadsWithIdentity(spiffeId: string): readonly WorkloadEntry[] {
+    return this.#byIdentity.get(spiffeId) ?? [];
+  }
+  /** The node-authorization check: does a workload with this identity run on `node`? */
+  identityOnNode(spiffeId: string, node: string): boolean {
+    return this.workloadsWithIdentity(spiffeId).some((w) => w.spec.node === node);
+  }
+  workloadsInNamespace(ns: string): readonly WorkloadEntry[] {
+    return this.#workloadsByNs.get(ns) ?? [];
+  }
+  nodes(): string[] {
+    return [...this.#byNode.keys()];
+  }
+  endpoints(service: Service): readonly Endpoint[] {
+    let eps = this.#endpoints.get(service);
+    if (!eps) {
+      eps = endpointsOf(service, this.#workloadsByNs.get(service.metadata.namespace) ?? []);
+      this.#endpoints.set(service, eps);
+    }
+    return eps;
+  }
+
+  /** AuthorizationPolicies and PeerAuthentications that apply to workload `w`. */
+  policiesFor(w: WorkloadEntry): {
+    authorization: AuthorizationPolicy[];
+    peerAuthentication: PeerAuthentication[];
+  } {
+    const authorization: AuthorizationPolicy[] = [];
+    const peerAuthentication: PeerAuthentication[] = [];
+    const candidates = [
+      ...(this.#policiesByNs.get(w.metadata.namespace) ?? []),
+      ...(w.metadata.namespace === this.rootNamespace
+        ? []
+        : (this.#policiesByNs.get(this.rootNamespace) ?? [])),
+    ];
+    for (const p of candidates) {
+      if (!policyAppliesTo(p, w, this.services, this.rootNamespace)) continue;
+      if (p.kind === "AuthorizationPolicy") authorization.push(p);
+      else peerAuthentication.push(p);
+    }
+    return { authorization, peerAuthentication };
+  }
+
+  /** Keys of the workload-scoped policies that apply to some workload of `node` (cached). */
+  policyKeysForNode(node: string): ReadonlySet<string> {
+    let keys = this.#nodePolicyKeys.get(node);
+    if (!keys) {
+      const set = new Set<string>();
+      // Root-namespace policies without selector apply to every workload, so every node has them.
+      for (const w of this.workloadsOnNode(node)) {
+        const { authorization, peerAuthentication } = this.policiesFor(w);
+        for (const p of authorization) set.add(keyString(keyOf(p)));
+        for (const p of peerAuthentication) set.add(keyString(keyOf(p)));
+      }
+      for (const p of this.#policiesByNs.get(this.rootNamespace) ?? [])
+        if (!p.spec.selector && !("targetRefs" in p.spec && p.spec.targetRefs)) set.add(keyString(keyOf(p)));
+      keys = set;
+      this.#nodePolicyKeys.set(node, keys);
+    }
+    return keys;
+  }
+}
+
+function push<K, V>(m: Map<K, V[]>, k: K, v: V): void {
+  const list = m.get(k);
+  if (list) list.push(v);
+  else m.set(k, [v]);
+}
+
+function describe(r: Resource): string {
+  return `${r.kind} ${r.metadata.namespace}/${r.metadata.name}`;
+}
+
+function issue(e: SourcedResource, path: string, message: string): ConfigIssue {
+  return { file: e.file, document: e.document, resource: describe(e.resource), path, message };
+}
+
+export interface BuildResult {
+  /** Undefined when `errors` is not empty: the configuration is rejected as a whole. */
+  model: MeshModel | undefined;
+  errors: ConfigIssue[];
+  warnings: ConfigIssue[];
+}
+
+/** Cross-document checks, then the model. Errors reject; warnings are reported and accepted. */
+export function buildModel(entries: readonly SourcedResource[], opts: ModelOptions = {}): BuildResult {
+  const errors: ConfigIssue[] = [];
+  const warnings: ConfigIssue[] = [];
+  const seen = new Map<string, SourcedResource>();
+  const addresses = new Map<string, SourcedResource>();
+  const vips = new Map<string, SourcedResource>();
+  for (const e of entries) {
+    const r = e.resource;
+    const k = keyString(keyOf(r));
+    const prev = seen.get(k);
+    if (prev) {
+      errors.push(
+        issue(e, "metadata.name", `duplicate name: also defined in ${prev.file} document ${prev.document}`),
+      );
+      continue;
+    }
+    seen.set(k, e);
+    if (r.kind === "WorkloadEntry") {
+      const other = addresses.get(r.spec.address);
+      if (other)
+        errors.push(
+          issue(
+            e,
+            "spec.address",
+            `address ${r.spec.address} is already claimed by ${describe(other.resource)} (${other.file} document ${other.document})`,
+          ),
+        );
+      else addresses.set(r.spec.address, e);
+    } else if (r.kind === "Service") {
+      for (const vip of r.spec.addresses)
+        for (const p of r.spec.ports) {
+          const other = vips.get(`${vip}:${p.port}`);
+          if (other && other !== e)
+            errors.push(
+              issue(e, "spec.addresses", `${vip}:${p.port} is already served by ${describe(other.resource)}`),
+            );
+          else vips.set(`${vip}:${p.port}`, e);
+        }
+    }
+  }
+  if (errors.length > 0) return { model: undefined, errors, warnings };
+  const model = new MeshModel(seen.values(), opts);
+  for (const e of seen.values()) warnings.push(...danglingReferences(model, e));
+  return { model, errors, warnings };
+}
+
+function danglingReferences(model: MeshModel, e: SourcedResource): ConfigIssue[] {
+  const r = e.resource;
+  const out: ConfigIssue[] = [];
+  const inNs = (ns: string) =>
+    ns === model.rootNamespace ? model.workloads : model.workloads.filter((w) => w.metadata.namespace === ns);
+  if (r.kind === "Service" && r.spec.selector && model.endpoints(r).length === 0) {
+    out.push(
+      issue(
+        e,
+        "spec.selector",
+        "selector matches no workload in this namespace (the service has no endpoints)",
+      ),
+    );
+  }
+  if ((r.kind === "AuthorizationPolicy" || r.kind === "PeerAuthentication") && r.spec.selector) {
+    const sel = r.spec.selector.matchLabels;
+    if (!inNs(r.metadata.namespace).some((w) => selectorMatches(sel, w.spec.labels)))
+      out.push(issue(e, "spec.selector", "selector matches no workload (the policy applies to nothing yet)"));
+  }
+  if (r.kind === "AuthorizationPolicy" || r.kind === "TrafficPolicy") {
+    (r.spec.targetRefs ?? []).forEach((t, i) => {
+      if (!model.entries.has(keyString({ kind: "Service", namespace: r.metadata.namespace, name: t.name })))
+        out.push(
+          issue(e, `spec.targetRefs[${i}]`, `service ${r.metadata.namespace}/${t.name} does not exist`),
+        );
+    });
+  }
+  return out;
+}

@@ -31,7 +31,8 @@ export class AdminServer {
   listen(port: number, host: string): Promise<number> {
     return new Promise((resolve, reject) => {
       this.#server.once("error", reject);
-      this.#server.listen(port, host, () => {
+      // reusePort: during an upgrade the new agent binds the operator ports while the old one drains.
+      this.#server.listen({ port, host, reusePort: true }, () => {
         this.#server.off("error", reject);
         resolve((this.#server.address() as AddressInfo).port);
       });

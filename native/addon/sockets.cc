@@ -40,6 +40,18 @@ int OpenNetns(const std::string& path, const char** op) {
   return fd;
 }
 
+// net.ipv4.tcp_migrate_req=1 in the calling thread's network namespace: when the old agent closes its
+// SO_REUSEPORT listener, connections still in its accept queue move to the new agent's listener
+// instead of being reset. Best effort (Linux >= 5.14); without it a hand-over may reset a few.
+void EnableRequestMigration() {
+  int fd = open("/proc/sys/net/ipv4/tcp_migrate_req", O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  if (write(fd, "1", 1) != 1) {
+    // nothing to do: the hand-over still works, only the accept-queue migration is lost
+  }
+  close(fd);
+}
+
 int MakeSocket(const SocketRequest& req, const char** op) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) {
@@ -61,6 +73,10 @@ int MakeSocket(const SocketRequest& req, const char** op) {
     } else if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0) {
       *op = "setsockopt SO_REUSEADDR";
       err = -errno;
+    } else if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
+      // A new agent binds the same in-pod ports while the old one drains (upgrade hand-over).
+      *op = "setsockopt SO_REUSEPORT";
+      err = -errno;
     } else if (bind(fd, reinterpret_cast<struct sockaddr*>(&addr), sizeof(addr)) != 0) {
       *op = "bind";
       err = -errno;
@@ -73,6 +89,7 @@ int MakeSocket(const SocketRequest& req, const char** op) {
     close(fd);
     return err;
   }
+  if (req.listen) EnableRequestMigration();
   return fd;
 }
 

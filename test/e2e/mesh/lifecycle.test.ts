@@ -65,6 +65,56 @@ describe("controller outage", () => {
   });
 });
 
+/** Runs a 20 rps load client in n1p1 around `action`; returns the windows from the action on. */
+async function underLoad(
+  action: () => Promise<void>,
+): Promise<{ ok: number; failed: number; windows: Window[] }> {
+  const load = fx.lab.spawn("n1p1", [process.execPath, join(APPS, "load-client.ts")], {
+    env: { ...process.env, TARGET_URL: `http://${VIP}/`, RATE: "20", REPORT_MS: "500" },
+  });
+  const windows: Window[] = [];
+  createInterface({ input: load.stdout }).on("line", (l) => windows.push(JSON.parse(l) as Window));
+  try {
+    await eventually("traffic before the action", () => windows.some((w) => w.ok > 0));
+    const start = windows.length;
+    await action();
+    const doneAt = windows.length;
+    await eventually(
+      "three clean windows after the action",
+      () => {
+        const after = windows.slice(doneAt);
+        return after.length >= 3 && after.slice(-3).every((w) => w.failed === 0 && w.ok > 0);
+      },
+      20_000,
+    );
+    const during = windows.slice(start);
+    return {
+      ok: during.reduce((n, w) => n + w.ok, 0),
+      failed: during.reduce((n, w) => n + w.failed, 0),
+      windows: during,
+    };
+  } finally {
+    load.kill("SIGTERM");
+    await load.exited;
+  }
+}
+
+describe("agent upgrade (hand-over)", () => {
+  it("starts the new agent beside the old one, then drains the old: no failed request", async () => {
+    const agent = fx.mesh.agent("n1");
+    const linksBefore = await bpftoolLinks(agent.pinDir);
+    const oldPid = agent.process.pid;
+    const r = await underLoad(async () => {
+      await fx.mesh.upgradeAgent("n1");
+    });
+    console.info(`agent hand-over under 20 rps: ${r.failed} failed, ${r.ok} succeeded`);
+    expect(agent.process.pid).not.toBe(oldPid);
+    expect(r.failed, JSON.stringify(r.windows)).toBe(0);
+    expect(r.ok).toBeGreaterThan(20);
+    expect(await bpftoolLinks(agent.pinDir)).toEqual(linksBefore);
+  });
+});
+
 describe("agent restart", () => {
   it("keeps redirection pinned, re-adopts it, and traffic resumes", async () => {
     const agent = fx.mesh.agent("n1");

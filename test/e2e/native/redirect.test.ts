@@ -1,6 +1,8 @@
 // End-to-end: real curl and Node clients in network namespaces, redirected by the BPF programs
 // to in-pod listeners owned by this test process through the addon. Pods: a and c enrolled,
 // b not enrolled (and the peer of a over a veth pair).
+import { spawn } from "node:child_process";
+import { closeSync } from "node:fs";
 import type net from "node:net";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -13,6 +15,7 @@ import type { CaptureReply } from "./servers.ts";
 
 const VIP_A = "10.96.0.10";
 const VIP_C = "10.96.0.11";
+const BUSY_APP = `require("node:net").createServer().listen(15999, "127.0.0.1", () => console.log("up"))`;
 const CLIENT = fileURLToPath(new URL("./same-port-client.ts", import.meta.url));
 
 const fx = new NetnsFixture("r");
@@ -161,13 +164,30 @@ describe("bad input is a clear error and changes nothing", () => {
     );
   });
 
+  it("shares an in-pod port with another agent listener (SO_REUSEPORT, for upgrades)", async () => {
+    // 15001 is held by the capture listener above; a second agent can bind it during a hand-over.
+    const fd = await nm.listenInNetns(a.netnsPath, "127.0.0.1", 15001);
+    expect(fd).toBeGreaterThan(2);
+    closeSync(fd);
+  });
+
   it("reports a busy in-pod port with op, errno and code", async () => {
-    await expect(nm.listenInNetns(a.netnsPath, "127.0.0.1", 15001)).rejects.toMatchObject({
-      code: "NODEMESH_ERR_NATIVE_SOCKET",
-      op: "bind",
-      errno: 98,
-      errnoCode: "EADDRINUSE",
-      stack: expect.stringContaining("redirect.test.ts"),
-    });
+    // An application's own listener (no SO_REUSEPORT) really makes the port busy.
+    const app = spawn("nsenter", [`--net=${a.netnsPath}`, "--", process.execPath, "-e", BUSY_APP]);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        app.stdout.once("data", () => resolve());
+        app.once("exit", (code) => reject(new Error(`busy-port app exited with ${code}`)));
+      });
+      await expect(nm.listenInNetns(a.netnsPath, "127.0.0.1", 15999)).rejects.toMatchObject({
+        code: "NODEMESH_ERR_NATIVE_SOCKET",
+        op: "bind",
+        errno: 98,
+        errnoCode: "EADDRINUSE",
+        stack: expect.stringContaining("redirect.test.ts"),
+      });
+    } finally {
+      app.kill();
+    }
   });
 });

@@ -23,6 +23,12 @@
           "inputs": ["native/bpf/sockops.bpf.c", "native/bpf/maps.h", "native/include/mesh_shared.h"],
           "outputs": ["<(PRODUCT_DIR)/sockops.bpf.o"],
           "action": ["clang", "<@(bpf_cflags)", "-c", "native/bpf/sockops.bpf.c", "-o", "<(PRODUCT_DIR)/sockops.bpf.o"]
+        },
+        {
+          "action_name": "ingress_bpf",
+          "inputs": ["native/bpf/ingress.bpf.c", "native/bpf/maps.h", "native/include/mesh_shared.h"],
+          "outputs": ["<(PRODUCT_DIR)/ingress.bpf.o"],
+          "action": ["clang", "<@(bpf_cflags)", "-c", "native/bpf/ingress.bpf.c", "-o", "<(PRODUCT_DIR)/ingress.bpf.o"]
         }
       ]
     },

@@ -7,10 +7,11 @@ export interface Failure {
   op: string;
   log: string;
 }
-export type Workload = [bigint, number];
+/** [id, outboundPort, flags] */
+export type Workload = [bigint, number, number];
 export interface RawDatapath {
   isAdopted(): boolean;
-  updateWorkload(kind: 0 | 1, id: bigint, outboundPort: number): number;
+  updateWorkload(kind: 0 | 1, id: bigint, outboundPort: number, flags: number): number;
   deleteWorkload(kind: 0 | 1, id: bigint): number;
   listWorkloads(kind: 0 | 1): Workload[] | number;
   setDestinations(addresses: string[], ports: number[]): number;
@@ -24,6 +25,7 @@ export interface NativeAddon {
   install(req: {
     connectObj: string;
     sockopsObj: string;
+    ingressObj: string;
     pinDir: string;
     cgroupPath: string;
   }): Promise<RawDatapath | Failure>;
@@ -43,6 +45,8 @@ export interface NativeAddon {
   probe(): RawProbe;
   agentMark: number;
   defaultOutboundPort: number;
+  /** nm_workload.flags bit: PeerAuthentication STRICT enforced in the kernel. */
+  workloadStrictFlag: number;
 }
 
 /** Kernel ids of what one instance owns, for `bpftool` cross-checks and the admin page. */

@@ -27,16 +27,23 @@ export interface CaptureMode {
 export interface EnrollOptions {
   /** The port of the in-pod outbound listener (127.0.0.1:<port> in the pod's netns). */
   outboundPort?: number;
+  /**
+   * PeerAuthentication STRICT, enforced in the kernel (netns enrollment only): TCP SYNs reaching the
+   * workload's own listeners from outside its namespace are dropped; see native/bpf/ingress.bpf.c.
+   */
+  strict?: boolean;
 }
 export interface WorkloadEntry {
   id: bigint;
   outboundPort: number;
+  strict: boolean;
 }
 export interface DatapathContext {
   pinDir: string;
   cgroupPath: string;
   cgroup2Mount: string;
   defaultOutboundPort: number;
+  strictFlag: number;
   cookieOf: (netnsPath: string) => Promise<bigint>;
 }
 
@@ -85,7 +92,7 @@ export class Datapath {
     Datapath.#check(
       site,
       "update enrolled netns",
-      this.#open(site).updateWorkload(NETNS, netnsCookie, port),
+      this.#open(site).updateWorkload(NETNS, netnsCookie, port, opts?.strict ? this.#ctx.strictFlag : 0),
       netnsPath,
     );
     return { netnsCookie };
@@ -123,7 +130,7 @@ export class Datapath {
     Datapath.#check(
       site,
       "update enrolled cgroup",
-      this.#open(site).updateWorkload(CGROUP, cgroupId, port),
+      this.#open(site).updateWorkload(CGROUP, cgroupId, port, 0),
       path,
     );
     return { cgroupId };
@@ -142,7 +149,11 @@ export class Datapath {
     const list = (kind: 0 | 1): WorkloadEntry[] => {
       const result = this.#open(site).listWorkloads(kind);
       if (typeof result === "number") throw site.fail("list enrolled workloads", result);
-      return result.map(([id, outboundPort]) => ({ id, outboundPort }));
+      return result.map(([id, outboundPort, flags]) => ({
+        id,
+        outboundPort,
+        strict: (flags & this.#ctx.strictFlag) !== 0,
+      }));
     };
     return { netns: list(NETNS), cgroups: list(CGROUP) };
   }

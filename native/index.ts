@@ -3,7 +3,7 @@
 // and a NODEMESH_ERR_NATIVE_* code. See docs/capture.md for the design.
 //
 // The addon is found at $NODEMESH_NATIVE_ADDON, else native/build/Release/ (cmake-js), else
-// build/Release/ (node-gyp); the BPF objects (connect.bpf.o, sockops.bpf.o) sit next to it.
+// build/Release/ (node-gyp); the BPF objects (connect, sockops, ingress .bpf.o) sit next to it.
 // It is loaded lazily, so importing this module never fails on a machine without the build.
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -117,6 +117,7 @@ export async function install(opts: InstallOptions = {}): Promise<Datapath> {
   const req = {
     connectObj: join(dir, "connect.bpf.o"),
     sockopsObj: join(dir, "sockops.bpf.o"),
+    ingressObj: join(dir, "ingress.bpf.o"),
     pinDir,
     cgroupPath,
   };
@@ -129,6 +130,7 @@ export async function install(opts: InstallOptions = {}): Promise<Datapath> {
     cgroup2Mount: report.cgroup2Mount ?? cgroupPath,
     cookieOf: netnsCookieOf,
     defaultOutboundPort: addon.defaultOutboundPort,
+    strictFlag: addon.workloadStrictFlag,
   });
 }
 
@@ -179,7 +181,8 @@ export async function listenInNetns(
     host: check.checkIpv4(host, "listen address"),
     port: check.checkPort(port, "listen port"),
     backlog: check.checkBacklog(backlog),
-    mark: 0,
+    // The agent's mark on its listeners tells ingress.bpf.c they are the agent's, never filtered.
+    mark: agentMark(),
     listen: true,
   };
   return openSocket(site, req);

@@ -88,7 +88,7 @@ Napi::Value Datapath::IsAdopted(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), loader_ && loader_->adopted());
 }
 
-// updateWorkload(kind: 0 netns | 1 cgroup, id: bigint, outboundPort: number)
+// updateWorkload(kind: 0 netns | 1 cgroup, id: bigint, outboundPort: number, flags: number)
 Napi::Value Datapath::UpdateWorkload(const Napi::CallbackInfo& info) {
   int fd = WorkloadFd(info[0]);
   if (fd < 0) return Errno(info.Env(), fd);
@@ -96,6 +96,7 @@ Napi::Value Datapath::UpdateWorkload(const Napi::CallbackInfo& info) {
   uint64_t id = info[1].As<Napi::BigInt>().Uint64Value(&lossless);
   struct nm_workload wl = {};
   wl.outbound_port = htons(static_cast<uint16_t>(info[2].As<Napi::Number>().Uint32Value()));
+  wl.flags = static_cast<uint16_t>(info[3].As<Napi::Number>().Uint32Value());
   int err = bpf_map_update_elem(fd, &id, &wl, BPF_ANY) == 0 ? 0 : -errno;
   return Errno(info.Env(), err);
 }
@@ -109,7 +110,7 @@ Napi::Value Datapath::DeleteWorkload(const Napi::CallbackInfo& info) {
   return Errno(info.Env(), err);
 }
 
-// listWorkloads(kind) -> Array<[id: bigint, outboundPort: number]>
+// listWorkloads(kind) -> Array<[id: bigint, outboundPort: number, flags: number]>
 Napi::Value Datapath::ListWorkloads(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = WorkloadFd(info[0]);
@@ -121,9 +122,10 @@ Napi::Value Datapath::ListWorkloads(const Napi::CallbackInfo& info) {
   while (bpf_map_get_next_key(fd, prev, &next) == 0) {
     struct nm_workload wl = {};
     if (bpf_map_lookup_elem(fd, &next, &wl) == 0) {
-      Napi::Array pair = Napi::Array::New(env, 2);
+      Napi::Array pair = Napi::Array::New(env, 3);
       pair.Set(0u, Napi::BigInt::New(env, next));
       pair.Set(1u, Napi::Number::New(env, ntohs(wl.outbound_port)));
+      pair.Set(2u, Napi::Number::New(env, wl.flags));
       out.Set(n++, pair);
     }
     key = next;

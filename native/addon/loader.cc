@@ -1,4 +1,4 @@
-// loader.cc - load the two BPF objects with maps pinned by name under the instance's pin
+// loader.cc - load the BPF objects with maps pinned by name under the instance's pin
 // directory, then attach each program at the cgroup v2 root through a pinned bpf_link, or adopt
 // the pinned link left by a previous agent (updating its program in place, never attaching a
 // second copy). One roll-back path undoes whatever this call created.
@@ -25,8 +25,8 @@ namespace {
 const char* const kMapNames[kMapCount] = {
     NM_MAP_NETNS,      NM_MAP_CGROUPS,    NM_MAP_DSTS,     NM_MAP_CONFIG,
     NM_MAP_EXCL_CIDRS, NM_MAP_EXCL_PORTS, NM_MAP_ORIG_SOCK, NM_MAP_ORIG_FLOW};
-const char* const kProgNames[2] = {NM_PROG_CONNECT4, NM_PROG_SOCKOPS};
-const char* const kLinkNames[2] = {NM_LINK_CONNECT4, NM_LINK_SOCKOPS};
+const char* const kProgNames[kProgCount] = {NM_PROG_CONNECT4, NM_PROG_SOCKOPS, NM_PROG_INGRESS};
+const char* const kLinkNames[kProgCount] = {NM_LINK_CONNECT4, NM_LINK_SOCKOPS, NM_LINK_INGRESS};
 
 thread_local std::string tls_log;
 
@@ -114,10 +114,10 @@ int Loader::Install(const InstallRequest& req, const char** op) {
     RollBack(fresh);
     return err;
   }
-  int err = LoadObject(0, req.connect_obj, op);
-  if (!err) err = LoadObject(1, req.sockops_obj, op);
-  bool existed[2] = {false, false};
-  for (int i = 0; !err && i < 2; i++)
+  int err = 0;
+  for (int i = 0; !err && i < kProgCount; i++) err = LoadObject(i, req.objects[i], op);
+  bool existed[kProgCount] = {};
+  for (int i = 0; !err && i < kProgCount; i++)
     err = AttachOrAdopt(i, kProgNames[i], kLinkNames[i], cgroup_fd, &existed[i], op);
   close(cgroup_fd);
   for (int m = 0; !err && m < kMapCount; m++) {
@@ -129,6 +129,7 @@ int Loader::Install(const InstallRequest& req, const char** op) {
     RollBack(fresh);
     return err;
   }
+  // Adopted when a previous agent's links were there (an older one may lack a newer program's link).
   adopted_ = existed[0] && existed[1];
   return 0;
 }
@@ -136,7 +137,7 @@ int Loader::Install(const InstallRequest& req, const char** op) {
 // Undo this call: links attached now are detached and unpinned; on a fresh install the maps
 // pinned by libbpf and the directory go too. Pins adopted from a running instance are kept.
 void Loader::RollBack(bool fresh) {
-  for (int i = 0; i < 2; i++) {
+  for (int i = 0; i < kProgCount; i++) {
     if (links_[i] && attached_now_[i]) {
       bpf_link__unpin(links_[i]);
       bpf_link__detach(links_[i]);
@@ -150,12 +151,12 @@ void Loader::RollBack(bool fresh) {
 }
 
 void Loader::Close() {
-  for (int i = 0; i < 2; i++) {
+  for (int i = 0; i < kProgCount; i++) {
     if (links_[i]) bpf_link__destroy(links_[i]);  // a pinned link stays attached
     links_[i] = nullptr;
     attached_now_[i] = false;
   }
-  for (int i = 0; i < 2; i++) {
+  for (int i = 0; i < kProgCount; i++) {
     if (objs_[i]) bpf_object__close(objs_[i]);
     objs_[i] = nullptr;
   }
@@ -163,7 +164,7 @@ void Loader::Close() {
 }
 
 int Loader::Uninstall(const char** op) {
-  for (int i = 0; i < 2; i++) {
+  for (int i = 0; i < kProgCount; i++) {
     if (links_[i]) bpf_link__detach(links_[i]);
   }
   Close();
@@ -171,7 +172,7 @@ int Loader::Uninstall(const char** op) {
 }
 
 int Loader::Objects(KernelObjects* out) const {
-  for (int i = 0; i < 2; i++) {
+  for (int i = 0; i < kProgCount; i++) {
     if (!links_[i]) continue;
     struct bpf_link_info info = {};
     uint32_t len = sizeof(info);

@@ -28,9 +28,11 @@ enum MapIndex {
   kMapCount
 };
 
+// The programs, one BPF object each: connect4, sockops, cgroup_skb ingress.
+constexpr int kProgCount = 3;
+
 struct InstallRequest {
-  std::string connect_obj;   // path of connect.bpf.o
-  std::string sockops_obj;   // path of sockops.bpf.o
+  std::string objects[kProgCount];  // paths of connect.bpf.o, sockops.bpf.o, ingress.bpf.o
   std::string pin_dir;       // per-instance bpffs directory
   std::string cgroup_path;   // cgroup v2 root to attach to
 };
@@ -60,9 +62,9 @@ class Loader {
                     bool* existed, const char** op);
   void RollBack(bool fresh);
 
-  bpf_object* objs_[2] = {nullptr, nullptr};
-  bpf_link* links_[2] = {nullptr, nullptr};
-  bool attached_now_[2] = {false, false};
+  bpf_object* objs_[kProgCount] = {};
+  bpf_link* links_[kProgCount] = {};
+  bool attached_now_[kProgCount] = {};
   int map_fds_[kMapCount] = {-1, -1, -1, -1, -1, -1, -1, -1};
   bool adopted_ = false;
   std::string pin_dir_;

@@ -104,11 +104,12 @@ class SocketWorker : public PromiseWorker {
   int fd_ = -1;
 };
 
-// install({ connectObj, sockopsObj, pinDir, cgroupPath }) -> Promise<Datapath | failure>
+// install({ connectObj, sockopsObj, ingressObj, pinDir, cgroupPath }) -> Promise<Datapath | failure>
 Napi::Value Install(const Napi::CallbackInfo& info) {
   Napi::Object o = info[0].As<Napi::Object>();
-  InstallRequest req{StringProp(o, "connectObj"), StringProp(o, "sockopsObj"),
-                     StringProp(o, "pinDir"), StringProp(o, "cgroupPath")};
+  InstallRequest req{{StringProp(o, "connectObj"), StringProp(o, "sockopsObj"), StringProp(o, "ingressObj")},
+                     StringProp(o, "pinDir"),
+                     StringProp(o, "cgroupPath")};
   auto* worker = new InstallWorker(info.Env(), std::move(req));
   Napi::Promise promise = worker->Promise();
   worker->Queue();
@@ -186,6 +187,7 @@ Napi::Value Probe(const Napi::CallbackInfo& info) {
   progs.Set("cgroup_sock_addr",
             libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_CGROUP_SOCK_ADDR, nullptr));
   progs.Set("sock_ops", libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_SOCK_OPS, nullptr));
+  progs.Set("cgroup_skb", libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_CGROUP_SKB, nullptr));
   out.Set("progTypes", progs);
   struct {
     const char* name;
@@ -201,6 +203,7 @@ Napi::Value Probe(const Napi::CallbackInfo& info) {
       {"sock_ops:get_netns_cookie", BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_get_netns_cookie},
       {"sock_ops:get_socket_cookie", BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_get_socket_cookie},
       {"sock_ops:sock_ops_cb_flags_set", BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_sock_ops_cb_flags_set},
+      {"cgroup_skb:get_netns_cookie", BPF_PROG_TYPE_CGROUP_SKB, BPF_FUNC_get_netns_cookie},
   };
   Napi::Object h = Napi::Object::New(env);
   for (const auto& probe : helpers)
@@ -223,6 +226,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("probe", Napi::Function::New(env, Probe));
   exports.Set("agentMark", Napi::Number::New(env, NM_AGENT_MARK));
   exports.Set("defaultOutboundPort", Napi::Number::New(env, NM_DEFAULT_OUTBOUND_PORT));
+  exports.Set("workloadStrictFlag", Napi::Number::New(env, NM_WL_STRICT));
   return exports;
 }
 

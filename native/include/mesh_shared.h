@@ -40,15 +40,29 @@
 /* Program names (as bpftool shows them) and their link pins under the pin directory. */
 #define NM_PROG_CONNECT4 "nm_connect4"
 #define NM_PROG_SOCKOPS "nm_sockops"
+#define NM_PROG_INGRESS "nm_ingress"
 #define NM_LINK_CONNECT4 "link_connect4"
 #define NM_LINK_SOCKOPS "link_sockops"
+#define NM_LINK_INGRESS "link_ingress"
+
+/* Loopback is ifindex 1 in every network namespace. */
+#define NM_LOOPBACK_IFINDEX 1
 
 /* Value of nm_netns / nm_cgroups: an enrolled workload. */
 struct nm_workload {
 	__u16 outbound_port; /* network byte order */
-	__u16 flags;         /* reserved, 0 */
+	__u16 flags;         /* NM_WL_* */
 	__u32 reserved;
 };
+
+/*
+ * nm_workload.flags. STRICT (PeerAuthentication mtls.mode STRICT, enrolled by netns): the
+ * workload accepts no plaintext connection from outside its own namespace - a TCP SYN that
+ * reaches one of the workload's own listeners through a non-loopback interface is dropped. The
+ * agent's in-pod listeners (HBONE 15008) carry NM_AGENT_MARK and are never filtered, and the
+ * agent delivers tunnelled connections to the application from inside the pod, over loopback.
+ */
+#define NM_WL_STRICT 0x1
 
 /* Key of nm_dsts: a meshed destination; port 0 means every port of this address. */
 struct nm_dst_key {

@@ -15,6 +15,7 @@ import type { CaptureReply } from "./servers.ts";
 
 const VIP_A = "10.96.0.10";
 const VIP_C = "10.96.0.11";
+const APP_SERVER = `require("node:http").createServer((q, s) => s.end("app")).listen(7171, () => console.log("up"))`;
 const BUSY_APP = `require("node:net").createServer().listen(15999, "127.0.0.1", () => console.log("up"))`;
 const CLIENT = fileURLToPath(new URL("./same-port-client.ts", import.meta.url));
 
@@ -188,6 +189,42 @@ describe("bad input is a clear error and changes nothing", () => {
       });
     } finally {
       app.kill();
+    }
+  });
+});
+
+describe("PeerAuthentication STRICT in the kernel (cgroup_skb ingress)", () => {
+  it("drops plaintext from outside the pod, keeps loopback and the agent's own listeners", async () => {
+    // The application is a process of the pod's own, not a socket the agent opened.
+    const app = spawn("nsenter", [`--net=${b.netnsPath}`, "--", process.execPath, "-e", APP_SERVER]);
+    let cookie: bigint | undefined;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        app.stdout.once("data", () => resolve());
+        app.once("exit", (code) => reject(new Error(`app exited with ${code}`)));
+      });
+      const fromA = () => runIn(a, "curl", ["-s", "--max-time", "2", `http://${b.address}:7171/`]);
+      expect((await fromA()).stdout).toBe("app");
+
+      cookie = (await dp!.enrollNetns(b.netnsPath, { strict: true })).netnsCookie;
+      expect(dp!.workloads().netns.find((w) => w.id === cookie)?.strict).toBe(true);
+      const blocked = await fromA();
+      expect(blocked.code).toBe(28); // the SYN is dropped: curl times out
+      // The agent's in-pod listeners carry its mark and stay reachable from outside.
+      expect(await curl(a, `http://${b.address}:9090/`)).toBe(`direct:${b.name}:9090`);
+      // Inside the pod, over loopback, to 127.0.0.1 and to the pod's own address (how the agent delivers).
+      expect((await runIn(b, "curl", ["-s", "--max-time", "2", "http://127.0.0.1:7171/"])).stdout).toBe(
+        "app",
+      );
+      expect((await runIn(b, "curl", ["-s", "--max-time", "2", `http://${b.address}:7171/`])).stdout).toBe(
+        "app",
+      );
+
+      await dp!.enrollNetns(b.netnsPath, { strict: false });
+      expect((await fromA()).stdout).toBe("app");
+    } finally {
+      app.kill();
+      if (cookie !== undefined) dp!.unenrollNetns(cookie);
     }
   });
 });

@@ -95,10 +95,10 @@ eBPF redirect to the node agent reaches it); each connection is balanced over th
 nodes and carried over mTLS (HTTP/2 CONNECT to port 15008) with SPIFFE identities.
   client n1p1 = spiffe://cluster.local/ns/default/sa/client     legacy n2p1 = .../sa/legacy
   after ${DENY_AFTER_S} s a DENY AuthorizationPolicy for sa/legacy is applied live.
-look around (in another shell):
-  node bin/nodemesh.ts lab exec --name ${lab.name} n1 -- curl -s 127.0.0.1:15000/config_dump
-  node bin/nodemesh.ts lab exec --name ${lab.name} n1 -- curl -s 127.0.0.1:15020/metrics | grep nodemesh_tcp
-  node bin/nodemesh.ts lab exec --name ${lab.name} n1p1 -- curl -s http://${VIP}/hello
+look around (in another shell, after \`. scripts/env.sh\`):
+  node bin/nodemesh.js lab exec --name ${lab.name} n1 -- curl -s 127.0.0.1:15000/config_dump
+  node bin/nodemesh.js lab exec --name ${lab.name} n1 -- curl -s 127.0.0.1:15020/metrics | grep nodemesh_tcp
+  node bin/nodemesh.js lab exec --name ${lab.name} n1p1 -- curl -s http://${VIP}/hello
 `);
     const started = Date.now();
     let denyApplied = false;

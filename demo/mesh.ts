@@ -13,21 +13,16 @@ import { fileURLToPath } from "node:url";
 import type { Lab, LabNode, LabProcess } from "../lab/index.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const CLI = join(ROOT, "bin/nodemesh.ts");
+const CLI = join(ROOT, "bin/nodemesh.js");
 const NODE = [process.execPath, "--disable-warning=ExperimentalWarning"];
 export const CONTROLLER_PORT = 15012;
 /**
- * Node flags of the agent process (a DaemonSet sets the same), measured in docs/benchmarks.md:
- * - the compile cache keeps TypeScript stripping (a WebAssembly compiler, ~18 MiB of RSS for the life
- *   of the process) out of every start but the first after a code change; NODE_COMPILE_CACHE, when set,
- *   names the directory, else it is <tmpdir>/node-compile-cache;
- * - a 1 MiB semi-space keeps the young generation small: a proxy's garbage is short-lived chunk
- *   wrappers, and the default (up to 16 MiB per semi-space) only grows RSS.
+ * Node flags of the agent process (a DaemonSet sets the same). A smaller young generation: the agent's
+ * allocations are short-lived buffers and stream wrappers, and the default (up to 16 MiB per
+ * semi-space) only grows RSS (about -5 MiB idle, -16 MiB after load on the bench lab agent). The
+ * compile cache is turned on by the launcher, bin/nodemesh.js.
  */
-export const AGENT_NODE_FLAGS = [
-  '--import=data:text/javascript,import{enableCompileCache}from"node:module";enableCompileCache();',
-  "--max-semi-space-size=1",
-];
+export const AGENT_NODE_FLAGS = ["--max-semi-space-size=1"];
 
 export interface MeshOptions {
   readonly lab: Lab;

@@ -4,4 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/bootstrap.sh
 . scripts/env.sh
-exec node --disable-warning=ExperimentalWarning bin/nodemesh.ts demo "$@"
+exec node --disable-warning=ExperimentalWarning bin/nodemesh.js demo "$@"

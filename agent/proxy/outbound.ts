@@ -86,6 +86,7 @@ export class OutboundProxy {
 
   async #handle(uid: string, socket: Socket): Promise<void> {
     socket.pause();
+    socket.setNoDelay(true); // request/response traffic: never hold a reply back for Nagle
     socket.on("error", () => {});
     const view = this.#deps.view();
     const src = view.localWorkload(uid);

@@ -45,8 +45,16 @@ export function spiffeIdFor(trustDomain: string, namespace: string, serviceAccou
   return `spiffe://${trustDomain}/ns/${namespace}/sa/${serviceAccount}`;
 }
 
-/** TLS 1.3 only: the suites are TLS 1.3's own (AES-GCM and ChaCha20), as ztunnel. */
-const TLS13 = { minVersion: "TLSv1.3", maxVersion: "TLSv1.3" } as const;
+/**
+ * TLS 1.3 only: the suites are TLS 1.3's own (AES-GCM and ChaCha20), as ztunnel. AES-128-GCM first
+ * (OpenSSL's default order puts AES-256-GCM first): with AES-NI it does 10 AES rounds per block instead
+ * of 14, and every byte of every tunnel pays it twice (both agents). Both suites stay offered.
+ */
+const TLS13 = {
+  minVersion: "TLSv1.3",
+  maxVersion: "TLSv1.3",
+  ciphers: "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256",
+} as const;
 
 export function secureContextOptions(svid: Svid, bundle: readonly string[]): SecureContextOptions {
   return { ...TLS13, key: svid.keyPem, cert: svid.certChain.join("\n"), ca: [...bundle] };

@@ -50,6 +50,8 @@ export interface Agent {
 interface Enrolled {
   readonly workload: WorkloadInfo;
   readonly inbound: InboundTunnel;
+  /** PeerAuthentication STRICT as last handed to the datapath. */
+  strict: boolean;
 }
 
 export function createAgent(deps: AgentDeps): Agent {
@@ -87,6 +89,7 @@ export function createAgent(deps: AgentDeps): Agent {
     connections,
     log,
     appConnectTimeoutMs: settings.connectTimeoutMs,
+    connectApp: (uid: string, address: string, port: number) => datapath.connectApp(uid, address, port),
   };
 
   identities.on("svid", (id, svid) => {
@@ -102,16 +105,17 @@ export function createAgent(deps: AgentDeps): Agent {
     }
   });
 
-  async function enroll(w: WorkloadInfo): Promise<void> {
+  async function enroll(w: WorkloadInfo, strict: boolean): Promise<void> {
     const listeners = await datapath.enroll({
       uid: w.uid,
       address: w.address,
       netns: w.netns,
       cgroup: w.cgroup,
+      strict,
     });
     const inbound = new InboundTunnel(w.uid, listeners.inbound, inboundDeps);
     outbound.attach(w.uid, listeners.outbound);
-    enrolled.set(w.uid, { workload: w, inbound });
+    enrolled.set(w.uid, { workload: w, inbound, strict });
     identities.want(w.spiffeId);
     const svid = identities.get(w.spiffeId);
     if (svid) inbound.setCredentials(svid, identities.bundle);
@@ -152,9 +156,15 @@ export function createAgent(deps: AgentDeps): Agent {
       }
     }
     for (const [uid, w] of wanted) {
-      if (enrolled.has(uid)) continue;
+      const strict = next.refusesPlaintext(w);
+      const e = enrolled.get(uid);
       try {
-        await enroll(w);
+        if (!e) await enroll(w, strict);
+        else if (e.strict !== strict) {
+          await datapath.setStrict(uid, strict);
+          e.strict = strict;
+          log.info({ workload: uid, mtls: strict ? "STRICT" : "PERMISSIVE" }, "peer authentication changed");
+        }
       } catch (err) {
         log.error({ err, workload: uid }, "cannot enroll workload; its traffic is not captured");
       }
@@ -272,6 +282,7 @@ export function createAgent(deps: AgentDeps): Agent {
           uid: e.workload.uid,
           address: e.workload.address,
           identity: e.workload.spiffeId,
+          mtls: e.strict ? "STRICT" : "PERMISSIVE",
           authorizationPolicies: v
             ?.authorizationPoliciesFor(e.workload.uid)
             .map((p) => `${p.metadata.namespace}/${p.metadata.name}`),

@@ -265,7 +265,8 @@ export class ControllerClient extends EventEmitter<Events> {
       });
     });
     stream.on("data", (chunk: Buffer | string) => {
-      if (this.#connected && this.#stream === stream && typeof chunk !== "string") this.#decoder?.write(chunk);
+      if (this.#connected && this.#stream === stream && typeof chunk !== "string")
+        this.#decoder?.write(chunk);
     });
     stream.on("close", () => this.#lost(session, "stream closed"));
     stream.on("error", () => {});

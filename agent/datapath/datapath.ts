@@ -20,6 +20,8 @@ export interface LocalWorkload {
   /** Network namespace path or `ip netns` name; cgroup v2 path. One of them is set. */
   readonly netns: string | undefined;
   readonly cgroup: string | undefined;
+  /** PeerAuthentication STRICT: the datapath refuses plaintext reaching the workload from outside. */
+  readonly strict: boolean;
 }
 
 export interface EnrolledListeners {
@@ -40,6 +42,14 @@ export interface Datapath {
   release(uid: string): Promise<void>;
   /** Destinations whose connects are redirected; everything else bypasses the agent. Replaces the set. */
   setMeshedDestinations(dsts: readonly Destination[]): void;
+  /** Changes a workload's PeerAuthentication enforcement (STRICT refuses plaintext from outside). */
+  setStrict(uid: string, strict: boolean): Promise<void>;
+  /**
+   * A connection to the workload's application (inbound delivery), started from inside the workload's
+   * own namespace, so a STRICT workload still accepts it. Resolves once connect() has been issued; the
+   * socket emits 'connect' or 'error' as usual.
+   */
+  connectApp(uid: string, address: string, port: number): Promise<Socket>;
   /** The destination the workload connected to, for a socket accepted on an outbound server. */
   originalDestination(socket: Socket): Destination | undefined;
   close(): Promise<void>;

@@ -9,7 +9,7 @@
 // - close() keeps the kernel state (pins): while the agent restarts, a pod's meshed connects are refused
 //   (fail closed) instead of escaping the mesh; the next agent re-adopts the pins and re-enrolls.
 import { existsSync } from "node:fs";
-import { createServer, type Server, type Socket } from "node:net";
+import { createServer, Socket, type Server } from "node:net";
 import { isAbsolute, join } from "node:path";
 import * as native from "../../native/index.ts";
 import { DatapathError } from "../errors.ts";
@@ -28,6 +28,7 @@ interface Enrolled {
   readonly outbound: Server;
   readonly inbound: Server;
   readonly netnsCookie: bigint;
+  readonly netnsPath: string;
 }
 
 /** `ip netns` names live under /run/netns; absolute paths (e.g. /proc/<pid>/ns/net) are used as given. */
@@ -84,9 +85,12 @@ export class EbpfDatapath implements Datapath {
       throw err;
     }
     try {
-      const { netnsCookie } = await this.#dp.enrollNetns(path, { outboundPort: this.#opts.outboundPort });
+      const { netnsCookie } = await this.#dp.enrollNetns(path, {
+        outboundPort: this.#opts.outboundPort,
+        strict: w.strict,
+      });
       this.#inherited.delete(netnsCookie);
-      this.#enrolled.set(w.uid, { outbound, inbound, netnsCookie });
+      this.#enrolled.set(w.uid, { outbound, inbound, netnsCookie, netnsPath: path });
       return { outbound, inbound };
     } catch (err) {
       outbound.close();
@@ -130,6 +134,27 @@ export class EbpfDatapath implements Datapath {
     for (const cookie of this.#inherited) this.#dp.unenrollNetns(cookie);
     this.#inherited.clear();
     return n;
+  }
+
+  async setStrict(uid: string, strict: boolean): Promise<void> {
+    const e = this.#enrolled.get(uid);
+    if (!e) throw new DatapathError(`workload ${uid} is not enrolled`);
+    await this.#dp.enrollNetns(e.netnsPath, { outboundPort: this.#opts.outboundPort, strict });
+  }
+
+  /**
+   * The socket is created inside the pod's namespace (carrying the agent mark, so connect4 leaves it
+   * alone) and connects to the pod's own address over loopback: the path ingress.bpf.c lets through
+   * for a STRICT workload. The application sees its own address as the peer.
+   */
+  async connectApp(uid: string, address: string, port: number): Promise<Socket> {
+    const e = this.#enrolled.get(uid);
+    if (!e) throw new DatapathError(`workload ${uid} is not enrolled`);
+    const fd = await native.socketInNetns(e.netnsPath);
+    const socket = new Socket({ fd, allowHalfOpen: true, readable: true, writable: true });
+    socket.setNoDelay(true);
+    socket.connect(port, address);
+    return socket;
   }
 
   setMeshedDestinations(dsts: readonly Destination[]): void {

@@ -7,7 +7,7 @@
 // outbound server with `dst` recorded as their original destination. A test client (curl, node:http,
 // net.connect) connects to that port as if the kernel had redirected its connect(dst). Destinations not
 // in `setMeshedDestinations` get no capture port (they bypass the mesh, as with the real datapath).
-import { createServer, type Server, type Socket } from "node:net";
+import { connect, createServer, type Server, type Socket } from "node:net";
 import { DatapathError } from "../errors.ts";
 import type { Datapath, Destination, EnrolledListeners, LocalWorkload } from "./datapath.ts";
 
@@ -23,6 +23,7 @@ export class LoopbackDatapath implements Datapath {
   readonly #enrolled = new Map<string, Enrolled>();
   readonly #origDst = new WeakMap<Socket, Destination>();
   #meshed: readonly Destination[] = [];
+  readonly #strict = new Map<string, boolean>();
 
   constructor(opts: { hbonePort?: number } = {}) {
     this.#hbonePort = opts.hbonePort ?? 15008;
@@ -38,6 +39,7 @@ export class LoopbackDatapath implements Datapath {
     // Not listening itself: capture ports emit 'connection' on it (see captureAddress).
     const outbound = createServer({ allowHalfOpen: true, noDelay: true });
     this.#enrolled.set(w.uid, { workload: w, inbound, outbound, captures: new Map() });
+    this.#strict.set(w.uid, w.strict);
     return { outbound, inbound };
   }
 
@@ -54,6 +56,20 @@ export class LoopbackDatapath implements Datapath {
 
   isMeshed(dst: Destination): boolean {
     return this.#meshed.some((m) => m.address === dst.address && (m.port === 0 || m.port === dst.port));
+  }
+
+  /** Recorded only: one host has no namespaces to filter (see isStrict for tests). */
+  async setStrict(uid: string, strict: boolean): Promise<void> {
+    if (!this.#enrolled.has(uid)) throw new DatapathError(`workload ${uid} is not enrolled`);
+    this.#strict.set(uid, strict);
+  }
+
+  isStrict(uid: string): boolean | undefined {
+    return this.#strict.get(uid);
+  }
+
+  async connectApp(_uid: string, address: string, port: number): Promise<Socket> {
+    return connect({ host: address, port, allowHalfOpen: true, noDelay: true });
   }
 
   originalDestination(socket: Socket): Destination | undefined {

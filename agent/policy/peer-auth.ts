@@ -32,6 +32,25 @@ export function resolveMtlsMode(
   return "STRICT";
 }
 
+/**
+ * Whether the datapath refuses plaintext for the whole workload (the kernel filter is per workload, not
+ * per port): the workload-level mode is STRICT and no applying policy opens a port as PERMISSIVE. A
+ * port-level PERMISSIVE exception therefore admits plaintext on every port of that workload (fail open,
+ * as the operator asked for plaintext somewhere); docs/datapath.md says so.
+ */
+export function refusesPlaintext(
+  policies: readonly PeerAuthentication[],
+  workload: WorkloadEntry,
+  rootNamespace: string,
+): boolean {
+  if (resolveMtlsMode(policies, workload, 0, rootNamespace) !== "STRICT") return false;
+  return !policies.some(
+    (p) =>
+      policyAppliesTo(p, workload, [], rootNamespace) &&
+      Object.values(p.spec.portLevelMtls ?? {}).some((m) => m.mode === "PERMISSIVE"),
+  );
+}
+
 export function admitsPlaintext(mode: EffectiveMtlsMode): boolean {
   return mode === "PERMISSIVE";
 }

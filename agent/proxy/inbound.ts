@@ -13,12 +13,12 @@ import {
   type IncomingHttpHeaders,
   type ServerHttp2Stream,
 } from "node:http2";
-import { connect, type Server, type Socket } from "node:net";
+import type { Server, Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import type { Logger } from "../log.ts";
 import { evaluateAuthz, parsePrincipal, type AuthzRequest } from "../policy/authz.ts";
 import type { MeshView } from "../state/view.ts";
-import type { AgentMetrics, TcpLabels } from "../telemetry/metrics.ts";
+import type { AgentMetrics, ConnRecord, TcpLabels } from "../telemetry/metrics.ts";
 import { peerSpiffeId, serverTlsOptions, type Svid } from "../tls/svid.ts";
 import type { ConnectionManager, TrackedConnection } from "./connections.ts";
 import { pipeBoth } from "./pipe.ts";
@@ -29,6 +29,8 @@ export interface InboundDeps {
   readonly connections: ConnectionManager;
   readonly log: Logger;
   readonly appConnectTimeoutMs: number;
+  /** Opens the connection to the local application (the datapath does it from inside the pod). */
+  connectApp(uid: string, address: string, port: number): Promise<Socket>;
 }
 
 const STREAM_WINDOW = 4 * 1024 * 1024;
@@ -121,7 +123,22 @@ export class InboundTunnel {
     const decision = evaluateAuthz(view.authorizationPoliciesFor(this.uid), request);
     if (!decision.allowed) return refuse(401, "AuthorizationPolicyDenied", decision.reason);
 
-    const app = connect({ host: w.address, port: target.port, allowHalfOpen: true, noDelay: true });
+    this.#deps.connectApp(this.uid, w.address, target.port).then(
+      (app) => this.#deliver(stream, app, rec, labels, request, target, refuse),
+      (err: Error) =>
+        refuse(503, "ConnectionFailure", `cannot open a socket to the application: ${err.message}`),
+    );
+  }
+
+  #deliver(
+    stream: ServerHttp2Stream,
+    app: Socket,
+    rec: ConnRecord,
+    labels: TcpLabels,
+    request: AuthzRequest,
+    target: { address: string; port: number },
+    refuse: (status: number, flag: string, reason: string) => void,
+  ): void {
     const timer = setTimeout(() => app.destroy(new Error("timed out")), this.#deps.appConnectTimeoutMs);
     app.once("error", (err) => {
       clearTimeout(timer);

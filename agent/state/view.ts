@@ -16,7 +16,7 @@ import {
 } from "../../controller/api/index.ts";
 import type { LoadBalancerKind } from "../balance/balancer.ts";
 import type { OutlierSettings } from "../health/outlier.ts";
-import { resolveMtlsMode, type EffectiveMtlsMode } from "../policy/peer-auth.ts";
+import { refusesPlaintext, resolveMtlsMode, type EffectiveMtlsMode } from "../policy/peer-auth.ts";
 
 export interface WorkloadInfo {
   /** "namespace/name": stable across snapshots, the datapath's enrollment key. */
@@ -131,6 +131,11 @@ export class MeshView {
   /** AuthorizationPolicies that apply to a local workload. */
   authorizationPoliciesFor(uid: string): readonly AuthorizationPolicy[] {
     return this.#authz.get(uid) ?? [];
+  }
+
+  /** STRICT for the datapath: plaintext from outside the workload's namespace is refused. */
+  refusesPlaintext(w: WorkloadInfo): boolean {
+    return refusesPlaintext(this.config.peerAuthentications, w.entry, this.config.rootNamespace);
   }
 
   mtlsModeFor(w: WorkloadInfo, port: number): EffectiveMtlsMode {

@@ -212,3 +212,36 @@ describe("impostors at a pod's HBONE port", () => {
     fx.applyExtra([]);
   });
 });
+
+describe("peer authentication", () => {
+  it("STRICT by default: plaintext from outside the mesh never reaches the app; PERMISSIVE lets it in", async () => {
+    const echo = fx.lab.pod(2, 2);
+    // Node 1's own namespace is outside the mesh: a plain client there talks straight to the pod.
+    const plaintext = () =>
+      fx.lab.exec(fx.lab.node(1), ["curl", "-sS", "--max-time", "2", `http://${echo.address}:8080/plain`]);
+    const refused = await plaintext();
+    expect(refused.code).toBe(28); // the kernel drops the SYN: a filtered port
+    // Meshed clients still get through (the agent delivers from inside the pod).
+    expect((await fx.curl("n1p1", `http://${echo.address}:8080/`, ["--fail"])).code).toBe(0);
+
+    fx.applyExtra([
+      {
+        apiVersion: "nodemesh.io/v1alpha1",
+        kind: "PeerAuthentication",
+        metadata: { name: "echo-permissive", namespace: "default" },
+        spec: { selector: { matchLabels: { app: "echo" } }, mtls: { mode: "PERMISSIVE" } },
+      },
+    ]);
+    await eventually(
+      "echo PERMISSIVE on node 2",
+      async () =>
+        (await fx.mesh.agentHttp("n2", 15000, "/config_dump")).match(/"mtls": ?"PERMISSIVE"/) !== null,
+    );
+    const admitted = await plaintext();
+    expect(admitted.code).toBe(0);
+    expect(JSON.parse(admitted.stdout)).toMatchObject({ pod: "n2p2", url: "/plain" });
+
+    fx.applyExtra([]);
+    await eventually("STRICT again", async () => (await plaintext()).code === 28);
+  });
+});

@@ -5,7 +5,7 @@ import type {
   WorkloadEntry,
 } from "../../../controller/api/index.ts";
 import { evaluateAuthz, inBlock, stringMatch, type AuthzRequest } from "../../../agent/policy/authz.ts";
-import { resolveMtlsMode } from "../../../agent/policy/peer-auth.ts";
+import { refusesPlaintext, resolveMtlsMode } from "../../../agent/policy/peer-auth.ts";
 
 const H = { apiVersion: "nodemesh.io/v1alpha1" as const };
 function ap(
@@ -170,5 +170,21 @@ describe("PeerAuthentication", () => {
     });
     expect(resolveMtlsMode([mesh, ns, port], w, 5432, "nodemesh-system")).toBe("STRICT");
     expect(resolveMtlsMode([mesh, port], w, 80, "nodemesh-system")).toBe("PERMISSIVE"); // UNSET inherits
+  });
+  it("the datapath refuses plaintext only when the whole workload is STRICT", () => {
+    const root = "nodemesh-system";
+    expect(refusesPlaintext([], w, root)).toBe(true);
+    expect(refusesPlaintext([pa("default", root, "PERMISSIVE")], w, root)).toBe(false);
+    expect(refusesPlaintext([pa("default", root, "PERMISSIVE"), pa("ns", "data", "STRICT")], w, root)).toBe(
+      true,
+    );
+    // a PERMISSIVE port opens the workload in the kernel (per-workload filter): fail open, documented
+    const openPort = pa("port", "data", "STRICT", {
+      selector: { matchLabels: { app: "db" } },
+      portLevelMtls: { "5432": { mode: "PERMISSIVE" } },
+    });
+    expect(refusesPlaintext([openPort], w, root)).toBe(false);
+    // a policy of another namespace does not apply
+    expect(refusesPlaintext([pa("other", "web", "PERMISSIVE")], w, root)).toBe(true);
   });
 });

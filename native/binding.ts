@@ -39,6 +39,8 @@ export interface NativeAddon {
   }): Promise<number | Failure>;
   netnsCookieOf(path: string): Promise<bigint | Failure>;
   setMark(fd: number, mark: number): number;
+  openNetns(path: string): number | Failure;
+  socketInNetnsSync(nsFd: number, mark: number): number | Failure;
   isBpffs(path: string): number;
   mountBpffs(path: string): number;
   purgePins(pinDir: string): { errno: number; op: string };

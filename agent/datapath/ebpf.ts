@@ -29,6 +29,8 @@ interface Enrolled {
   readonly inbound: Server;
   readonly netnsCookie: bigint;
   readonly netnsPath: string;
+  /** The pod's namespace held open: inbound delivery sockets are made in it. */
+  readonly netns: native.NetnsHandle;
 }
 
 /** `ip netns` names live under /run/netns; absolute paths (e.g. /proc/<pid>/ns/net) are used as given. */
@@ -85,12 +87,15 @@ export class EbpfDatapath implements Datapath {
       throw err;
     }
     try {
-      const { netnsCookie } = await this.#dp.enrollNetns(path, {
-        outboundPort: this.#opts.outboundPort,
-        strict: w.strict,
-      });
+      const netns = native.openNetns(path);
+      const { netnsCookie } = await this.#dp
+        .enrollNetns(path, { outboundPort: this.#opts.outboundPort, strict: w.strict })
+        .catch((err: unknown) => {
+          netns.close();
+          throw err;
+        });
       this.#inherited.delete(netnsCookie);
-      this.#enrolled.set(w.uid, { outbound, inbound, netnsCookie, netnsPath: path });
+      this.#enrolled.set(w.uid, { outbound, inbound, netnsCookie, netnsPath: path, netns });
       return { outbound, inbound };
     } catch (err) {
       outbound.close();
@@ -117,6 +122,7 @@ export class EbpfDatapath implements Datapath {
     if (!e) return;
     this.#enrolled.delete(uid);
     if (!this.#keepEnrollment) this.#dp.unenrollNetns(e.netnsCookie);
+    e.netns.close();
     await Promise.all([closeServer(e.outbound), closeServer(e.inbound)]);
   }
 
@@ -150,7 +156,7 @@ export class EbpfDatapath implements Datapath {
   async connectApp(uid: string, address: string, port: number): Promise<Socket> {
     const e = this.#enrolled.get(uid);
     if (!e) throw new DatapathError(`workload ${uid} is not enrolled`);
-    const fd = await native.socketInNetns(e.netnsPath);
+    const fd = e.netns.socket();
     const socket = new Socket({ fd, allowHalfOpen: true, readable: true, writable: true });
     socket.setNoDelay(true);
     socket.connect(port, address);
@@ -173,6 +179,7 @@ export class EbpfDatapath implements Datapath {
   async close(): Promise<void> {
     const all = [...this.#enrolled.values()];
     this.#enrolled.clear();
+    for (const e of all) e.netns.close();
     await Promise.all(all.flatMap((e) => [closeServer(e.outbound), closeServer(e.inbound)]));
     this.#dp.close();
   }

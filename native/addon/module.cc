@@ -142,6 +142,22 @@ Napi::Value NetnsCookie(const Napi::CallbackInfo& info) {
   return promise;
 }
 
+// openNetns(path) -> fd | failure
+Napi::Value OpenNetnsJs(const Napi::CallbackInfo& info) {
+  const char* op = "open network namespace";
+  int fd = OpenNetnsFd(info[0].As<Napi::String>().Utf8Value(), &op);
+  if (fd < 0) return Failure(info.Env(), fd, op, "");
+  return Napi::Number::New(info.Env(), fd);
+}
+
+// socketInNetnsSync(nsFd, mark) -> fd | failure (synchronous; see sockets.cc)
+Napi::Value SocketInNetnsSync(const Napi::CallbackInfo& info) {
+  const char* op = "socket";
+  int fd = SocketInNetnsFd(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Uint32Value(), &op);
+  if (fd < 0) return Failure(info.Env(), fd, op, "");
+  return Napi::Number::New(info.Env(), fd);
+}
+
 Napi::Value SetMarkJs(const Napi::CallbackInfo& info) {
   int fd = info[0].As<Napi::Number>().Int32Value();
   uint32_t mark = info[1].As<Napi::Number>().Uint32Value();
@@ -220,6 +236,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("openSocket", Napi::Function::New(env, OpenSocket));
   exports.Set("netnsCookieOf", Napi::Function::New(env, NetnsCookie));
   exports.Set("setMark", Napi::Function::New(env, SetMarkJs));
+  exports.Set("openNetns", Napi::Function::New(env, OpenNetnsJs));
+  exports.Set("socketInNetnsSync", Napi::Function::New(env, SocketInNetnsSync));
   exports.Set("isBpffs", Napi::Function::New(env, IsBpffs));
   exports.Set("mountBpffs", Napi::Function::New(env, MountBpffs));
   exports.Set("purgePins", Napi::Function::New(env, PurgePinsJs));

@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <thread>
 
 #include "mesh_shared.h"
@@ -121,6 +123,41 @@ int OpenSocketIn(const SocketRequest& req, const char** op) {
   close(ns);
   if (result < 0) *op = thread_op;
   return result;
+}
+
+int OpenNetnsFd(const std::string& path, const char** op) { return OpenNetns(path, op); }
+
+// Runs on the JS thread, synchronously: while it runs no JavaScript (and so nothing else of this
+// process that creates sockets on this thread) can run, and libuv's pool threads keep their own
+// namespace. Switching back cannot fail short of the kernel refusing our own namespace fd; if it
+// ever did, carrying on would create the agent's next sockets in a pod - abort instead.
+int SocketInNetnsFd(int ns_fd, uint32_t mark, const char** op) {
+  static int self_ns = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (self_ns < 0) {
+    *op = "open own network namespace";
+    return -EBADF;
+  }
+  if (setns(ns_fd, CLONE_NEWNET) != 0) {
+    *op = "setns";
+    return -errno;
+  }
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int err = fd < 0 ? -errno : 0;
+  if (setns(self_ns, CLONE_NEWNET) != 0) {
+    fprintf(stderr, "nodemesh: cannot switch back to the agent's network namespace (errno %d)\n", errno);
+    abort();
+  }
+  if (err) {
+    *op = "socket";
+    return err;
+  }
+  if (mark && SetMark(fd, mark) != 0) {
+    err = -errno;
+    close(fd);
+    *op = "setsockopt SO_MARK";
+    return err;
+  }
+  return fd;
 }
 
 int NetnsCookieOf(const std::string& netns_path, uint64_t* cookie, const char** op) {

@@ -228,3 +228,18 @@ describe("PeerAuthentication STRICT in the kernel (cgroup_skb ingress)", () => {
     }
   });
 });
+
+describe("namespace handles (per-connection sockets)", () => {
+  it("creates marked sockets inside the pod's namespace without a thread per socket", async () => {
+    const h = nm.openNetns(a.netnsPath);
+    try {
+      // 127.0.0.1:15001 answers only inside pod a; the mark keeps connect4 from redirecting it.
+      const body = await getOverFd(h.socket(), "127.0.0.1", 15001);
+      expect(JSON.parse(body)).toMatchObject({ pod: a.name, orig: "none" });
+    } finally {
+      h.close();
+    }
+    expect(() => h.socket()).toThrow(/closed/);
+    expect(() => nm.openNetns("/run/netns/nm-does-not-exist")).toThrow(/does not exist/);
+  });
+});

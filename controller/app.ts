@@ -111,7 +111,8 @@ export class ControllerApp {
   reload(): ReloadResult {
     const { log } = this.#opts;
     const read = this.#source.read();
-    const built = read.issues.length === 0 ? buildModel(read.entries, this.#opts) : undefined;
+    const built =
+      read.issues.length === 0 ? buildModel(read.entries, this.#opts, this.hub.current?.model) : undefined;
     const errors = [...read.issues, ...(built?.errors ?? [])].map(formatIssue);
     if (errors.length > 0 || !built?.model) {
       this.metrics.configReloads.inc({ result: "rejected" });

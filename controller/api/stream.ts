@@ -126,17 +126,31 @@ function applyToList<T extends { kind: Kind; metadata: { namespace: string; name
   if (upserts.length === 0 && removed.size === 0) return list as T[];
   if (upserts.length + removed.size <= 32) {
     // The common delta touches a few resources: copy the list and patch it in place, without
-    // building a key index of the whole list (10,000 workloads → ~50 µs instead of ~2 ms).
+    // building a key index of the whole list (10,000 workloads → ~50 µs instead of ~2 ms). Only
+    // elements whose name is touched get a key string: no allocation for the other 9,999.
     const byKey = new Map<string, T>();
-    for (const r of upserts) byKey.set(keyString(keyOf(r)), r);
-    const out: T[] = [];
-    for (const r of list) {
-      const k = `${r.kind}/${r.metadata.namespace}/${r.metadata.name}`;
-      if (removed.has(k)) continue;
-      const up = byKey.get(k);
-      if (up) byKey.delete(k);
-      out.push(up ?? r);
+    const names = new Set<string>();
+    for (const r of upserts) {
+      byKey.set(keyString(keyOf(r)), r);
+      names.add(r.metadata.name);
     }
+    for (const k of removed) names.add(k.slice(k.lastIndexOf("/") + 1));
+    const out: T[] = new Array<T>(list.length);
+    let n = 0;
+    for (const r of list) {
+      if (names.has(r.metadata.name)) {
+        const k = `${r.kind}/${r.metadata.namespace}/${r.metadata.name}`;
+        if (removed.has(k)) continue;
+        const up = byKey.get(k);
+        if (up) {
+          byKey.delete(k);
+          out[n++] = up;
+          continue;
+        }
+      }
+      out[n++] = r;
+    }
+    out.length = n;
     for (const r of byKey.values()) out.push(r);
     return out;
   }

@@ -6,12 +6,22 @@
 // - AuthorizationPolicies and PeerAuthentications only to nodes with a workload they apply to.
 // Resource JSON is computed once per resource (by the file source) and spliced, never re-serialised.
 //
-// Invariants: a Version is immutable; `current` only moves forward; diffs between two versions are
-// computed once and cached (every session that lags by the same versions shares the work).
+// Work is shared by "view": the set of scoped policies a node needs. A snapshot is assembled once
+// per (version, view, encoding) and a delta once per (from, to, old view, new view, encoding); the
+// big pieces (services, workloads, TrafficPolicies) once per (version, encoding). With 100 nodes in
+// 50 views, a change costs 50 delta lines instead of 100, and a full sync of 100 agents one
+// compression of the workloads instead of 100 (see deflate.ts for the `deflate` encoding).
+//
+// Invariants: a Version is immutable; `current` only moves forward; everything cached per version
+// lives in a WeakMap keyed by the Version (dropped with it), diffs in a bounded map.
 import { EventEmitter } from "node:events";
 import { randomBytes } from "node:crypto";
 import type { Kind, ResourceKey } from "../api/index.ts";
 import type { MeshModel } from "../model/model.ts";
+import { deflatedSegment, encodePiece, storedBlocks } from "./deflate.ts";
+
+/** How a session's response body is encoded: plain NDJSON, or one zlib stream (deflate.ts). */
+export type StreamEncoding = "identity" | "deflate";
 
 export interface Version {
   readonly id: string;
@@ -30,12 +40,33 @@ interface GlobalDiff {
   /** Removed keys of non-scoped kinds (scoped removals are decided per node). */
   removed: ResourceKey[];
   bundleChanged: boolean;
+  /** `${old view}|${new view}` → the delta line (without newline), and its encoded form. */
+  lines: Map<string, { text: string; deflate?: Buffer }>;
 }
 
-interface SharedJson {
+/** The pieces every node gets, as JSON arrays, per encoding. */
+interface SharedPieces {
   services: Buffer;
   workloads: Buffer;
   trafficPolicies: Buffer;
+}
+
+interface VersionCache {
+  pieces: Partial<Record<StreamEncoding, SharedPieces>>;
+  /** view → the whole snapshot line, per encoding. */
+  snapshots: Map<string, Partial<Record<StreamEncoding, (string | Buffer)[]>>>;
+}
+
+/** A view's cache key: the node's scoped policy keys (the Set objects are shared between nodes
+ * and inherited between models, so the string is built once per Set). */
+const viewKeys = new WeakMap<ReadonlySet<string>, string>();
+function viewKey(set: ReadonlySet<string>): string {
+  let k = viewKeys.get(set);
+  if (k === undefined) {
+    k = [...set].join("\n");
+    viewKeys.set(set, k);
+  }
+  return k;
 }
 
 function kindOf(key: string): Kind {
@@ -56,7 +87,7 @@ export class ConfigHub extends EventEmitter<HubEvents> {
   readonly #historySize: number;
   readonly #history = new Map<string, Version>();
   readonly #diffs = new Map<string, GlobalDiff>();
-  readonly #shared = new WeakMap<Version, SharedJson>();
+  readonly #cache = new WeakMap<Version, VersionCache>();
   #seq = 0;
   #current: Version | undefined;
 
@@ -89,31 +120,49 @@ export class ConfigHub extends EventEmitter<HubEvents> {
   }
 
   /**
-   * The full configuration as `node` sees it, as the pieces of one NDJSON line (newline included).
-   * The big pieces (services, workloads, TrafficPolicies) are Buffers shared by every session of
-   * this version, so 100 agents syncing at once hold one copy, not 100 (the HTTP/2 stream keeps a
-   * reference to a written Buffer instead of copying it).
+   * The full configuration as `node` sees it, as the pieces of one NDJSON line (newline included),
+   * encoded for the session. The pieces are shared by every session of this version and view (the
+   * HTTP/2 stream keeps a reference to a written Buffer instead of copying it), so 100 agents
+   * syncing at once hold one copy, not 100.
    */
-  snapshotParts(v: Version, node: string): (string | Buffer)[] {
-    const shared = this.#sharedJson(v);
+  snapshotParts(v: Version, node: string, encoding: StreamEncoding = "identity"): (string | Buffer)[] {
+    const cache = this.#versionCache(v);
     const scoped = v.model.policyKeysForNode(node);
+    const view = viewKey(scoped);
+    let byEnc = cache.snapshots.get(view);
+    if (!byEnc) {
+      byEnc = {};
+      cache.snapshots.set(view, byEnc);
+    }
+    const cached = byEnc[encoding];
+    if (cached) return cached;
+    const shared = this.#pieces(v, cache, encoding);
     const pick = (kind: Kind) => {
       const out: string[] = [];
       for (const k of scoped) if (kindOf(k) === kind) out.push(v.model.entries.get(k)?.json ?? "null");
       return `[${out.join(",")}]`;
     };
-    return [
+    const head =
       `{"type":"snapshot","config":{"version":${JSON.stringify(v.id)}` +
-        `,"trustDomain":${JSON.stringify(v.model.trustDomain)},"rootNamespace":${JSON.stringify(v.model.rootNamespace)}` +
-        `,"trustBundle":${JSON.stringify(v.trustBundle)},"services":`,
-      shared.services,
-      `,"workloads":`,
-      shared.workloads,
+      `,"trustDomain":${JSON.stringify(v.model.trustDomain)},"rootNamespace":${JSON.stringify(v.model.rootNamespace)}` +
+      `,"trustBundle":${JSON.stringify(v.trustBundle)},"services":`;
+    const policies =
       `,"authorizationPolicies":${pick("AuthorizationPolicy")},"peerAuthentications":${pick("PeerAuthentication")}` +
-        `,"trafficPolicies":`,
-      shared.trafficPolicies,
-      "}}\n",
-    ];
+      `,"trafficPolicies":`;
+    const parts =
+      encoding === "identity"
+        ? [head, shared.services, `,"workloads":`, shared.workloads, policies, shared.trafficPolicies, "}}\n"]
+        : [
+            storedBlocks(head),
+            shared.services,
+            storedBlocks(`,"workloads":`),
+            shared.workloads,
+            encodePiece(policies),
+            shared.trafficPolicies,
+            storedBlocks("}}\n"),
+          ];
+    byEnc[encoding] = parts;
+    return parts;
   }
 
   /** snapshotParts() as one string without the newline (tests, debugging). */
@@ -126,11 +175,26 @@ export class ConfigHub extends EventEmitter<HubEvents> {
 
   /** One NDJSON line: what `node` needs to go from `from` to `to` (possibly no resource at all). */
   deltaMessage(from: Version, to: Version, node: string): string {
+    return this.#deltaLine(from, to, node).text;
+  }
+
+  /** deltaMessage() with its newline, encoded for the session (shared by the nodes of a view). */
+  deltaBytes(from: Version, to: Version, node: string, encoding: StreamEncoding): string | Buffer {
+    const line = this.#deltaLine(from, to, node);
+    if (encoding === "identity") return `${line.text}\n`;
+    line.deflate ??= encodePiece(`${line.text}\n`);
+    return line.deflate;
+  }
+
+  #deltaLine(from: Version, to: Version, node: string): { text: string; deflate?: Buffer } {
     const d = this.#diff(from, to);
-    const upserts: string[] = [];
-    const removals: ResourceKey[] = [...d.removed];
     const oldScoped = from.model.policyKeysForNode(node);
     const newScoped = to.model.policyKeysForNode(node);
+    const key = `${viewKey(oldScoped)}|${viewKey(newScoped)}`;
+    let line = d.lines.get(key);
+    if (line) return line;
+    const upserts: string[] = [];
+    const removals: ResourceKey[] = [...d.removed];
     for (const k of d.changed) {
       if (SCOPED.has(kindOf(k)) && !newScoped.has(k)) continue;
       upserts.push(to.model.entries.get(k)?.json ?? "null");
@@ -139,32 +203,47 @@ export class ConfigHub extends EventEmitter<HubEvents> {
       if (!oldScoped.has(k) && !d.changed.has(k)) upserts.push(to.model.entries.get(k)?.json ?? "null");
     for (const k of oldScoped) if (!newScoped.has(k)) removals.push(parseKey(k));
     const bundle = d.bundleChanged ? `,"trustBundle":${JSON.stringify(to.trustBundle)}` : "";
-    return (
-      `{"type":"delta","delta":{"fromVersion":${JSON.stringify(from.id)},"toVersion":${JSON.stringify(to.id)}` +
-      `,"upserts":[${upserts.join(",")}],"removals":${JSON.stringify(removals)}${bundle}}}`
-    );
+    line = {
+      text:
+        `{"type":"delta","delta":{"fromVersion":${JSON.stringify(from.id)},"toVersion":${JSON.stringify(to.id)}` +
+        `,"upserts":[${upserts.join(",")}],"removals":${JSON.stringify(removals)}${bundle}}}`,
+    };
+    d.lines.set(key, line);
+    return line;
   }
 
-  #sharedJson(v: Version): SharedJson {
-    let s = this.#shared.get(v);
-    if (!s) {
-      const lists: Record<"Service" | "WorkloadEntry" | "TrafficPolicy", string[]> = {
-        Service: [],
-        WorkloadEntry: [],
-        TrafficPolicy: [],
-      };
-      for (const e of v.model.entries.values()) {
-        const k = e.resource.kind;
-        if (k === "Service" || k === "WorkloadEntry" || k === "TrafficPolicy") lists[k].push(e.json);
-      }
-      s = {
-        services: Buffer.from(`[${lists.Service.join(",")}]`),
-        workloads: Buffer.from(`[${lists.WorkloadEntry.join(",")}]`),
-        trafficPolicies: Buffer.from(`[${lists.TrafficPolicy.join(",")}]`),
-      };
-      this.#shared.set(v, s);
+  #versionCache(v: Version): VersionCache {
+    let c = this.#cache.get(v);
+    if (!c) {
+      c = { pieces: {}, snapshots: new Map() };
+      this.#cache.set(v, c);
     }
-    return s;
+    return c;
+  }
+
+  #pieces(v: Version, cache: VersionCache, encoding: StreamEncoding): SharedPieces {
+    const have = cache.pieces[encoding];
+    if (have) return have;
+    const lists: Record<"Service" | "WorkloadEntry" | "TrafficPolicy", string[]> = {
+      Service: [],
+      WorkloadEntry: [],
+      TrafficPolicy: [],
+    };
+    for (const e of v.model.entries.values()) {
+      const k = e.resource.kind;
+      if (k === "Service" || k === "WorkloadEntry" || k === "TrafficPolicy") lists[k].push(e.json);
+    }
+    const encode = (list: string[]) => {
+      const json = `[${list.join(",")}]`;
+      return encoding === "identity" ? Buffer.from(json) : deflatedSegment(json);
+    };
+    const pieces = {
+      services: encode(lists.Service),
+      workloads: encode(lists.WorkloadEntry),
+      trafficPolicies: encode(lists.TrafficPolicy),
+    };
+    cache.pieces[encoding] = pieces;
+    return pieces;
   }
 
   #diff(from: Version, to: Version): GlobalDiff {
@@ -183,7 +262,7 @@ export class ConfigHub extends EventEmitter<HubEvents> {
     const bundleChanged =
       from.trustBundle.length !== to.trustBundle.length ||
       from.trustBundle.some((p, i) => p !== to.trustBundle[i]);
-    d = { changed, removed, bundleChanged };
+    d = { changed, removed, bundleChanged, lines: new Map() };
     this.#diffs.set(id, d);
     if (this.#diffs.size > 64) {
       const first = this.#diffs.keys().next().value;

@@ -1,7 +1,9 @@
 // The agent endpoint: HTTP/2 over TLS (default :15012). Agents authenticate per node with a
 // bootstrap token (`authorization: Bearer <token>`; the token decides the node, a `nodemesh-node`
 // header that disagrees is refused). Routes:
-//   POST /v1/stream  → AgentSession (NDJSON both ways; see controller/api/stream.ts)
+//   POST /v1/stream  → AgentSession (NDJSON both ways; see controller/api/stream.ts). An agent
+//                      that sends `accept-encoding: deflate` gets `content-encoding: deflate`
+//                      (deflate.ts); any other gets plain NDJSON, as before.
 //   POST /v1/csr     → the CA, restricted to identities placed on the caller's node
 import http2 from "node:http2";
 import type {
@@ -19,11 +21,30 @@ import { CsrRejectedError } from "../errors.ts";
 import type { CsrRejectReason } from "../errors.ts";
 import type { ControllerMetrics } from "../metrics.ts";
 import type { MeshModel } from "../model/model.ts";
-import type { ConfigHub } from "./hub.ts";
+import { DEFLATE } from "./deflate.ts";
+import type { ConfigHub, StreamEncoding } from "./hub.ts";
 import { AgentSession, SnapshotGate } from "./session.ts";
 import type { SessionInfo } from "./session.ts";
 
 const MAX_CSR_BODY = 64 * 1024;
+
+/**
+ * Bytes of full snapshots in flight across all sessions (SnapshotGate): 3 uncompressed
+ * 10,000-workload snapshots, or about 80 deflated ones.
+ */
+const SNAPSHOT_BUDGET_BYTES = 8 << 20;
+
+/** `deflate` when the agent's accept-encoding lists it with a non-zero q-value, else identity. */
+export function negotiateEncoding(acceptEncoding: string | string[] | undefined): StreamEncoding {
+  const list = Array.isArray(acceptEncoding) ? acceptEncoding.join(",") : (acceptEncoding ?? "");
+  for (const item of list.split(",")) {
+    const [name, ...params] = item.split(";").map((x) => x.trim().toLowerCase());
+    if (name !== DEFLATE) continue;
+    const q = params.find((p) => p.startsWith("q="));
+    return q !== undefined && Number(q.slice(2)) === 0 ? "identity" : DEFLATE;
+  }
+  return "identity";
+}
 
 export interface StreamServerOptions {
   hub: ConfigHub;
@@ -51,8 +72,7 @@ export class StreamServer {
   readonly #server: Http2SecureServer;
   readonly #sessions = new Set<AgentSession>();
   readonly #conns = new Set<ServerHttp2Session>();
-  /** Four snapshots in flight keep both cores busy while bounding the buffered TLS output. */
-  readonly #gate = new SnapshotGate(4);
+  readonly #gate = new SnapshotGate(SNAPSHOT_BUDGET_BYTES);
   onAck: ((node: string, version: string, error: string | undefined) => void) | undefined;
 
   constructor(opts: StreamServerOptions) {
@@ -147,17 +167,24 @@ export class StreamServer {
   #openStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, node: string): void {
     const { hub, metrics, log, heartbeatMs } = this.#opts;
     const resume = headers[HEADER_VERSION];
-    stream.respond({ ":status": 200, "content-type": NDJSON, "cache-control": "no-store" });
+    const encoding = negotiateEncoding(headers["accept-encoding"]);
+    stream.respond({
+      ":status": 200,
+      "content-type": NDJSON,
+      "cache-control": "no-store",
+      ...(encoding === "identity" ? {} : { "content-encoding": encoding }),
+    });
     const session = new AgentSession(
       node,
       stream,
       { hub, metrics, log, heartbeatMs, gate: this.#gate },
       typeof resume === "string" && resume ? resume : undefined,
+      encoding,
     );
     session.onAck = (n, v, e) => this.onAck?.(n, v, e);
     this.#sessions.add(session);
     metrics.connectedAgents.set(this.#sessions.size);
-    log.info({ node, resume }, "agent connected");
+    log.info({ node, resume, encoding }, "agent connected");
     stream.on("close", () => {
       this.#sessions.delete(session);
       metrics.connectedAgents.set(this.#sessions.size);

@@ -4,8 +4,10 @@
 // `buildModel` also runs the cross-document checks (duplicate names, address conflicts) that
 // reject a configuration, and the ones that only warn (selectors matching nothing, dangling refs).
 //
-// Invariants: a MeshModel never changes after construction; every Resource object in it is frozen
-// by convention (shared with older models and with the distribution's cached JSON).
+// Invariants: a MeshModel never changes after construction (its caches fill lazily but never change
+// an answer); every Resource object in it is frozen by convention (shared with older models and
+// with the distribution's cached JSON). A model built from a previous one inherits the per-node
+// policy sets of the nodes that no change can affect (copied, so no model keeps an older one alive).
 import {
   DEFAULT_ROOT_NAMESPACE,
   DEFAULT_TRUST_DOMAIN,
@@ -13,7 +15,9 @@ import {
   keyOf,
   keyString,
   policyAppliesTo,
+  resolveTargetPort,
   selectorMatches,
+  serviceSelects,
   spiffeIdOf,
 } from "../api/index.ts";
 import type {
@@ -33,6 +37,8 @@ export interface SourcedResource {
   readonly file: string;
   readonly document: number;
   readonly json: string;
+  /** keyString(keyOf(resource)), computed once where the entry is made. */
+  readonly key: string;
 }
 
 export interface ModelOptions {
@@ -41,10 +47,28 @@ export interface ModelOptions {
 }
 
 export function sourced(resource: Resource, file = "<memory>", document = 1): SourcedResource {
-  return { resource, file, document, json: JSON.stringify(resource) };
+  return { resource, file, document, json: JSON.stringify(resource), key: keyString(keyOf(resource)) };
 }
 
 type ScopedPolicy = AuthorizationPolicy | PeerAuthentication;
+
+/** Entries already keyed and checked by buildModel(): the constructor takes the map as it is. */
+class KeyedEntries implements Iterable<SourcedResource> {
+  readonly map: Map<string, SourcedResource>;
+  constructor(map: Map<string, SourcedResource>) {
+    this.map = map;
+  }
+  [Symbol.iterator](): Iterator<SourcedResource> {
+    return this.map.values();
+  }
+}
+
+/** What a model may take over from the previous one (see buildModel). */
+interface Inheritance {
+  from: MeshModel;
+  /** Nodes whose policy set may differ from the previous model's. */
+  changedNodes: ReadonlySet<string>;
+}
 
 export class MeshModel {
   readonly trustDomain: string;
@@ -59,18 +83,23 @@ export class MeshModel {
   readonly #byVipPort = new Map<string, Service>();
   readonly #byAddress = new Map<string, WorkloadEntry>();
   readonly #byNode = new Map<string, WorkloadEntry[]>();
-  readonly #byIdentity = new Map<string, WorkloadEntry[]>();
+  /** Built on first use (the CSR path): 10,000 SPIFFE ID strings are not free for every version. */
+  #byIdentity: Map<string, WorkloadEntry[]> | undefined;
   readonly #workloadsByNs = new Map<string, WorkloadEntry[]>();
   readonly #policiesByNs = new Map<string, ScopedPolicy[]>();
   readonly #nodePolicyKeys = new Map<string, ReadonlySet<string>>();
   readonly #endpoints = new Map<Service, Endpoint[]>();
 
   /** Builds indexes without checks; use buildModel() for untrusted input. */
-  constructor(entries: Iterable<SourcedResource>, opts: ModelOptions = {}) {
+  constructor(entries: Iterable<SourcedResource>, opts: ModelOptions = {}, inherit?: Inheritance) {
     this.trustDomain = opts.trustDomain ?? DEFAULT_TRUST_DOMAIN;
     this.rootNamespace = opts.rootNamespace ?? DEFAULT_ROOT_NAMESPACE;
-    const map = new Map<string, SourcedResource>();
-    for (const e of entries) map.set(keyString(keyOf(e.resource)), e);
+    let map: Map<string, SourcedResource>;
+    if (entries instanceof KeyedEntries) map = entries.map;
+    else {
+      map = new Map<string, SourcedResource>();
+      for (const e of entries) map.set(e.key, e);
+    }
     this.entries = map;
     const lists = {
       Service: this.services as Service[],
@@ -86,11 +115,13 @@ export class MeshModel {
     for (const w of this.workloads) {
       this.#byAddress.set(w.spec.address, w);
       push(this.#byNode, w.spec.node, w);
-      push(this.#byIdentity, spiffeIdOf(w, this.trustDomain), w);
       push(this.#workloadsByNs, w.metadata.namespace, w);
     }
     for (const p of [...this.authorizationPolicies, ...this.peerAuthentications])
       push(this.#policiesByNs, p.metadata.namespace, p);
+    if (inherit)
+      for (const [node, keys] of inherit.from.#nodePolicyKeys)
+        if (!inherit.changedNodes.has(node)) this.#nodePolicyKeys.set(node, keys);
   }
 
   serviceAt(vip: string, port: number): Service | undefined {
@@ -103,6 +134,10 @@ export class MeshModel {
     return this.#byNode.get(node) ?? [];
   }
   workloadsWithIdentity(spiffeId: string): readonly WorkloadEntry[] {
+    if (!this.#byIdentity) {
+      this.#byIdentity = new Map();
+      for (const w of this.workloads) push(this.#byIdentity, spiffeIdOf(w, this.trustDomain), w);
+    }
     return this.#byIdentity.get(spiffeId) ?? [];
   }
   /** The node-authorization check: does a workload with this identity run on `node`? */
@@ -186,8 +221,17 @@ export interface BuildResult {
   warnings: ConfigIssue[];
 }
 
-/** Cross-document checks, then the model. Errors reject; warnings are reported and accepted. */
-export function buildModel(entries: readonly SourcedResource[], opts: ModelOptions = {}): BuildResult {
+/**
+ * Cross-document checks, then the model. Errors reject; warnings are reported and accepted.
+ * With `previous` (the model being served), the new model keeps the per-node policy sets of the
+ * nodes that the difference cannot affect: a change of workloads only touches their nodes (old and
+ * new), while a changed Service or scoped policy can change every node's set.
+ */
+export function buildModel(
+  entries: readonly SourcedResource[],
+  opts: ModelOptions = {},
+  previous?: MeshModel,
+): BuildResult {
   const errors: ConfigIssue[] = [];
   const warnings: ConfigIssue[] = [];
   const seen = new Map<string, SourcedResource>();
@@ -195,15 +239,14 @@ export function buildModel(entries: readonly SourcedResource[], opts: ModelOptio
   const vips = new Map<string, SourcedResource>();
   for (const e of entries) {
     const r = e.resource;
-    const k = keyString(keyOf(r));
-    const prev = seen.get(k);
+    const prev = seen.get(e.key);
     if (prev) {
       errors.push(
         issue(e, "metadata.name", `duplicate name: also defined in ${prev.file} document ${prev.document}`),
       );
       continue;
     }
-    seen.set(k, e);
+    seen.set(e.key, e);
     if (r.kind === "WorkloadEntry") {
       const other = addresses.get(r.spec.address);
       if (other)
@@ -228,24 +271,56 @@ export function buildModel(entries: readonly SourcedResource[], opts: ModelOptio
     }
   }
   if (errors.length > 0) return { model: undefined, errors, warnings };
-  const model = new MeshModel(seen.values(), opts);
-  for (const e of seen.values()) warnings.push(...danglingReferences(model, e));
+  const model = new MeshModel(new KeyedEntries(seen), opts, inheritance(seen, opts, previous));
+  for (const e of seen.values()) danglingReferences(model, e, warnings);
   return { model, errors, warnings };
 }
 
-function danglingReferences(model: MeshModel, e: SourcedResource): ConfigIssue[] {
+function inheritance(
+  next: ReadonlyMap<string, SourcedResource>,
+  opts: ModelOptions,
+  previous: MeshModel | undefined,
+): Inheritance | undefined {
+  if (
+    !previous ||
+    previous.trustDomain !== (opts.trustDomain ?? DEFAULT_TRUST_DOMAIN) ||
+    previous.rootNamespace !== (opts.rootNamespace ?? DEFAULT_ROOT_NAMESPACE)
+  )
+    return undefined;
+  const changedNodes = new Set<string>();
+  // Returns false when the change can affect every node.
+  const local = (r: Resource): boolean => {
+    if (r.kind === "WorkloadEntry") changedNodes.add(r.spec.node);
+    return r.kind === "WorkloadEntry" || r.kind === "TrafficPolicy";
+  };
+  for (const [k, e] of next) {
+    const old = previous.entries.get(k);
+    if (old === e || (old && old.json === e.json)) continue;
+    if (!local(e.resource) || (old && !local(old.resource))) return undefined;
+  }
+  for (const [k, old] of previous.entries) if (!next.has(k) && !local(old.resource)) return undefined;
+  return { from: previous, changedNodes };
+}
+
+/** Warnings for references that resolve to nothing; uses the model's indexes (no full scans). */
+function danglingReferences(model: MeshModel, e: SourcedResource, out: ConfigIssue[]): void {
   const r = e.resource;
-  const out: ConfigIssue[] = [];
+  if (r.kind === "WorkloadEntry") return;
   const inNs = (ns: string) =>
-    ns === model.rootNamespace ? model.workloads : model.workloads.filter((w) => w.metadata.namespace === ns);
-  if (r.kind === "Service" && r.spec.selector && model.endpoints(r).length === 0) {
-    out.push(
-      issue(
-        e,
-        "spec.selector",
-        "selector matches no workload in this namespace (the service has no endpoints)",
-      ),
-    );
+    ns === model.rootNamespace ? model.workloads : model.workloadsInNamespace(ns);
+  if (r.kind === "Service" && r.spec.selector) {
+    // Same answer as model.endpoints(r).length === 0, without building the endpoint list.
+    const hasEndpoint = model
+      .workloadsInNamespace(r.metadata.namespace)
+      .some((w) => serviceSelects(r, w) && r.spec.ports.some((p) => resolveTargetPort(p, w) !== undefined));
+    if (!hasEndpoint)
+      out.push(
+        issue(
+          e,
+          "spec.selector",
+          "selector matches no workload in this namespace (the service has no endpoints)",
+        ),
+      );
   }
   if ((r.kind === "AuthorizationPolicy" || r.kind === "PeerAuthentication") && r.spec.selector) {
     const sel = r.spec.selector.matchLabels;
@@ -260,5 +335,4 @@ function danglingReferences(model: MeshModel, e: SourcedResource): ConfigIssue[]
         );
     });
   }
-  return out;
 }

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
 import { ControllerClient } from "../../../agent/control/client.ts";
+import type { ControllerClientOptions } from "../../../agent/control/client.ts";
 import type { MeshConfig } from "../../../controller/api/index.ts";
 import { ControllerApp } from "../../../controller/app.ts";
 
@@ -80,7 +81,11 @@ export class Harness {
     return app;
   }
 
-  client(node: keyof typeof TOKENS, token: string = TOKENS[node]): ControllerClient {
+  client(
+    node: keyof typeof TOKENS,
+    token: string = TOKENS[node],
+    extra: Partial<ControllerClientOptions> = {},
+  ): ControllerClient {
     const c = new ControllerClient({
       address: `127.0.0.1:${this.port}`,
       node,
@@ -90,6 +95,7 @@ export class Harness {
       backoffMinMs: 50,
       backoffMaxMs: 200,
       idleTimeoutMs: 2000,
+      ...extra,
     });
     this.clients.push(c);
     return c;

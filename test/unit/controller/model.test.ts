@@ -181,3 +181,44 @@ describe("policy selector matching", () => {
     expect(stringMatches("*", undefined)).toBe(false);
   });
 });
+
+describe("building from the previous model", () => {
+  const nodes = ["node-a", "node-b", "node-c"];
+  const base = [web, web1, web2, db, other].map((r) => sourced(r));
+  const dbReaders = sourced(
+    authz("db-readers", "shop", { selector: { matchLabels: { app: "db" } }, rules: [{}] }),
+  );
+  const keysOf = (m: ReturnType<typeof buildModel>["model"]) =>
+    nodes.map((n) => [...(m?.policyKeysForNode(n) ?? [])].sort());
+
+  test("a workload change keeps the policy sets of other nodes and agrees with a fresh build", () => {
+    const prev = buildModel([...base, dbReaders]).model;
+    const before = nodes.map((n) => prev?.policyKeysForNode(n));
+    // db moves from node-b to node-c: node-b loses db-readers, node-c gains it, node-a keeps its set.
+    const moved = sourced(wl("db", "10.1.0.4", "node-c", { app: "db" }));
+    const entries = [...base.filter((e) => e.resource !== db), moved, dbReaders];
+    const next = buildModel(entries, {}, prev).model;
+    expect(keysOf(next)).toEqual(keysOf(buildModel(entries).model));
+    expect(next?.policyKeysForNode("node-a")).toBe(before[0]);
+    expect(next?.policyKeysForNode("node-b")).not.toBe(before[1]);
+    expect([...(next?.policyKeysForNode("node-c") ?? [])]).toEqual(["AuthorizationPolicy/shop/db-readers"]);
+  });
+
+  test("a policy change recomputes every node", () => {
+    const prev = buildModel([...base, dbReaders]).model;
+    const before = prev?.policyKeysForNode("node-a");
+    const all = sourced(authz("all", "shop", { rules: [{}] }));
+    const entries = [...base, dbReaders, all];
+    const next = buildModel(entries, {}, prev).model;
+    expect(next?.policyKeysForNode("node-a")).not.toBe(before);
+    expect(keysOf(next)).toEqual(keysOf(buildModel(entries).model));
+  });
+
+  test("the warnings are those of a fresh build", () => {
+    const prev = buildModel(base).model;
+    const lonely = sourced(authz("lonely", "shop", { selector: { matchLabels: { app: "none" } } }));
+    const r = buildModel([...base, lonely], {}, prev);
+    expect(r.warnings.map(formatIssue)).toEqual(buildModel([...base, lonely]).warnings.map(formatIssue));
+    expect(r.warnings).toHaveLength(1);
+  });
+});

@@ -320,4 +320,38 @@ describe("helpers", () => {
       applyDelta(base, { fromVersion: "x-9", toVersion: "e-3", upserts: [], removals: [] }),
     ).toThrow(DeltaMismatchError);
   });
+
+  test("applyDelta tells apart resources that share a name across namespaces", () => {
+    const make = (ns: string, address: string, v = "1") =>
+      (
+        validateDocument(
+          { ...wl({ address, labels: { v } }, "same"), metadata: { name: "same", namespace: ns } },
+          "f",
+          1,
+        ) as { resource: Resource }
+      ).resource as WorkloadEntry;
+    const list = [make("a", "10.1.0.2"), make("b", "10.1.0.3"), make("c", "10.1.0.4")];
+    const base: MeshConfigT = MeshConfig.parse({
+      version: "e-1",
+      trustDomain: "cluster.local",
+      rootNamespace: "nodemesh-system",
+      trustBundle: [],
+      services: [],
+      workloads: list,
+      authorizationPolicies: [],
+      peerAuthentications: [],
+      trafficPolicies: [],
+    });
+    const next = applyDelta(base, {
+      fromVersion: "e-1",
+      toVersion: "e-2",
+      upserts: [make("b", "10.1.0.3", "2")],
+      removals: [{ kind: "WorkloadEntry", namespace: "c", name: "same" }],
+    });
+    expect(next.workloads.map((w) => [w.metadata.namespace, w.spec.labels.v])).toEqual([
+      ["a", "1"],
+      ["b", "2"],
+    ]);
+    expect(next.workloads[0]).toBe(base.workloads[0]);
+  });
 });

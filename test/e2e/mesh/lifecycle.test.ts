@@ -3,6 +3,7 @@
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { meshConfigForLab } from "../../../demo/mesh-config.ts";
 import { APPS, eventually, meshFixture, VIP, type MeshFixture } from "../../helpers/mesh-fixture.ts";
 
 let fx: MeshFixture;
@@ -152,5 +153,29 @@ describe("agent restart", () => {
     // The same kernel link as before: re-adopted, not attached a second time.
     expect(await bpftoolLinks(agent.pinDir)).toEqual(linksBefore);
     expect(agent.process.output).toContain("re-adopted pinned datapath");
+  });
+});
+
+describe("workloads joining and leaving", () => {
+  it("releases a workload removed from the config and enrolls it again when it comes back", async () => {
+    const without = {
+      ...fx.spec,
+      pods: Object.fromEntries(Object.entries(fx.spec.pods).filter(([p]) => p !== "n2p1")),
+    };
+    fx.mesh.writeConfig(meshConfigForLab(fx.lab, without));
+    await eventually("legacy-n2p1 released on n2", async () => {
+      const dump = await fx.mesh.agentHttp("n2", 15000, "/config_dump");
+      return !dump.includes("legacy-n2p1");
+    });
+    // No longer enrolled: its connect to the VIP is not redirected, and the VIP is routed nowhere.
+    const out = await fx.curl("n2p1", `http://${VIP}/`);
+    expect(out.code).toBe(7);
+    expect(out.stderr).toMatch(/unreachable|couldn't connect|failed to connect/i);
+
+    fx.mesh.writeConfig(meshConfigForLab(fx.lab, fx.spec));
+    await eventually(
+      "legacy-n2p1 enrolled again",
+      async () => (await fx.curl("n2p1", `http://${VIP}/`, ["--fail"])).code === 0,
+    );
   });
 });

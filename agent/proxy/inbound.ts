@@ -33,7 +33,13 @@ export interface InboundDeps {
   connectApp(uid: string, address: string, port: number): Promise<Socket>;
 }
 
+/** HTTP/2 flow control as the client side (pool.ts) and ztunnel: 4 MiB per stream, 16 MiB per session. */
 const STREAM_WINDOW = 4 * 1024 * 1024;
+/**
+ * Without it the session window stays at HTTP/2's 64 KiB, and the server sends a WINDOW_UPDATE (one
+ * more TLS record and write) for every ~32 KiB received across all streams of the session.
+ */
+const CONNECTION_WINDOW = 16 * 1024 * 1024;
 
 export class InboundTunnel {
   readonly uid: string;
@@ -64,6 +70,7 @@ export class InboundTunnel {
       settings: { enablePush: false, initialWindowSize: STREAM_WINDOW, maxConcurrentStreams: 200 },
     });
     server.on("session", (session: Http2Session) => {
+      session.setLocalWindowSize(CONNECTION_WINDOW);
       this.#peers.set(session, peerSpiffeId((session.socket as TLSSocket).getPeerCertificate()));
       session.on("error", () => {});
     });

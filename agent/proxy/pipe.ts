@@ -1,7 +1,13 @@
 // Bidirectional copy between two duplex streams (a client socket and an HTTP/2 CONNECT stream, or a
-// stream and the application's socket) with backpressure (stream.pipe pauses the faster side) and
-// half-close (one side's end becomes the other side's end: FIN ↔ END_STREAM), and one completion callback
-// when both sides have closed. An error on either side destroys both (RST / RST_STREAM).
+// stream and the application's socket) with backpressure (a write that returns false pauses the source
+// until the destination drains) and half-close (one side's end becomes the other side's end: FIN ↔
+// END_STREAM), and one completion callback when both sides have closed. An error on either side destroys
+// both (RST / RST_STREAM).
+//
+// Why not `stream.pipe`: pipe() adds its own 'data', 'drain', 'unpipe', 'close', 'finish' and 'error'
+// listeners per direction and an extra dispatch per chunk; here each direction is one 'data' listener
+// that writes, built once per connection (no per-chunk closure). Same semantics: a chunk is written as
+// it is read, the source pauses when `write()` returns false and resumes on 'drain'.
 import { constants, type Http2Stream } from "node:http2";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
@@ -24,10 +30,11 @@ export function pipeBoth(a: Duplex, b: Duplex, done: PipeDone): (reason: Error) 
   b.once("close", onClose);
   a.on("error", onError);
   b.on("error", onError);
-  // end: false — a FIN/END_STREAM is forwarded by `halfClose`, which turns a reset stream's 'end' into a
-  // reset instead (Node ends the readable side of an RST_STREAMed stream before it reports the error).
-  a.pipe(b, { end: false });
-  b.pipe(a, { end: false });
+  // No automatic end: a FIN/END_STREAM is forwarded by `halfClose`, which turns a reset stream's 'end'
+  // into a reset instead (Node ends the readable side of an RST_STREAMed stream before it reports the
+  // error).
+  forward(a, b);
+  forward(b, a);
   a.once("end", () => halfClose(a, b));
   b.once("end", () => halfClose(b, a));
   if (a.isPaused()) a.resume();
@@ -37,6 +44,21 @@ export function pipeBoth(a: Duplex, b: Duplex, done: PipeDone): (reason: Error) 
     kill(a);
     kill(b);
   };
+}
+
+/** One direction: every chunk read from `from` is written to `to`; `from` waits while `to` is full. */
+function forward(from: Duplex, to: Duplex): void {
+  let waiting = false;
+  const resume = () => {
+    waiting = false;
+    from.resume();
+  };
+  from.on("data", (chunk: Buffer) => {
+    if (to.destroyed || to.write(chunk) || waiting) return;
+    waiting = true;
+    from.pause();
+    to.once("drain", resume);
+  });
 }
 
 function halfClose(from: Duplex, to: Duplex): void {

@@ -7,22 +7,13 @@ import { parseArgs } from "node:util";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Lab, type LabProcess } from "../lab/index.ts";
-import { API_VERSION, meshConfigForLab, type LabMeshSpec } from "./mesh-config.ts";
+import { API_VERSION, DEMO_MESH, DEMO_VIP, meshConfigForLab } from "./mesh-config.ts";
 import { startMesh, type Mesh } from "./mesh.ts";
 
 const APPS = join(resolve(dirname(fileURLToPath(import.meta.url))), "apps");
-const VIP = "10.96.0.10";
+const VIP = DEMO_VIP;
+const MESH = DEMO_MESH;
 const DENY_AFTER_S = 8;
-
-const MESH: LabMeshSpec = {
-  pods: {
-    n1p1: { app: "client", serviceAccount: "client" },
-    n2p1: { app: "legacy", serviceAccount: "legacy" },
-    n1p2: { app: "echo" },
-    n2p2: { app: "echo" },
-  },
-  services: [{ name: "echo", vip: VIP, port: 80, targetPort: 8080, app: "echo" }],
-};
 
 const DENY_LEGACY = {
   apiVersion: API_VERSION,

@@ -30,6 +30,23 @@ export interface LabMeshSpec {
 
 export const API_VERSION = "nodemesh.io/v1alpha1";
 
+/** The service VIP of the demo and the e2e tests: routed nowhere, reachable only through the mesh. */
+export const DEMO_VIP = "10.96.0.10";
+
+/**
+ * The demo's (and the e2e tests') mesh on a 2 x 2 lab: client (n1p1, sa client) and legacy (n2p1,
+ * sa legacy) call the echo service, whose backends are n1p2 (same node as client) and n2p2.
+ */
+export const DEMO_MESH: LabMeshSpec = {
+  pods: {
+    n1p1: { app: "client", serviceAccount: "client" },
+    n2p1: { app: "legacy", serviceAccount: "legacy" },
+    n1p2: { app: "echo" },
+    n2p2: { app: "echo" },
+  },
+  services: [{ name: "echo", vip: DEMO_VIP, port: 80, targetPort: 8080, app: "echo" }],
+};
+
 export function meshConfigForLab(lab: Lab, spec: LabMeshSpec): string {
   const namespace = spec.namespace ?? "default";
   const docs: object[] = [];

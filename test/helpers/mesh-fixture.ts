@@ -4,24 +4,15 @@
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Lab, type LabProcess } from "../../lab/index.ts";
-import { meshConfigForLab, type LabMeshSpec } from "../../demo/mesh-config.ts";
+import { DEMO_MESH, DEMO_VIP, meshConfigForLab, type LabMeshSpec } from "../../demo/mesh-config.ts";
 import { startMesh, type Mesh, type MeshOptions } from "../../demo/mesh.ts";
 import { requireRoot } from "./privileges.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 export const APPS = join(ROOT, "demo/apps");
-export const VIP = "10.96.0.10";
-
 /** client (n1p1, sa client), legacy (n2p1, sa legacy), echo backends on n1p2 (same node) and n2p2. */
-export const STANDARD_MESH: LabMeshSpec = {
-  pods: {
-    n1p1: { app: "client", serviceAccount: "client" },
-    n2p1: { app: "legacy", serviceAccount: "legacy" },
-    n1p2: { app: "echo" },
-    n2p2: { app: "echo" },
-  },
-  services: [{ name: "echo", vip: VIP, port: 80, targetPort: 8080, app: "echo" }],
-};
+export const STANDARD_MESH: LabMeshSpec = DEMO_MESH;
+export const VIP = DEMO_VIP;
 
 export interface MeshFixture {
   readonly lab: Lab;

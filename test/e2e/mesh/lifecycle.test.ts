@@ -122,34 +122,13 @@ describe("agent restart", () => {
     const linksBefore = await bpftoolLinks(agent.pinDir);
     expect(linksBefore.length).toBe(1);
 
-    const load = fx.lab.spawn("n1p1", [process.execPath, join(APPS, "load-client.ts")], {
-      env: { ...process.env, TARGET_URL: `http://${VIP}/`, RATE: "20", REPORT_MS: "500" },
-    });
-    const windows: Window[] = [];
-    createInterface({ input: load.stdout }).on("line", (l) => windows.push(JSON.parse(l) as Window));
-    try {
-      await eventually("traffic before the restart", () => windows.some((w) => w.ok > 0));
-      const start = windows.length;
+    const r = await underLoad(async () => {
       await fx.mesh.restartAgent("n1");
-      const readyAt = windows.length;
-      await eventually(
-        "three clean windows after the restart",
-        () => {
-          const after = windows.slice(readyAt);
-          return after.length >= 3 && after.slice(-3).every((w) => w.failed === 0 && w.ok > 0);
-        },
-        20_000,
-      );
-      const during = windows.slice(start);
-      const failed = during.reduce((n, w) => n + w.failed, 0);
-      const ok = during.reduce((n, w) => n + w.ok, 0);
-      // Reported, not asserted: hitless upgrade is a later goal (the new agent cannot take over sockets yet).
-      console.info(`agent restart under 20 rps: ${failed} failed, ${ok} succeeded`);
-      expect(ok).toBeGreaterThan(0);
-    } finally {
-      load.kill("SIGTERM");
-      await load.exited;
-    }
+    });
+    // Reported, not asserted: a plain stop-then-start loses what is sent while no agent listens (the
+    // hand-over above is the zero-loss path).
+    console.info(`agent restart under 20 rps: ${r.failed} failed, ${r.ok} succeeded`);
+    expect(r.ok).toBeGreaterThan(0);
     // The same kernel link as before: re-adopted, not attached a second time.
     expect(await bpftoolLinks(agent.pinDir)).toEqual(linksBefore);
     expect(agent.process.output).toContain("re-adopted pinned datapath");

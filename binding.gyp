@@ -29,6 +29,12 @@
           "inputs": ["native/bpf/ingress.bpf.c", "native/bpf/maps.h", "native/include/mesh_shared.h"],
           "outputs": ["<(PRODUCT_DIR)/ingress.bpf.o"],
           "action": ["clang", "<@(bpf_cflags)", "-c", "native/bpf/ingress.bpf.c", "-o", "<(PRODUCT_DIR)/ingress.bpf.o"]
+        },
+        {
+          "action_name": "getpeername_bpf",
+          "inputs": ["native/bpf/getpeername.bpf.c", "native/bpf/maps.h", "native/include/mesh_shared.h"],
+          "outputs": ["<(PRODUCT_DIR)/getpeername.bpf.o"],
+          "action": ["clang", "<@(bpf_cflags)", "-c", "native/bpf/getpeername.bpf.c", "-o", "<(PRODUCT_DIR)/getpeername.bpf.o"]
         }
       ]
     },

@@ -26,6 +26,7 @@ export interface NativeAddon {
     connectObj: string;
     sockopsObj: string;
     ingressObj: string;
+    getpeernameObj: string;
     pinDir: string;
     cgroupPath: string;
   }): Promise<RawDatapath | Failure>;

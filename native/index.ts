@@ -3,7 +3,7 @@
 // and a NODEMESH_ERR_NATIVE_* code. See docs/capture.md for the design.
 //
 // The addon is found at $NODEMESH_NATIVE_ADDON, else native/build/Release/ (cmake-js), else
-// build/Release/ (node-gyp); the BPF objects (connect, sockops, ingress .bpf.o) sit next to it.
+// build/Release/ (node-gyp); the BPF objects (connect, sockops, ingress, getpeername .bpf.o) sit next to it.
 // It is loaded lazily, so importing this module never fails on a machine without the build.
 import { closeSync, existsSync, readFileSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -118,6 +118,7 @@ export async function install(opts: InstallOptions = {}): Promise<Datapath> {
     connectObj: join(dir, "connect.bpf.o"),
     sockopsObj: join(dir, "sockops.bpf.o"),
     ingressObj: join(dir, "ingress.bpf.o"),
+    getpeernameObj: join(dir, "getpeername.bpf.o"),
     pinDir,
     cgroupPath,
   };

@@ -28,11 +28,11 @@ enum MapIndex {
   kMapCount
 };
 
-// The programs, one BPF object each: connect4, sockops, cgroup_skb ingress.
-constexpr int kProgCount = 3;
+// The programs, one BPF object each: connect4, sockops, cgroup_skb ingress, getpeername4.
+constexpr int kProgCount = 4;
 
 struct InstallRequest {
-  std::string objects[kProgCount];  // paths of connect.bpf.o, sockops.bpf.o, ingress.bpf.o
+  std::string objects[kProgCount];  // paths of connect, sockops, ingress, getpeername .bpf.o
   std::string pin_dir;       // per-instance bpffs directory
   std::string cgroup_path;   // cgroup v2 root to attach to
 };

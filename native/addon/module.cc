@@ -104,10 +104,11 @@ class SocketWorker : public PromiseWorker {
   int fd_ = -1;
 };
 
-// install({ connectObj, sockopsObj, ingressObj, pinDir, cgroupPath }) -> Promise<Datapath | failure>
+// install({ connectObj, sockopsObj, ingressObj, getpeernameObj, pinDir, cgroupPath }) -> Promise<Datapath | failure>
 Napi::Value Install(const Napi::CallbackInfo& info) {
   Napi::Object o = info[0].As<Napi::Object>();
-  InstallRequest req{{StringProp(o, "connectObj"), StringProp(o, "sockopsObj"), StringProp(o, "ingressObj")},
+  InstallRequest req{{StringProp(o, "connectObj"), StringProp(o, "sockopsObj"), StringProp(o, "ingressObj"),
+                      StringProp(o, "getpeernameObj")},
                      StringProp(o, "pinDir"),
                      StringProp(o, "cgroupPath")};
   auto* worker = new InstallWorker(info.Env(), std::move(req));

@@ -41,9 +41,11 @@
 #define NM_PROG_CONNECT4 "nm_connect4"
 #define NM_PROG_SOCKOPS "nm_sockops"
 #define NM_PROG_INGRESS "nm_ingress"
+#define NM_PROG_GETPEERNAME4 "nm_getpeername4"
 #define NM_LINK_CONNECT4 "link_connect4"
 #define NM_LINK_SOCKOPS "link_sockops"
 #define NM_LINK_INGRESS "link_ingress"
+#define NM_LINK_GETPEERNAME4 "link_getpeername4"
 
 /* Loopback is ifindex 1 in every network namespace. */
 #define NM_LOOPBACK_IFINDEX 1

@@ -71,6 +71,22 @@ describe("connect redirection", () => {
     expect(reply).toMatchObject({ pod: a.name, orig: `${VIP_A}:80` });
   });
 
+  it("answers getpeername() with the original destination, not the capture port", async () => {
+    // Node's socket.remoteAddress/remotePort come from getpeername(); curl's %{remote_ip} too.
+    const script = `const s = require("node:net").connect(80, "${VIP_A}", () => { console.log(s.remoteAddress + ":" + s.remotePort); s.destroy(); });`;
+    const node = await runIn(a, process.execPath, ["-e", script]);
+    expect(node.stdout.trim()).toBe(`${VIP_A}:80`);
+    const res = await runIn(a, "curl", [
+      "-s",
+      "-o",
+      "/dev/null",
+      "-w",
+      "%{remote_ip}:%{remote_port}",
+      `http://${VIP_A}/`,
+    ]);
+    expect(res.stdout).toBe(`${VIP_A}:80`);
+  });
+
   it("redirects curl to a meshed pod address:port", async () => {
     const reply = JSON.parse(await curl(a, `http://${b.address}:8080/`)) as CaptureReply;
     expect(reply).toMatchObject({ pod: a.name, orig: `${b.address}:8080` });

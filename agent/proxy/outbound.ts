@@ -54,6 +54,8 @@ export function candidates(
 export class OutboundProxy {
   readonly #deps: OutboundDeps;
   readonly #services = new Map<string, ServiceState>();
+  /** ServicePortInfo objects are immutable per snapshot: resolve their state once, not per connection. */
+  readonly #stateOf = new WeakMap<ServicePortInfo, ServiceState>();
   readonly active = new ActiveConnections();
 
   constructor(deps: OutboundDeps) {
@@ -200,6 +202,14 @@ export class OutboundProxy {
   }
 
   #state(sp: ServicePortInfo): ServiceState {
+    const cached = this.#stateOf.get(sp);
+    if (cached) return cached;
+    const state = this.#resolveState(sp);
+    this.#stateOf.set(sp, state);
+    return state;
+  }
+
+  #resolveState(sp: ServicePortInfo): ServiceState {
     const outlier = { ...this.#deps.defaultOutlier, ...sp.service.outlier };
     const signature = `${sp.service.loadBalancer}|${JSON.stringify(outlier)}`;
     const have = this.#services.get(sp.key);

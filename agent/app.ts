@@ -180,6 +180,16 @@ export function createAgent(deps: AgentDeps): Agent {
       .catch((err: unknown) => log.error({ err }, "config apply failed"));
   }
 
+  if (datapath.plaintextRefused) {
+    const refused = datapath.plaintextRefused.bind(datapath);
+    metrics.plaintextRefused(() =>
+      refused().flatMap(({ uid, count }) => {
+        const w = enrolled.get(uid)?.workload;
+        return w ? [{ workload: w.name, namespace: w.namespace, count }] : [];
+      }),
+    );
+  }
+
   const readiness = new Readiness();
   readiness.condition("datapath", () => started);
   readiness.condition("config", () => view !== undefined);

@@ -18,6 +18,7 @@ export interface RawDatapath {
   setCaptureMode(allTcp: boolean, ports: number[], cidrs: string[], prefixes: number[]): number;
   originalDestination(fd: number): [string, number] | null | number;
   kernelObjects(): KernelObjects | number;
+  plaintextDrops(): [bigint, bigint][] | number;
   close(): void;
   uninstall(): { errno: number; op: string };
 }

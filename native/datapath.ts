@@ -158,6 +158,14 @@ export class Datapath {
     return { netns: list(NETNS), cgroups: list(CGROUP) };
   }
 
+  /** Plaintext connection attempts (SYNs) dropped for STRICT workloads, by netns cookie, since install. */
+  plaintextDrops(): Map<bigint, bigint> {
+    const site = new CallSite(this.plaintextDrops);
+    const result = this.#open(site).plaintextDrops();
+    if (typeof result === "number") throw site.fail("read plaintext drops", result);
+    return new Map(result);
+  }
+
   /** Replaces the set of meshed destinations ({ip, port}; port 0 = all ports of the ip). */
   setMeshedDestinations(dsts: readonly Destination[]): void {
     const site = new CallSite(this.setMeshedDestinations);

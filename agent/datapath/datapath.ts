@@ -50,6 +50,8 @@ export interface Datapath {
    * socket emits 'connect' or 'error' as usual.
    */
   connectApp(uid: string, address: string, port: number): Promise<Socket>;
+  /** Plaintext connection attempts refused for STRICT workloads, per workload, as running totals. */
+  plaintextRefused?(): { uid: string; count: number }[];
   /** The destination the workload connected to, for a socket accepted on an outbound server. */
   originalDestination(socket: Socket): Destination | undefined;
   close(): Promise<void>;

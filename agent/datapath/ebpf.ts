@@ -163,6 +163,17 @@ export class EbpfDatapath implements Datapath {
     return socket;
   }
 
+  /** Plaintext SYNs the kernel refused, per enrolled workload (STRICT), since the programs were installed. */
+  plaintextRefused(): { uid: string; count: number }[] {
+    const drops = this.#dp.plaintextDrops();
+    const out: { uid: string; count: number }[] = [];
+    for (const [uid, e] of this.#enrolled) {
+      const n = drops.get(e.netnsCookie);
+      if (n !== undefined) out.push({ uid, count: Number(n) });
+    }
+    return out;
+  }
+
   setMeshedDestinations(dsts: readonly Destination[]): void {
     this.#dp.setMeshedDestinations(dsts.map((d) => ({ address: d.address, port: d.port })));
   }

@@ -234,6 +234,32 @@ export class AgentMetrics {
     this.#certExpiry.set({ spiffe_id: spiffeId }, Math.floor(notAfterMs / 1000));
   }
 
+  /**
+   * nodemesh_plaintext_refused_total: plaintext connection attempts the datapath refused for STRICT
+   * workloads. The kernel keeps running totals; `read` returns them at scrape time and the counter
+   * follows them (a total that went backwards, e.g. after a reinstall, starts the series again).
+   */
+  plaintextRefused(read: () => { workload: string; namespace: string; count: number }[]): void {
+    const seen = new Map<string, number>();
+    const counter: Counter<"destination_workload" | "destination_workload_namespace"> = new Counter({
+      name: "nodemesh_plaintext_refused_total",
+      help: "Plaintext connection attempts to STRICT workloads refused by the datapath (PeerAuthentication).",
+      labelNames: ["destination_workload", "destination_workload_namespace"],
+      registers: [this.registry],
+      collect() {
+        for (const r of read()) {
+          const labels = { destination_workload: r.workload, destination_workload_namespace: r.namespace };
+          const key = `${r.namespace}/${r.workload}`;
+          const last = seen.get(key) ?? 0;
+          if (r.count < last) counter.remove(labels);
+          const delta = r.count < last ? r.count : r.count - last;
+          if (delta > 0 || !seen.has(key)) counter.inc(labels, delta);
+          seen.set(key, r.count);
+        }
+      },
+    });
+  }
+
   removeCert(spiffeId: string): void {
     this.#certExpiry.remove({ spiffe_id: spiffeId });
   }

@@ -64,6 +64,7 @@ Napi::Function Datapath::Init(Napi::Env env) {
        InstanceMethod("setCaptureMode", &Datapath::SetCaptureMode),
        InstanceMethod("originalDestination", &Datapath::OriginalDestination),
        InstanceMethod("kernelObjects", &Datapath::KernelObjectsOf),
+       InstanceMethod("plaintextDrops", &Datapath::PlaintextDrops),
        InstanceMethod("close", &Datapath::Close),
        InstanceMethod("uninstall", &Datapath::Uninstall)});
   constructor = Napi::Persistent(fn);
@@ -194,6 +195,28 @@ Napi::Value Datapath::OriginalDestination(const Napi::CallbackInfo& info) {
   Napi::Array out = Napi::Array::New(env, 2);
   out.Set(0u, Napi::String::New(env, text));
   out.Set(1u, Napi::Number::New(env, ntohs(orig.port)));
+  return out;
+}
+
+// plaintextDrops() -> Array<[netnsCookie: bigint, drops: bigint]> | -errno
+Napi::Value Datapath::PlaintextDrops(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!loader_ || !loader_->loaded()) return Errno(env, -EBADF);
+  int fd = loader_->map_fd(kMapDrops);
+  Napi::Array out = Napi::Array::New(env);
+  uint64_t key = 0, next = 0, count = 0;
+  void* prev = nullptr;
+  uint32_t n = 0;
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    if (bpf_map_lookup_elem(fd, &next, &count) == 0) {
+      Napi::Array pair = Napi::Array::New(env, 2);
+      pair.Set(0u, Napi::BigInt::New(env, next));
+      pair.Set(1u, Napi::BigInt::New(env, count));
+      out.Set(n++, pair);
+    }
+    key = next;
+    prev = &key;
+  }
   return out;
 }
 

@@ -19,6 +19,7 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
  private:
   static Napi::FunctionReference constructor;
   int WorkloadFd(const Napi::Value& kind) const;
+  Napi::Value PlaintextDrops(const Napi::CallbackInfo& info);
   Napi::Value IsAdopted(const Napi::CallbackInfo& info);
   Napi::Value UpdateWorkload(const Napi::CallbackInfo& info);
   Napi::Value DeleteWorkload(const Napi::CallbackInfo& info);

@@ -25,6 +25,7 @@ enum MapIndex {
   kMapExclPorts,
   kMapOrigSock,
   kMapOrigFlow,
+  kMapDrops,
   kMapCount
 };
 
@@ -65,7 +66,7 @@ class Loader {
   bpf_object* objs_[kProgCount] = {};
   bpf_link* links_[kProgCount] = {};
   bool attached_now_[kProgCount] = {};
-  int map_fds_[kMapCount] = {-1, -1, -1, -1, -1, -1, -1, -1};
+  int map_fds_[kMapCount] = {-1, -1, -1, -1, -1, -1, -1, -1, -1};
   bool adopted_ = false;
   std::string pin_dir_;
 };

@@ -25,7 +25,7 @@ int nm_ingress(struct __sk_buff *skb)
 	struct nm_workload *wl;
 	struct bpf_sock *sk;
 	__u8 vihl, proto, flags;
-	__u64 cookie;
+	__u64 cookie, one = 1, *count;
 	__u32 ihl;
 
 	if (skb->protocol != bpf_htons(ETH_P_IP) || skb->ingress_ifindex == NM_LOOPBACK_IFINDEX)
@@ -49,6 +49,11 @@ int nm_ingress(struct __sk_buff *skb)
 	wl = bpf_map_lookup_elem(&nm_netns, &cookie);
 	if (!wl || !(wl->flags & NM_WL_STRICT))
 		return 1;
+	count = bpf_map_lookup_elem(&nm_drops, &cookie);
+	if (count)
+		__sync_fetch_and_add(count, 1);
+	else
+		bpf_map_update_elem(&nm_drops, &cookie, &one, BPF_NOEXIST);
 	return 0;
 }
 

@@ -85,4 +85,13 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } nm_orig_flow SEC(".maps");
 
+/* Plaintext SYNs dropped by ingress.bpf.c (STRICT), by netns cookie of the workload; read by the agent. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, NM_MAX_WORKLOADS);
+	__type(key, __u64);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} nm_drops SEC(".maps");
+
 #endif /* NODEMESH_BPF_MAPS_H */

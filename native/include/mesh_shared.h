@@ -36,6 +36,7 @@
 #define NM_MAP_EXCL_PORTS "nm_excl_ports"
 #define NM_MAP_ORIG_SOCK "nm_orig_sock"
 #define NM_MAP_ORIG_FLOW "nm_orig_flow"
+#define NM_MAP_DROPS "nm_drops"
 
 /* Program names (as bpftool shows them) and their link pins under the pin directory. */
 #define NM_PROG_CONNECT4 "nm_connect4"

@@ -221,6 +221,10 @@ describe("peer authentication", () => {
       fx.lab.exec(fx.lab.node(1), ["curl", "-sS", "--max-time", "2", `http://${echo.address}:8080/plain`]);
     const refused = await plaintext();
     expect(refused.code).toBe(28); // the kernel drops the SYN: a filtered port
+    // ...and the destination agent counts it.
+    expect(await fx.mesh.agentHttp("n2", 15020, "/metrics")).toMatch(
+      /nodemesh_plaintext_refused_total\{destination_workload="echo-n2p2",destination_workload_namespace="default"\} [1-9]/,
+    );
     // Meshed clients still get through (the agent delivers from inside the pod).
     expect((await fx.curl("n1p1", `http://${echo.address}:8080/`, ["--fail"])).code).toBe(0);
 

@@ -37,23 +37,27 @@ export interface AgentArgs {
 }
 
 export function parseAgentArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): AgentArgs {
-  const { values } = parseArgs({
-    args: argv,
-    strict: true,
-    options: {
-      node: { type: "string" },
-      controller: { type: "string" },
-      token: { type: "string" },
-      "token-file": { type: "string" },
-      "ca-file": { type: "string" },
-      "pin-dir": { type: "string" },
-      cgroup: { type: "string" },
-      uninstall: { type: "boolean", default: false },
-      "log-level": { type: "string" },
-      help: { type: "boolean", default: false },
-    },
-  });
-  if (values.help) throw new ConfigError(USAGE);
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      strict: true,
+      options: {
+        node: { type: "string" },
+        controller: { type: "string" },
+        token: { type: "string" },
+        "token-file": { type: "string" },
+        "ca-file": { type: "string" },
+        "pin-dir": { type: "string" },
+        cgroup: { type: "string" },
+        uninstall: { type: "boolean", default: false },
+        "log-level": { type: "string" },
+      },
+    });
+  } catch (err) {
+    throw new ConfigError(`${(err as Error).message}; see nodemesh agent --help`);
+  }
+  const { values } = parsed;
   const tokenFile = values["token-file"] ?? env["NODEMESH_NODE_TOKEN_FILE"];
   let token = values.token ?? env["NODEMESH_NODE_TOKEN"];
   if (!token && tokenFile) {
@@ -76,6 +80,10 @@ export function parseAgentArgs(argv: string[], env: NodeJS.ProcessEnv = process.
 }
 
 export async function agentMain(argv: string[]): Promise<number> {
+  if (argv.includes("--help") || argv.includes("-h")) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
   const args = parseAgentArgs(argv);
   const fromEnv = agentSettingsFromEnv();
   const settings = parseAgentSettings({

@@ -1,12 +1,12 @@
 // Rotating the mesh's root CA on a running mesh, following docs/identity.md: trust the new root, sign
 // with it, all under continuous traffic — no failed request, and pods end up with certificates from the
 // new root while those from the old one still verify.
-import { execFileSync } from "node:child_process";
 import { appendFileSync, copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { opensslLeaf, opensslRoot } from "../../helpers/openssl-certs.ts";
 import { APPS, eventually, meshFixture, VIP, type MeshFixture } from "../../helpers/mesh-fixture.ts";
 
 const FIXTURES = join(import.meta.dirname, "fixtures");
@@ -38,76 +38,12 @@ describe("root CA rotation", () => {
   it("trusts a new root, then signs with it, under traffic, with no failed request", async () => {
     const ca = join(fx.mesh.dir, "ca");
     const oldCert = readFileSync(join(ca, "ca-cert.pem"), "utf8");
-    const newKey = join(dir, "new-key.pem");
-    const newCert = join(dir, "new-cert.pem");
-    execFileSync(
-      "openssl",
-      [
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        newKey,
-        "-out",
-        newCert,
-        "-days",
-        "2",
-        "-subj",
-        "/O=nodemesh rotated root",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-      ],
-      { stdio: "ignore" },
-    );
+    const { key: newKey, cert: newCert } = opensslRoot(dir, "new-root", "/O=nodemesh rotated root");
     // A client certificate from the new root, to look at what pods serve (any mesh identity will do).
-    const ext = join(dir, "client.ext");
-    writeFileSync(
-      ext,
-      "subjectAltName=URI:spiffe://cluster.local/ns/default/sa/client\nextendedKeyUsage=clientAuth\n",
-    );
-    execFileSync(
-      "openssl",
-      [
-        "req",
-        "-new",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        join(dir, "c.key"),
-        "-subj",
-        "/O=probe",
-        "-out",
-        join(dir, "c.csr"),
-      ],
-      { stdio: "ignore" },
-    );
-    execFileSync(
-      "openssl",
-      [
-        "x509",
-        "-req",
-        "-in",
-        join(dir, "c.csr"),
-        "-CA",
-        newCert,
-        "-CAkey",
-        newKey,
-        "-CAcreateserial",
-        "-days",
-        "1",
-        "-extfile",
-        ext,
-        "-out",
-        join(dir, "c.crt"),
-      ],
-      { stdio: "ignore" },
-    );
-
+    const probe = opensslLeaf(dir, "c", "spiffe://cluster.local/ns/default/sa/client", {
+      key: newKey,
+      cert: newCert,
+    });
     const windows: { ok: number; failed: number }[] = [];
     const load = fx.lab.spawn("n1p1", [process.execPath, join(APPS, "load-client.ts")], {
       env: { ...process.env, TARGET_URL: `http://${VIP}/`, RATE: "10", REPORT_MS: "1000" },
@@ -124,8 +60,8 @@ describe("root CA rotation", () => {
         join(FIXTURES, "hbone-client.ts"),
         `https://${pod.address}:15008`,
         `${pod.address}:8080`,
-        join(dir, "c.key"),
-        join(dir, "c.crt"),
+        probe.key,
+        probe.cert,
         bothRoots,
       ]);
       return r.stdout.trim();
@@ -134,7 +70,7 @@ describe("root CA rotation", () => {
       await eventually("traffic", () => windows.some((w) => w.ok > 0));
       // Before: a certificate of the new root is refused by the pods' agents.
       expect(await connectWithNewRootCert()).toMatch(/^(error |closed by server)/);
-      expect(await servedIssuer(join(dir, "c.key"), join(dir, "c.crt"))).not.toContain("rotated root");
+      expect(await servedIssuer(probe.key, probe.cert)).not.toContain("rotated root");
 
       // 1. Trust the new root beside the old one: the bundle reaches the agents through the stream.
       appendFileSync(join(ca, "extra-roots.pem"), readFileSync(newCert, "utf8"));
@@ -152,8 +88,7 @@ describe("root CA rotation", () => {
       fx.mesh.controller.kill("SIGHUP");
       await eventually(
         "pods serving certificates of the new root",
-        async () =>
-          (await servedIssuer(join(dir, "c.key"), join(dir, "c.crt"))).includes("nodemesh rotated root"),
+        async () => (await servedIssuer(probe.key, probe.cert)).includes("nodemesh rotated root"),
         30_000,
       );
       const settle = windows.length;

@@ -1,10 +1,10 @@
 // Who may talk to whom, tested the way an attacker or an operator would: policies applied to a
 // running mesh through the controller's YAML, impostors with foreign or wrong-identity certificates.
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { opensslLeaf, opensslRoot, type PemPair } from "../../helpers/openssl-certs.ts";
 import { eventually, meshFixture, VIP, type MeshFixture } from "../../helpers/mesh-fixture.ts";
 
 const FIXTURES = join(import.meta.dirname, "fixtures");
@@ -42,39 +42,8 @@ async function policyActive(policyName: string): Promise<void> {
   });
 }
 
-function issue(name: string, spiffeId: string, caCert: string, caKey: string): { key: string; cert: string } {
-  const key = join(dir, `${name}.key`);
-  const csr = join(dir, `${name}.csr`);
-  const cert = join(dir, `${name}.crt`);
-  const ext = join(dir, `${name}.ext`);
-  writeFileSync(ext, `subjectAltName=URI:${spiffeId}\nextendedKeyUsage=clientAuth,serverAuth\n`);
-  execFileSync(
-    "openssl",
-    ["req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-subj", `/O=${name}`, "-out", csr],
-    { stdio: "ignore" },
-  );
-  execFileSync(
-    "openssl",
-    [
-      "x509",
-      "-req",
-      "-in",
-      csr,
-      "-CA",
-      caCert,
-      "-CAkey",
-      caKey,
-      "-CAcreateserial",
-      "-days",
-      "1",
-      "-extfile",
-      ext,
-      "-out",
-      cert,
-    ],
-    { stdio: "ignore" },
-  );
-  return { key, cert };
+function issue(name: string, spiffeId: string, caCert: string, caKey: string): PemPair {
+  return opensslLeaf(dir, name, spiffeId, { cert: caCert, key: caKey });
 }
 
 describe("authorization policy", () => {
@@ -125,25 +94,7 @@ describe("impostors at a pod's HBONE port", () => {
   const target = () => fx.lab.pod(2, 2).address;
 
   it("openssl s_client with a certificate from another CA is cut off", async () => {
-    execFileSync(
-      "openssl",
-      [
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        join(dir, "evil-ca.key"),
-        "-out",
-        join(dir, "evil-ca.crt"),
-        "-subj",
-        "/O=evil",
-        "-days",
-        "1",
-      ],
-      { stdio: "ignore" },
-    );
+    opensslRoot(dir, "evil-ca", "/O=evil");
     const evil = issue(
       "evil",
       "spiffe://cluster.local/ns/default/sa/client",

@@ -234,4 +234,29 @@ describe("a dead backend", () => {
     expect(JSON.stringify(dump)).toContain("eject");
     await fx.startEcho("n2p2");
   });
+
+  it("with every backend down, the client gets a prompt reset, never a hang", async () => {
+    for (const pod of ["n1p2", "n2p2"]) {
+      const p = fx.echo.get(pod)!;
+      p.kill("SIGKILL");
+      await p.exited;
+    }
+    try {
+      const started = Date.now();
+      const r = await fx.curl("n1p1", `http://${VIP}/`, ["--max-time", "10"]);
+      const tookMs = Date.now() - started;
+      expect(r.code).not.toBe(0);
+      expect(r.code).not.toBe(28); // not a timeout
+      expect(r.stderr).toMatch(/reset|recv failure|empty reply/i);
+      expect(tookMs).toBeLessThan(3000);
+      await eventually("the failure in the source agent's access log", () =>
+        fx
+          .agentLog("n1")
+          .some((l) => l["log"] === "access" && l["dst.addr"] === `${VIP}:80` && l["response_flags"] !== "-"),
+      );
+    } finally {
+      await fx.startEcho("n1p2");
+      await fx.startEcho("n2p2");
+    }
+  });
 });

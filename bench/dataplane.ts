@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Lab } from "../lab/index.ts";
 import { startHaproxy } from "./haproxy.ts";
-import { Measurer } from "./measure.ts";
+import { emptyResult, Measurer } from "./measure.ts";
 import type { Durations, PathResult, PathUnderTest } from "./measure.ts";
 
 export interface DataplaneOptions {
@@ -107,17 +107,7 @@ async function measureMesh(
 ): Promise<PathResult> {
   const unavailable = (reason: string): PathResult => {
     log(`mesh: not available (${reason})`);
-    return {
-      name: "mesh",
-      available: false,
-      reason,
-      fixed: [],
-      max: [],
-      rssIdleMiB: [],
-      rssAfterLoadMiB: [],
-      rssHeldMiB: [],
-      held: 0,
-    };
+    return { ...emptyResult("mesh"), reason };
   };
   for (const f of [MESH_MODULE, MESH_CONFIG_MODULE]) {
     if (!existsSync(fileURLToPath(f))) return unavailable(`demo/${f.pathname.split("/").pop()} is missing`);

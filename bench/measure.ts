@@ -63,6 +63,20 @@ export interface PathResult {
   held: number;
 }
 
+/** A path result with no figures yet (`available` false until the path really ran). */
+export function emptyResult(name: string, available = false): PathResult {
+  return {
+    name,
+    available,
+    fixed: [],
+    max: [],
+    rssIdleMiB: [],
+    rssAfterLoadMiB: [],
+    rssHeldMiB: [],
+    held: 0,
+  };
+}
+
 export const FIXED_RATES = [500, 1000] as const;
 export const CONN_MODES: readonly ConnMode[] = ["keepalive", "new"];
 
@@ -107,16 +121,7 @@ export class Measurer {
   async measure(path: PathUnderTest): Promise<PathResult> {
     const pids = path.proxies.map((p) => p.pid);
     const rss = () => pids.map((pid) => Math.round((rssBytes(pid) / MiB) * 10) / 10);
-    const result: PathResult = {
-      name: path.name,
-      available: true,
-      fixed: [],
-      max: [],
-      rssIdleMiB: [],
-      rssAfterLoadMiB: [],
-      rssHeldMiB: [],
-      held: 0,
-    };
+    const result = emptyResult(path.name, true);
     await new Promise((r) => setTimeout(r, 500));
     result.rssIdleMiB = rss();
     for (const conn of CONN_MODES) {

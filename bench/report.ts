@@ -2,7 +2,7 @@
 // figure as a ratio against the baselines of the same run (direct for latency and throughput,
 // HAProxy for what only proxies have: CPU, RSS, throughput per core), and the targets.
 // Pure: no I/O, so the layout can be checked without a lab.
-import type { PathResult } from "./measure.ts";
+import { emptyResult, type PathResult } from "./measure.ts";
 
 export interface Row {
   label: string;
@@ -53,19 +53,6 @@ export function dataplaneRows(results: readonly PathResult[]): Row[] {
   row("RSS with held conns, largest proxy MiB", (r) => maxOf(r.rssHeldMiB));
   row("connections held", (r) => (r.rssHeldMiB.length ? r.held : Number.NaN));
   return rows;
-}
-
-function emptyResult(name: string): PathResult {
-  return {
-    name,
-    available: false,
-    fixed: [],
-    max: [],
-    rssIdleMiB: [],
-    rssAfterLoadMiB: [],
-    rssHeldMiB: [],
-    held: 0,
-  };
 }
 
 export function fmt(v: number | undefined): string {

@@ -16,7 +16,7 @@ import { OutlierDetector, type OutlierSettings } from "../health/outlier.ts";
 import type { IdentityManager } from "../identity/manager.ts";
 import type { Logger } from "../log.ts";
 import type { EndpointInfo, MeshView, ServicePortInfo, Target, WorkloadInfo } from "../state/view.ts";
-import type { AgentMetrics, ConnRecord, TcpLabels } from "../telemetry/metrics.ts";
+import { unknownLabels, type AgentMetrics, type ConnRecord, type TcpLabels } from "../telemetry/metrics.ts";
 import { pipeBoth } from "./pipe.ts";
 import type { HbonePool } from "./pool.ts";
 
@@ -230,18 +230,13 @@ export class OutboundProxy {
 }
 
 function sourceLabels(src: WorkloadInfo | undefined): TcpLabels {
-  return {
-    reporter: "source",
-    source_workload: src?.name ?? "unknown",
-    source_workload_namespace: src?.namespace ?? "unknown",
-    source_principal: src?.spiffeId ?? "unknown",
-    destination_service: "unknown",
-    destination_workload: "unknown",
-    destination_workload_namespace: "unknown",
-    destination_principal: "unknown",
-    connection_security_policy: "mutual_tls",
-    response_flags: "-",
-  };
+  const labels = unknownLabels("source");
+  if (src) {
+    labels.source_workload = src.name;
+    labels.source_workload_namespace = src.namespace;
+    labels.source_principal = src.spiffeId;
+  }
+  return labels;
 }
 
 function setDestination(labels: TcpLabels, w: WorkloadInfo): void {

@@ -2,6 +2,7 @@
 // (real processes, real eBPF, real mTLS), echo servers in the backend pods. Tests drive it with real
 // clients (curl in a pod) and read what a user reads: responses, access logs, metrics, config dumps.
 import { dirname, join, resolve } from "node:path";
+import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { Lab, type LabProcess } from "../../lab/index.ts";
 import { DEMO_MESH, DEMO_VIP, meshConfigForLab, type LabMeshSpec } from "../../demo/mesh-config.ts";
@@ -14,12 +15,31 @@ export const APPS = join(ROOT, "demo/apps");
 export const STANDARD_MESH: LabMeshSpec = DEMO_MESH;
 export const VIP = DEMO_VIP;
 
+/** One report of demo/apps/load-client.ts (per REPORT_MS window). */
+export interface LoadWindow {
+  ok: number;
+  failed: number;
+  byBackend: Record<string, number>;
+  statuses: Record<string, number>;
+  errors: Record<string, number>;
+  p50ms: number;
+  p99ms: number;
+}
+
+export interface LoadClient {
+  /** Every window reported so far, in order. */
+  readonly windows: LoadWindow[];
+  stop(): Promise<void>;
+}
+
 export interface MeshFixture {
   readonly lab: Lab;
   readonly mesh: Mesh;
   readonly spec: LabMeshSpec;
   readonly echo: Map<string, LabProcess>;
   startEcho(pod: string): Promise<LabProcess>;
+  /** The sample load client in a pod: RATE requests/s to the VIP, one new connection each. */
+  startLoad(pod: string, opts: { rate: number; reportMs: number }): LoadClient;
   /** curl inside a pod; returns the exit code, body and stderr. */
   curl(pod: string, url: string, args?: string[]): Promise<{ code: number; body: string; stderr: string }>;
   /** Rewrites the mesh YAML with extra documents (policies); the controller pushes the change. */
@@ -53,6 +73,25 @@ export async function meshFixture(
         await p.waitForOutput("listening");
         echo.set(pod, p);
         return p;
+      },
+      startLoad(pod, opts) {
+        const p = lab.spawn(pod, [process.execPath, join(APPS, "load-client.ts")], {
+          env: {
+            ...process.env,
+            TARGET_URL: `http://${VIP}/`,
+            RATE: String(opts.rate),
+            REPORT_MS: String(opts.reportMs),
+          },
+        });
+        const windows: LoadWindow[] = [];
+        createInterface({ input: p.stdout }).on("line", (l) => windows.push(JSON.parse(l) as LoadWindow));
+        return {
+          windows,
+          async stop() {
+            p.kill("SIGTERM");
+            await p.exited;
+          },
+        };
       },
       async curl(pod, url, args = []) {
         const r = await lab.exec(pod, ["curl", "-sS", "--max-time", "5", ...args, url]);

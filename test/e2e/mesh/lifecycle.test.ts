@@ -1,10 +1,15 @@
 // The mesh across restarts: the controller dies and comes back, an agent restarts under traffic.
 // Redirection is pinned in the kernel, so it is the same programs before and after.
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { meshConfigForLab } from "../../../demo/mesh-config.ts";
-import { APPS, eventually, meshFixture, VIP, type MeshFixture } from "../../helpers/mesh-fixture.ts";
+import {
+  eventually,
+  meshFixture,
+  VIP,
+  type LoadWindow,
+  type MeshFixture,
+} from "../../helpers/mesh-fixture.ts";
 
 let fx: MeshFixture;
 
@@ -14,12 +19,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await fx?.close();
 });
-
-interface Window {
-  ok: number;
-  failed: number;
-  byBackend: Record<string, number>;
-}
 
 async function bpftoolLinks(pinDir: string): Promise<number[]> {
   const r = await fx.lab.exec(fx.lab.root, [
@@ -69,12 +68,9 @@ describe("controller outage", () => {
 /** Runs a 20 rps load client in n1p1 around `action`; returns the windows from the action on. */
 async function underLoad(
   action: () => Promise<void>,
-): Promise<{ ok: number; failed: number; windows: Window[] }> {
-  const load = fx.lab.spawn("n1p1", [process.execPath, join(APPS, "load-client.ts")], {
-    env: { ...process.env, TARGET_URL: `http://${VIP}/`, RATE: "20", REPORT_MS: "500" },
-  });
-  const windows: Window[] = [];
-  createInterface({ input: load.stdout }).on("line", (l) => windows.push(JSON.parse(l) as Window));
+): Promise<{ ok: number; failed: number; windows: LoadWindow[] }> {
+  const load = fx.startLoad("n1p1", { rate: 20, reportMs: 500 });
+  const { windows } = load;
   try {
     await eventually("traffic before the action", () => windows.some((w) => w.ok > 0));
     const start = windows.length;
@@ -95,8 +91,7 @@ async function underLoad(
       windows: during,
     };
   } finally {
-    load.kill("SIGTERM");
-    await load.exited;
+    await load.stop();
   }
 }
 

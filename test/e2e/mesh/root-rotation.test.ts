@@ -4,10 +4,9 @@
 import { appendFileSync, copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { opensslLeaf, opensslRoot } from "../../helpers/openssl-certs.ts";
-import { APPS, eventually, meshFixture, VIP, type MeshFixture } from "../../helpers/mesh-fixture.ts";
+import { eventually, meshFixture, VIP, type MeshFixture } from "../../helpers/mesh-fixture.ts";
 
 const FIXTURES = join(import.meta.dirname, "fixtures");
 let fx: MeshFixture;
@@ -44,13 +43,8 @@ describe("root CA rotation", () => {
       key: newKey,
       cert: newCert,
     });
-    const windows: { ok: number; failed: number }[] = [];
-    const load = fx.lab.spawn("n1p1", [process.execPath, join(APPS, "load-client.ts")], {
-      env: { ...process.env, TARGET_URL: `http://${VIP}/`, RATE: "10", REPORT_MS: "1000" },
-    });
-    createInterface({ input: load.stdout }).on("line", (l) =>
-      windows.push(JSON.parse(l) as { ok: number; failed: number }),
-    );
+    const load = fx.startLoad("n1p1", { rate: 10, reportMs: 1000 });
+    const { windows } = load;
     const bothRoots = join(dir, "both-roots.pem");
     writeFileSync(bothRoots, oldCert + readFileSync(newCert, "utf8"));
     const connectWithNewRootCert = async (): Promise<string> => {
@@ -94,8 +88,7 @@ describe("root CA rotation", () => {
       const settle = windows.length;
       await eventually("three more seconds of traffic", () => windows.length >= settle + 3, 10_000);
     } finally {
-      load.kill("SIGTERM");
-      await load.exited;
+      await load.stop();
     }
     const failed = windows.filter((w) => w.failed > 0);
     expect(failed, JSON.stringify(failed)).toEqual([]);

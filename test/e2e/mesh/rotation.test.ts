@@ -1,9 +1,7 @@
 // Certificate rotation under load: 20-second SVIDs, continuous traffic for two minutes across both
 // nodes, several rotations on every agent, and not one failed request.
-import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { APPS, meshFixture, VIP, type MeshFixture } from "../../helpers/mesh-fixture.ts";
+import { meshFixture, type MeshFixture } from "../../helpers/mesh-fixture.ts";
 
 const DURATION_MS = 120_000;
 let fx: MeshFixture;
@@ -15,25 +13,11 @@ afterAll(async () => {
   await fx?.close();
 });
 
-interface Window {
-  ok: number;
-  failed: number;
-  errors: Record<string, number>;
-  statuses: Record<string, number>;
-}
-
 describe("SVID rotation", () => {
   it(
     "rotates 20 s certificates under two minutes of traffic with zero failed requests",
     async () => {
-      const windows: Window[] = [];
-      const clients = ["n1p1", "n2p1"].map((pod) => {
-        const p = fx.lab.spawn(pod, [process.execPath, join(APPS, "load-client.ts")], {
-          env: { ...process.env, TARGET_URL: `http://${VIP}/`, RATE: "10", REPORT_MS: "1000" },
-        });
-        createInterface({ input: p.stdout }).on("line", (l) => windows.push(JSON.parse(l) as Window));
-        return p;
-      });
+      const clients = ["n1p1", "n2p1"].map((pod) => fx.startLoad(pod, { rate: 10, reportMs: 1000 }));
       const notAfters = new Map<string, Set<string>>([
         ["n1", new Set()],
         ["n2", new Set()],
@@ -51,9 +35,9 @@ describe("SVID rotation", () => {
           await new Promise((r) => setTimeout(r, 2000));
         }
       } finally {
-        for (const c of clients) c.kill("SIGTERM");
-        await Promise.all(clients.map((c) => c.exited));
+        await Promise.all(clients.map((c) => c.stop()));
       }
+      const windows = clients.flatMap((c) => c.windows);
       const ok = windows.reduce((n, w) => n + w.ok, 0);
       const failed = windows.filter((w) => w.failed > 0);
       expect(failed, JSON.stringify(failed)).toEqual([]);

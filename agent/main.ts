@@ -6,7 +6,6 @@ import { createAgent } from "./app.ts";
 import { agentSettingsFromEnv, parseAgentSettings, type AgentSettingsInput } from "./config.ts";
 import { ControllerClient } from "./control/client.ts";
 import { EbpfDatapath } from "./datapath/ebpf.ts";
-import { csrUris } from "./identity/csr.ts";
 import { ConfigError } from "./errors.ts";
 import { createLogger } from "./log.ts";
 import { configSourceOf } from "./state/source.ts";
@@ -133,8 +132,7 @@ export async function agentMain(argv: string[]): Promise<number> {
     settings,
     datapath,
     configSource: configSourceOf(client),
-    // The controller wants the requested identity next to the CSR; it is the CSR's one URI SAN.
-    signer: { signCsr: (csrPem) => client.signCsr(csrPem, csrUris(csrPem)[0]) },
+    signer: client,
     log,
     version: "0.1.0",
     onQuit: () => void quit("quitquitquit").then(() => process.exit(0)),

@@ -17,7 +17,7 @@ import type { Server, Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import type { Logger } from "../log.ts";
 import { evaluateAuthz, parsePrincipal, type AuthzRequest } from "../policy/authz.ts";
-import type { MeshView } from "../state/view.ts";
+import type { MeshView, WorkloadInfo } from "../state/view.ts";
 import type { AgentMetrics, ConnRecord, TcpLabels } from "../telemetry/metrics.ts";
 import { peerSpiffeId, serverTlsOptions, type Svid } from "../tls/svid.ts";
 import type { ConnectionManager, TrackedConnection } from "./connections.ts";
@@ -107,7 +107,7 @@ export class InboundTunnel {
     const w = view.localWorkload(this.uid);
     const principal = this.#peers.get(stream.session as Http2Session);
     const sourceIp = stream.session?.socket?.remoteAddress ?? "";
-    const labels = this.#labels(view, principal, headers);
+    const labels = this.#labels(view, w, principal, headers);
     const target = parseAuthority(headers[":authority"]);
     const rec = this.#deps.metrics.record("inbound", labels, sourceIp, headers[":authority"] ?? "");
     const refuse = (status: number, flag: string, reason: string) => {
@@ -181,8 +181,12 @@ export class InboundTunnel {
     });
   }
 
-  #labels(view: MeshView, principal: string | undefined, headers: IncomingHttpHeaders): TcpLabels {
-    const w = view.localWorkload(this.uid);
+  #labels(
+    view: MeshView,
+    w: WorkloadInfo | undefined,
+    principal: string | undefined,
+    headers: IncomingHttpHeaders,
+  ): TcpLabels {
     const fwd = parseForwarded(headers["forwarded"]);
     const src = fwd.for ? view.workloadByAddress(fwd.for) : undefined;
     // Trust the forwarded source only when the certificate proves that identity.

@@ -23,7 +23,6 @@ export class LoopbackDatapath implements Datapath {
   readonly #enrolled = new Map<string, Enrolled>();
   readonly #origDst = new WeakMap<Socket, Destination>();
   #meshed: readonly Destination[] = [];
-  readonly #strict = new Map<string, boolean>();
 
   constructor(opts: { hbonePort?: number } = {}) {
     this.#hbonePort = opts.hbonePort ?? 15008;
@@ -39,7 +38,6 @@ export class LoopbackDatapath implements Datapath {
     // Not listening itself: capture ports emit 'connection' on it (see captureAddress).
     const outbound = createServer({ allowHalfOpen: true, noDelay: true });
     this.#enrolled.set(w.uid, { workload: w, inbound, outbound, captures: new Map() });
-    this.#strict.set(w.uid, w.strict);
     return { outbound, inbound };
   }
 
@@ -58,14 +56,9 @@ export class LoopbackDatapath implements Datapath {
     return this.#meshed.some((m) => m.address === dst.address && (m.port === 0 || m.port === dst.port));
   }
 
-  /** Recorded only: one host has no namespaces to filter (see isStrict for tests). */
-  async setStrict(uid: string, strict: boolean): Promise<void> {
+  /** One host has no namespaces to filter: STRICT is not enforced by this datapath (test/dev only). */
+  async setStrict(uid: string, _strict: boolean): Promise<void> {
     if (!this.#enrolled.has(uid)) throw new DatapathError(`workload ${uid} is not enrolled`);
-    this.#strict.set(uid, strict);
-  }
-
-  isStrict(uid: string): boolean | undefined {
-    return this.#strict.get(uid);
   }
 
   async connectApp(_uid: string, address: string, port: number): Promise<Socket> {

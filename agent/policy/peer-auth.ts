@@ -3,8 +3,8 @@
 // inherits; the top default is STRICT (the issue's choice, stricter than Istio's PERMISSIVE).
 //
 // Node-to-node traffic is always mTLS (HBONE on 15008), so STRICT and PERMISSIVE differ only for
-// plaintext arriving at a workload outside the tunnel: `admitsPlaintext()` is what a datapath hook for
-// direct inbound would ask. The inbound tunnel records the mode in `connection_security_policy`.
+// plaintext arriving at a workload outside the tunnel: `refusesPlaintext()` decides what the datapath's
+// kernel filter (native/bpf/ingress.bpf.c) enforces for a workload.
 import { policyAppliesTo, type PeerAuthentication, type WorkloadEntry } from "../../controller/api/index.ts";
 
 export type EffectiveMtlsMode = "STRICT" | "PERMISSIVE";
@@ -49,10 +49,6 @@ export function refusesPlaintext(
       policyAppliesTo(p, workload, [], rootNamespace) &&
       Object.values(p.spec.portLevelMtls ?? {}).some((m) => m.mode === "PERMISSIVE"),
   );
-}
-
-export function admitsPlaintext(mode: EffectiveMtlsMode): boolean {
-  return mode === "PERMISSIVE";
 }
 
 /** Oldest-first is Istio's tie-break; without timestamps, name order keeps the choice deterministic. */

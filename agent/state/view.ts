@@ -16,7 +16,7 @@ import {
 } from "../../controller/api/index.ts";
 import type { LoadBalancerKind } from "../balance/balancer.ts";
 import type { OutlierSettings } from "../health/outlier.ts";
-import { refusesPlaintext, resolveMtlsMode, type EffectiveMtlsMode } from "../policy/peer-auth.ts";
+import { refusesPlaintext } from "../policy/peer-auth.ts";
 
 export interface WorkloadInfo {
   /** "namespace/name": stable across snapshots, the datapath's enrollment key. */
@@ -136,10 +136,6 @@ export class MeshView {
   /** STRICT for the datapath: plaintext from outside the workload's namespace is refused. */
   refusesPlaintext(w: WorkloadInfo): boolean {
     return refusesPlaintext(this.config.peerAuthentications, w.entry, this.config.rootNamespace);
-  }
-
-  mtlsModeFor(w: WorkloadInfo, port: number): EffectiveMtlsMode {
-    return resolveMtlsMode(this.config.peerAuthentications, w.entry, port, this.config.rootNamespace);
   }
 
   /** For the datapath: every VIP:port, and every workload address (all ports). */

@@ -426,6 +426,8 @@ function freeze(c: MeshConfig): MeshConfig {
     c.authorizationPolicies,
     c.peerAuthentications,
     c.trafficPolicies,
+    c.httpRoutes,
+    c.grpcRoutes,
     c.trustBundle,
   ])
     Object.freeze(list);

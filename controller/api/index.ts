@@ -6,9 +6,18 @@
 //                 AuthorizationPolicy (Source, Operation, Rule), PeerAuthentication (MtlsMode),
 //                 TrafficPolicy, Resource (union on `kind`), Kind, Metadata, LabelSelector,
 //                 TargetRef, Duration, PortRef; type ResourceKey; keyOf(r), keyString(k),
-//                 durationMs("250ms") → 250
+//                 durationMs("250ms") → 250; Condition (`when`), CONDITION_KEYS, HEADER_CONDITION_KEY
+//   routes.ts     Gateway API kinds (GATEWAY_API_VERSION "gateway.networking.k8s.io/v1"): schemas + types
+//                 HTTPRoute (HttpRouteRule, HttpRouteMatch, HttpPathMatch, HttpBackendRef,
+//                 HttpRouteTimeouts, HttpRouteRetry), GRPCRoute (GrpcRouteRule, GrpcRouteMatch,
+//                 GrpcMethodMatch, GrpcBackendRef), with route-parts.ts (ServiceParentRef,
+//                 BackendObjectRef, HeaderMatch, QueryParamMatch, Fraction, RouteMetadata,
+//                 isCoreService, compiles) and route-filters.ts (HttpRouteFilter, GrpcRouteFilter,
+//                 HeaderFilter, PathModifier, RequestRedirect, UrlRewrite, RequestMirror);
+//                 gatewayDurationMs("1h30m") → 5400000
 //   identity.ts   DEFAULT_TRUST_DOMAIN, type SpiffeId, spiffeIdOf(workload, td),
-//                 parseSpiffeId(uri) → SpiffeId | undefined, formatSpiffeId(id), principalOf(uri)
+//                 parseSpiffeId(uri) → SpiffeId | undefined, formatSpiffeId(id), principalOf(uri),
+//                 type PeerIdentity, peerIdentityOf(uri | undefined) (what policy sees of a peer)
 //   selectors.ts  DEFAULT_ROOT_NAMESPACE, selectorMatches(sel, labels), type Endpoint,
 //                 endpointsOf(service, workloads), resolveTargetPort(port, w), serviceSelects(s, w),
 //                 policyAppliesTo(policy, w, services?, rootNs?), trafficPolicyTargets(tp, s),
@@ -20,6 +29,7 @@
 //   validate.ts   type ConfigIssue, validateDocument(doc, file, index), formatIssue(issue),
 //                 formatPath(path), describeDocument(doc)
 export * from "./resources.ts";
+export * from "./routes.ts";
 export * from "./identity.ts";
 export * from "./selectors.ts";
 export * from "./stream.ts";

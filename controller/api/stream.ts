@@ -20,6 +20,7 @@ import {
   keyString,
 } from "./resources.ts";
 import type { ResourceKey } from "./resources.ts";
+import { GRPCRoute, HTTPRoute } from "./routes.ts";
 
 export const CONTROLLER_PORT = 15012;
 export const CONTROLLER_MONITORING_PORT = 15014;
@@ -44,6 +45,9 @@ export const MeshConfig = z
     authorizationPolicies: z.array(AuthorizationPolicy),
     peerAuthentications: z.array(PeerAuthentication),
     trafficPolicies: z.array(TrafficPolicy),
+    /** Absent from a sender that predates routes: no route attached anywhere. */
+    httpRoutes: z.array(HTTPRoute).default([]),
+    grpcRoutes: z.array(GRPCRoute).default([]),
   })
   .strict();
 
@@ -109,6 +113,8 @@ export const LIST_OF_KIND = {
   AuthorizationPolicy: "authorizationPolicies",
   PeerAuthentication: "peerAuthentications",
   TrafficPolicy: "trafficPolicies",
+  HTTPRoute: "httpRoutes",
+  GRPCRoute: "grpcRoutes",
 } as const satisfies Record<Kind, keyof MeshConfig>;
 
 export class DeltaMismatchError extends Error {
@@ -173,6 +179,8 @@ export function applyDelta(config: MeshConfig, delta: MeshDelta): MeshConfig {
     AuthorizationPolicy: [],
     PeerAuthentication: [],
     TrafficPolicy: [],
+    HTTPRoute: [],
+    GRPCRoute: [],
   };
   const rm: Record<Kind, Set<string>> = {
     Service: new Set(),
@@ -180,6 +188,8 @@ export function applyDelta(config: MeshConfig, delta: MeshDelta): MeshConfig {
     AuthorizationPolicy: new Set(),
     PeerAuthentication: new Set(),
     TrafficPolicy: new Set(),
+    HTTPRoute: new Set(),
+    GRPCRoute: new Set(),
   };
   for (const r of delta.upserts) up[r.kind].push(r);
   for (const k of delta.removals) rm[k.kind].add(keyString(k as ResourceKey));
@@ -204,5 +214,7 @@ export function applyDelta(config: MeshConfig, delta: MeshDelta): MeshConfig {
       up.TrafficPolicy as TrafficPolicy[],
       rm.TrafficPolicy,
     ),
+    httpRoutes: applyToList(config.httpRoutes, up.HTTPRoute as HTTPRoute[], rm.HTTPRoute),
+    grpcRoutes: applyToList(config.grpcRoutes, up.GRPCRoute as GRPCRoute[], rm.GRPCRoute),
   };
 }

@@ -2,7 +2,8 @@
 // Every accepted model becomes a Version `<epoch>-<seq>`; the epoch is random per controller start,
 // so a version from before a restart is unknown and the agent gets a full snapshot. The hub keeps
 // the last `historySize` versions for resume, and builds per-node NDJSON messages:
-// - services, workloads and TrafficPolicies go to every node (agents route to anything);
+// - services, workloads, TrafficPolicies, HTTPRoutes and GRPCRoutes go to every node (agents route
+//   to anything, and a route applies wherever its clients run);
 // - AuthorizationPolicies and PeerAuthentications only to nodes with a workload they apply to.
 // Resource JSON is computed once per resource (by the file source) and spliced, never re-serialised.
 //
@@ -49,6 +50,8 @@ interface SharedPieces {
   services: Buffer;
   workloads: Buffer;
   trafficPolicies: Buffer;
+  httpRoutes: Buffer;
+  grpcRoutes: Buffer;
 }
 
 interface VersionCache {
@@ -151,7 +154,19 @@ export class ConfigHub extends EventEmitter<HubEvents> {
       `,"trafficPolicies":`;
     const parts =
       encoding === "identity"
-        ? [head, shared.services, `,"workloads":`, shared.workloads, policies, shared.trafficPolicies, "}}\n"]
+        ? [
+            head,
+            shared.services,
+            `,"workloads":`,
+            shared.workloads,
+            policies,
+            shared.trafficPolicies,
+            `,"httpRoutes":`,
+            shared.httpRoutes,
+            `,"grpcRoutes":`,
+            shared.grpcRoutes,
+            "}}\n",
+          ]
         : [
             storedBlocks(head),
             shared.services,
@@ -159,6 +174,10 @@ export class ConfigHub extends EventEmitter<HubEvents> {
             shared.workloads,
             encodePiece(policies),
             shared.trafficPolicies,
+            storedBlocks(`,"httpRoutes":`),
+            shared.httpRoutes,
+            storedBlocks(`,"grpcRoutes":`),
+            shared.grpcRoutes,
             storedBlocks("}}\n"),
           ];
     byEnc[encoding] = parts;
@@ -224,14 +243,16 @@ export class ConfigHub extends EventEmitter<HubEvents> {
   #pieces(v: Version, cache: VersionCache, encoding: StreamEncoding): SharedPieces {
     const have = cache.pieces[encoding];
     if (have) return have;
-    const lists: Record<"Service" | "WorkloadEntry" | "TrafficPolicy", string[]> = {
+    const lists: Record<Exclude<Kind, "AuthorizationPolicy" | "PeerAuthentication">, string[]> = {
       Service: [],
       WorkloadEntry: [],
       TrafficPolicy: [],
+      HTTPRoute: [],
+      GRPCRoute: [],
     };
     for (const e of v.model.entries.values()) {
       const k = e.resource.kind;
-      if (k === "Service" || k === "WorkloadEntry" || k === "TrafficPolicy") lists[k].push(e.json);
+      if (k !== "AuthorizationPolicy" && k !== "PeerAuthentication") lists[k].push(e.json);
     }
     const encode = (list: string[]) => {
       const json = `[${list.join(",")}]`;
@@ -241,6 +262,8 @@ export class ConfigHub extends EventEmitter<HubEvents> {
       services: encode(lists.Service),
       workloads: encode(lists.WorkloadEntry),
       trafficPolicies: encode(lists.TrafficPolicy),
+      httpRoutes: encode(lists.HTTPRoute),
+      grpcRoutes: encode(lists.GRPCRoute),
     };
     cache.pieces[encoding] = pieces;
     return pieces;

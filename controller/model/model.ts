@@ -12,6 +12,7 @@ import {
   DEFAULT_ROOT_NAMESPACE,
   DEFAULT_TRUST_DOMAIN,
   endpointsOf,
+  isCoreService,
   keyOf,
   keyString,
   policyAppliesTo,
@@ -22,8 +23,11 @@ import {
 } from "../api/index.ts";
 import type {
   AuthorizationPolicy,
+  BackendObjectRef,
   ConfigIssue,
   Endpoint,
+  GRPCRoute,
+  HTTPRoute,
   PeerAuthentication,
   Resource,
   Service,
@@ -80,6 +84,8 @@ export class MeshModel {
   readonly authorizationPolicies: readonly AuthorizationPolicy[] = [];
   readonly peerAuthentications: readonly PeerAuthentication[] = [];
   readonly trafficPolicies: readonly TrafficPolicy[] = [];
+  readonly httpRoutes: readonly HTTPRoute[] = [];
+  readonly grpcRoutes: readonly GRPCRoute[] = [];
   readonly #byVipPort = new Map<string, Service>();
   readonly #byAddress = new Map<string, WorkloadEntry>();
   readonly #byNode = new Map<string, WorkloadEntry[]>();
@@ -107,6 +113,8 @@ export class MeshModel {
       AuthorizationPolicy: this.authorizationPolicies as AuthorizationPolicy[],
       PeerAuthentication: this.peerAuthentications as PeerAuthentication[],
       TrafficPolicy: this.trafficPolicies as TrafficPolicy[],
+      HTTPRoute: this.httpRoutes as HTTPRoute[],
+      GRPCRoute: this.grpcRoutes as GRPCRoute[],
     };
     for (const { resource: r } of map.values()) (lists[r.kind] as Resource[]).push(r);
     for (const s of this.services)
@@ -291,7 +299,13 @@ function inheritance(
   // Returns false when the change can affect every node.
   const local = (r: Resource): boolean => {
     if (r.kind === "WorkloadEntry") changedNodes.add(r.spec.node);
-    return r.kind === "WorkloadEntry" || r.kind === "TrafficPolicy";
+    // Routes, like TrafficPolicies, go to every node and change no node's policy set.
+    return (
+      r.kind === "WorkloadEntry" ||
+      r.kind === "TrafficPolicy" ||
+      r.kind === "HTTPRoute" ||
+      r.kind === "GRPCRoute"
+    );
   };
   for (const [k, e] of next) {
     const old = previous.entries.get(k);
@@ -327,6 +341,7 @@ function danglingReferences(model: MeshModel, e: SourcedResource, out: ConfigIss
     if (!inNs(r.metadata.namespace).some((w) => selectorMatches(sel, w.spec.labels)))
       out.push(issue(e, "spec.selector", "selector matches no workload (the policy applies to nothing yet)"));
   }
+  if (r.kind === "HTTPRoute" || r.kind === "GRPCRoute") routeReferences(model, e, r, out);
   if (r.kind === "AuthorizationPolicy" || r.kind === "TrafficPolicy") {
     (r.spec.targetRefs ?? []).forEach((t, i) => {
       if (!model.entries.has(keyString({ kind: "Service", namespace: r.metadata.namespace, name: t.name })))
@@ -335,4 +350,69 @@ function danglingReferences(model: MeshModel, e: SourcedResource, out: ConfigIss
         );
     });
   }
+}
+
+/**
+ * Warnings for a route's dangling Service references. Both are accepted, as Kubernetes does: a
+ * parentRef to a missing Service attaches to nothing yet, and a backendRef to a missing Service (or
+ * to a kind the mesh cannot resolve) makes its share of the traffic answer 500 in the agent.
+ */
+function routeReferences(
+  model: MeshModel,
+  e: SourcedResource,
+  r: HTTPRoute | GRPCRoute,
+  out: ConfigIssue[],
+): void {
+  const ns = r.metadata.namespace;
+  const service = (name: string, namespace: string | undefined) =>
+    model.entries.get(keyString({ kind: "Service", namespace: namespace ?? ns, name }))?.resource as
+      Service | undefined;
+  r.spec.parentRefs.forEach((p, i) => {
+    const s = service(p.name, p.namespace);
+    if (!s)
+      out.push(
+        issue(
+          e,
+          `spec.parentRefs[${i}]`,
+          `service ${p.namespace ?? ns}/${p.name} does not exist (the route attaches to nothing yet)`,
+        ),
+      );
+    else if (p.port !== undefined && !s.spec.ports.some((sp) => sp.port === p.port))
+      out.push(
+        issue(
+          e,
+          `spec.parentRefs[${i}].port`,
+          `service ${p.namespace ?? ns}/${p.name} has no port ${p.port}`,
+        ),
+      );
+    else if (p.sectionName !== undefined && !s.spec.ports.some((sp) => sp.name === p.sectionName))
+      out.push(
+        issue(
+          e,
+          `spec.parentRefs[${i}].sectionName`,
+          `service ${p.namespace ?? ns}/${p.name} has no port named ${p.sectionName}`,
+        ),
+      );
+  });
+  (r.spec.rules as readonly { backendRefs?: readonly BackendObjectRef[] | undefined }[]).forEach((rule, i) =>
+    (rule.backendRefs ?? []).forEach((b, j) => {
+      const path = `spec.rules[${i}].backendRefs[${j}]`;
+      if (!isCoreService(b))
+        out.push(
+          issue(
+            e,
+            path,
+            `${b.kind}${b.group ? `.${b.group}` : ""} is not a Service; requests routed to it get 500`,
+          ),
+        );
+      else if (!service(b.name, b.namespace))
+        out.push(
+          issue(
+            e,
+            path,
+            `service ${b.namespace ?? ns}/${b.name} does not exist; requests routed to it get 500`,
+          ),
+        );
+    }),
+  );
 }

@@ -6,8 +6,7 @@ import {
   createBalancer,
 } from "../../../agent/balance/balancer.ts";
 import { OutlierDetector } from "../../../agent/health/outlier.ts";
-import { candidates } from "../../../agent/proxy/outbound.ts";
-import type { EndpointInfo } from "../../../agent/state/view.ts";
+import { candidates } from "../../../agent/balance/endpoint-state.ts";
 
 describe("balancers", () => {
   it("round robin cycles through candidates", () => {
@@ -36,7 +35,7 @@ describe("balancers", () => {
   });
 
   it("candidates skip ejected and already-tried endpoints; panic only on the first attempt", () => {
-    const eps = ["a", "b", "c"].map((key) => ({ key }) as EndpointInfo);
+    const eps = ["a", "b", "c"];
     const ejected = new Set(["b"]);
     expect(candidates(eps, new Set(), (k) => ejected.has(k))).toEqual(["a", "c"]);
     expect(candidates(eps, new Set(["a"]), (k) => ejected.has(k))).toEqual(["c"]);

@@ -1,166 +1,169 @@
-// L4 authorization, Istio semantics, as pure functions driven by table tests. The caller passes the
-// AuthorizationPolicies that apply to the destination workload (selection is the state view's job).
+// AuthorizationPolicy evaluation, L4 and L7, with Istio semantics, as one pure function driven by
+// table tests. The caller passes the policies that apply to the destination workload (selection is
+// the state view's job) and what it knows: the connection always, the HTTP request when it has one.
 //
-// Order: DENY policies first (any match denies), then ALLOW (no ALLOW policy = allow; otherwise one
-// must match). Within a rule: one `from` source AND one `to` operation AND every `when` condition; fields
-// inside one source or operation are ANDed. Strings match exactly, by prefix `abc*`, suffix `*abc` or `*`.
-// HTTP-only attributes (hosts, methods, paths, unknown `when` keys) cannot be checked on an L4
-// connection: in an ALLOW rule they make the rule not match, in a DENY rule they are treated as matching
-// (Istio's "always scope DENY policies to ports" caveat) — so L4 errs on the side of denying.
-import type { AuthorizationPolicy, Operation, Rule, Source } from "../../controller/api/resources.ts";
+// Order: DENY policies first (any matching rule denies), then ALLOW (no ALLOW policy = allow;
+// otherwise one rule must match). The decision names the policy and rule that decided it.
+//
+// Without `http` (an opaque TCP connection) rules that need HTTP attributes are handled as ztunnel
+// and istiod's ambient translation do: an ALLOW rule that needs them never matches; a DENY rule that
+// needs them matches when its L4 parts match (we cannot see the request, so we fail closed).
+// With `deferHttp` (an L7 port, checked once at connection time) such rules are instead skipped and
+// the decision says `deferred`: the data path must evaluate every request with `http`.
+import { peerIdentityOf, type PeerIdentity } from "../../controller/api/identity.ts";
+import type { AuthorizationPolicy } from "../../controller/api/resources.ts";
+import { compilePolicy, type CompiledPolicy, type CompiledRule } from "./authz-compile.ts";
+import { ruleMatches, type Facts } from "./authz-match.ts";
+import { normalizePath } from "./http-match.ts";
 
-/** What is known about one inbound connection. */
+export { inBlock } from "./ip-block.ts";
+export { normalizePath } from "./http-match.ts";
+
+/** The HTTP request, as the data path sees it after parsing (HTTP/1.1 and HTTP/2 alike). */
+export interface AuthzHttp {
+  readonly method: string;
+  /** Request target as received (origin-form); query and fragment are ignored, the path normalised. */
+  readonly path: string;
+  /** :authority or Host, with or without a port. */
+  readonly host: string;
+  /** Lower-case names, as Node delivers them; repeated headers as arrays. */
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+}
+
+/** What is known about one inbound connection, and for L7 the request on it. */
 export interface AuthzRequest {
   /** Peer SPIFFE ID, "spiffe://td/ns/<ns>/sa/<sa>"; undefined for plaintext (never on 15008). */
   readonly principal: string | undefined;
   readonly sourceIp: string;
   readonly destinationPort: number;
+  /** The workload address the connection is for; `destination.ip` conditions need it. */
+  readonly destinationIp?: string;
+  readonly http?: AuthzHttp;
+}
+
+export interface AuthzOptions {
+  /** Connection-level check of an L7 port: skip HTTP-only rules, report them as `deferred`. */
+  readonly deferHttp?: boolean;
 }
 
 export interface AuthzDecision {
   readonly allowed: boolean;
   /** "namespace/name" of the deciding policy (the matching DENY, or the matching ALLOW). */
   readonly policy?: string;
+  /** Index in that policy's `spec.rules` of the rule that decided. */
+  readonly rule?: number;
   readonly reason: string;
+  /**
+   * Only with `deferHttp`: rules that need the request could still change the outcome, so the data
+   * path must evaluate each request. `allowed` is then provisional (the connection may proceed).
+   */
+  readonly deferred: boolean;
 }
 
-const ALLOW_ALL: AuthzDecision = Object.freeze({ allowed: true, reason: "no ALLOW policy applies" });
+/** Istio principal form and namespace of a peer SPIFFE ID. Kept for callers in agent/proxy. */
+export function parsePrincipal(spiffeId: string | undefined): PeerIdentity {
+  return peerIdentityOf(spiffeId);
+}
 
-export function evaluateAuthz(policies: readonly AuthorizationPolicy[], req: AuthzRequest): AuthzDecision {
-  const who = parsePrincipal(req.principal);
+const NO_POLICY: AuthzDecision = Object.freeze({
+  allowed: true,
+  reason: "no ALLOW policy applies",
+  deferred: false,
+});
+
+type Outcome = "match" | "miss" | "defer";
+
+export function evaluateAuthz(
+  policies: readonly AuthorizationPolicy[],
+  req: AuthzRequest,
+  opts: AuthzOptions = {},
+): AuthzDecision {
+  if (policies.length === 0) return NO_POLICY;
+  const facts = factsOf(req);
+  const defer = opts.deferHttp === true && facts.http === undefined;
+  const compiled = policies.map(compilePolicy);
+  let deferred = false;
+  for (const p of compiled) {
+    if (p.action !== "DENY") continue;
+    for (const r of p.rules) {
+      const o = outcome(p.action, r, facts, defer);
+      if (o === "match")
+        return decide(false, p, r.index, `denied by DENY policy ${p.name} (rule ${r.index})`);
+      if (o === "defer") deferred = true;
+    }
+  }
   let anyAllow = false;
-  for (const p of policies) {
-    if (p.spec.action !== "DENY") continue;
-    if (p.spec.rules.some((r) => ruleMatches(r, req, who, "DENY"))) {
-      const name = `${p.metadata.namespace}/${p.metadata.name}`;
-      return { allowed: false, policy: name, reason: `denied by DENY policy ${name}` };
-    }
-  }
-  for (const p of policies) {
-    if (p.spec.action !== "ALLOW") continue;
+  let allowDeferred = false;
+  for (const p of compiled) {
+    if (p.action !== "ALLOW") continue;
     anyAllow = true;
-    if (p.spec.rules.some((r) => ruleMatches(r, req, who, "ALLOW"))) {
-      const name = `${p.metadata.namespace}/${p.metadata.name}`;
-      return { allowed: true, policy: name, reason: `allowed by ALLOW policy ${name}` };
+    for (const r of p.rules) {
+      const o = outcome(p.action, r, facts, defer);
+      if (o === "match")
+        return decide(true, p, r.index, `allowed by ALLOW policy ${p.name} (rule ${r.index})`, deferred);
+      if (o === "defer") allowDeferred = true;
     }
   }
-  if (!anyAllow) return ALLOW_ALL;
-  return { allowed: false, reason: "no ALLOW policy matched" };
-}
-
-interface Peer {
-  /** "td/ns/x/sa/y" (Istio principal form), "" when unknown. */
-  readonly principal: string;
-  readonly namespace: string;
-  readonly serviceAccount: string;
-}
-
-export function parsePrincipal(spiffeId: string | undefined): Peer {
-  if (!spiffeId) return { principal: "", namespace: "", serviceAccount: "" };
-  const principal = stripScheme(spiffeId);
-  const m = /^[^/]+\/ns\/([^/]+)\/sa\/([^/]+)$/.exec(principal);
-  return { principal, namespace: m?.[1] ?? "", serviceAccount: m?.[2] ?? "" };
-}
-
-function stripScheme(s: string): string {
-  return s.startsWith("spiffe://") ? s.slice("spiffe://".length) : s;
-}
-
-type Action = "ALLOW" | "DENY";
-
-function ruleMatches(rule: Rule, req: AuthzRequest, who: Peer, action: Action): boolean {
-  if (rule.from && rule.from.length > 0 && !rule.from.some((f) => sourceMatches(f.source, req, who))) {
-    return false;
+  if (!anyAllow) return deferred ? { ...NO_POLICY, deferred } : NO_POLICY;
+  if (allowDeferred) {
+    return {
+      allowed: true,
+      reason: "ALLOW rules that need the HTTP request decide per request",
+      deferred: true,
+    };
   }
-  if (rule.to && rule.to.length > 0 && !rule.to.some((t) => operationMatches(t.operation, req, action))) {
-    return false;
+  return { allowed: false, reason: "no ALLOW policy matched", deferred: false };
+}
+
+function outcome(action: CompiledPolicy["action"], rule: CompiledRule, f: Facts, defer: boolean): Outcome {
+  const deny = action === "DENY";
+  if (rule.needsHttp && f.http === undefined) {
+    // L4 parts only: HTTP fields count as met, then the rule is deferred, fails closed, or never allows.
+    if (!defer && !deny) return "miss";
+    if (!ruleMatches(rule, f, true)) return "miss";
+    return defer ? "defer" : "match";
   }
-  for (const c of rule.when ?? []) {
-    const value = conditionValue(c.key, req, who);
-    if (value === undefined) {
-      if (action === "ALLOW") return false;
-      continue; // unknown at L4: a DENY condition counts as met
-    }
-    if (c.values && !anyMatch(c.values, value)) return false;
-    if (c.notValues && anyMatch(c.notValues, value)) return false;
+  return ruleMatches(rule, f, deny) ? "match" : "miss";
+}
+
+function decide(
+  allowed: boolean,
+  p: CompiledPolicy,
+  rule: number,
+  reason: string,
+  deferred = false,
+): AuthzDecision {
+  return { allowed, policy: p.name, rule, reason, deferred };
+}
+
+// Every request of a connection carries the same peer; parsing its SPIFFE ID once per peer keeps the
+// per-request path to map lookups. Bounded: cleared when it reaches the cap (peers are few per node).
+const PEER_CACHE_MAX = 4096;
+const peers = new Map<string, PeerIdentity>();
+
+function peerOf(spiffeId: string | undefined): PeerIdentity {
+  if (spiffeId === undefined) return peerIdentityOf(undefined);
+  let p = peers.get(spiffeId);
+  if (!p) {
+    if (peers.size >= PEER_CACHE_MAX) peers.clear();
+    p = peerIdentityOf(spiffeId);
+    peers.set(spiffeId, p);
   }
-  return true;
+  return p;
 }
 
-function sourceMatches(s: Source, req: AuthzRequest, who: Peer): boolean {
-  const principals = s.principals?.map(stripScheme);
-  const notPrincipals = s.notPrincipals?.map(stripScheme);
-  const sa = who.namespace ? `${who.namespace}/${who.serviceAccount}` : "";
-  return (
-    field(principals, notPrincipals, who.principal) &&
-    field(s.namespaces, s.notNamespaces, who.namespace) &&
-    field(s.serviceAccounts, s.notServiceAccounts, sa) &&
-    (!s.ipBlocks || s.ipBlocks.some((b) => inBlock(req.sourceIp, b))) &&
-    !(s.notIpBlocks && s.notIpBlocks.some((b) => inBlock(req.sourceIp, b)))
-  );
-}
-
-function operationMatches(o: Operation, req: AuthzRequest, action: Action): boolean {
-  const l7 = o.hosts || o.notHosts || o.methods || o.notMethods || o.paths || o.notPaths;
-  if (l7 && action === "ALLOW") return false;
-  if (o.ports && !o.ports.includes(req.destinationPort)) return false;
-  if (o.notPorts && o.notPorts.includes(req.destinationPort)) return false;
-  return true;
-}
-
-/** Positive list (if present) must match; negative list (if present) must not. An unknown value ("") only
- * matches "*"-free negatives by failing positives, as Istio does for unauthenticated peers. */
-function field(values: readonly string[] | undefined, notValues: readonly string[] | undefined, v: string) {
-  if (values && !anyMatch(values, v)) return false;
-  if (notValues && anyMatch(notValues, v)) return false;
-  return true;
-}
-
-function conditionValue(key: string, req: AuthzRequest, who: Peer): string | undefined {
-  switch (key) {
-    case "source.ip":
-      return req.sourceIp;
-    case "source.principal":
-      return who.principal;
-    case "source.namespace":
-      return who.namespace;
-    case "destination.port":
-      return String(req.destinationPort);
-    default:
-      return undefined;
-  }
-}
-
-export function stringMatch(pattern: string, value: string): boolean {
-  if (pattern === "*") return value !== "";
-  if (pattern.endsWith("*")) return value.startsWith(pattern.slice(0, -1));
-  if (pattern.startsWith("*")) return value.endsWith(pattern.slice(1));
-  return pattern === value;
-}
-
-function anyMatch(patterns: readonly string[], value: string): boolean {
-  return patterns.some((p) => stringMatch(p, value));
-}
-
-/** IPv4 CIDR or single address. */
-export function inBlock(ip: string, block: string): boolean {
-  const [base, bitsText] = block.split("/");
-  const bits = bitsText === undefined ? 32 : Number(bitsText);
-  const a = ipv4ToInt(ip);
-  const b = ipv4ToInt(base ?? "");
-  if (a === undefined || b === undefined || !(bits >= 0 && bits <= 32)) return false;
-  const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
-  return (a & mask) >>> 0 === (b & mask) >>> 0;
-}
-
-function ipv4ToInt(ip: string): number | undefined {
-  const parts = ip.split(".");
-  if (parts.length !== 4) return undefined;
-  let n = 0;
-  for (const p of parts) {
-    const v = Number(p);
-    if (!/^\d{1,3}$/.test(p) || v > 255) return undefined;
-    n = n * 256 + v;
-  }
-  return n;
+function factsOf(req: AuthzRequest): Facts {
+  const h = req.http;
+  return {
+    peer: peerOf(req.principal),
+    sourceIp: req.sourceIp,
+    destinationPort: req.destinationPort,
+    destinationIp: req.destinationIp,
+    http: h && {
+      method: h.method,
+      path: normalizePath(h.path),
+      host: h.host.toLowerCase(),
+      headers: h.headers,
+    },
+  };
 }

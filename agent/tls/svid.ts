@@ -3,6 +3,7 @@
 // trust bundle, peer identity checked against the expected SPIFFE ID).
 import { X509Certificate } from "node:crypto";
 import type { ConnectionOptions, PeerCertificate, SecureContextOptions } from "node:tls";
+import { formatSpiffeId } from "../../controller/api/identity.ts";
 
 /** A workload certificate with its private key, as the identity manager hands it to the proxy. */
 export interface Svid {
@@ -42,7 +43,7 @@ export function peerSpiffeId(cert: PeerCertificate | undefined): string | undefi
 }
 
 export function spiffeIdFor(trustDomain: string, namespace: string, serviceAccount: string): string {
-  return `spiffe://${trustDomain}/ns/${namespace}/sa/${serviceAccount}`;
+  return formatSpiffeId({ trustDomain, namespace, serviceAccount });
 }
 
 /**

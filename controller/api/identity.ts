@@ -54,3 +54,28 @@ export function parseSpiffeId(uri: string): SpiffeId | undefined {
 export function principalOf(spiffeId: string): string {
   return spiffeId.startsWith("spiffe://") ? spiffeId.slice("spiffe://".length) : spiffeId;
 }
+
+/** What policy matching knows of a peer; "" for whatever is unknown (no identity, or another shape). */
+export interface PeerIdentity {
+  /** Istio principal form, "<td>/ns/<ns>/sa/<sa>"; "" without a SPIFFE ID. */
+  readonly principal: string;
+  readonly namespace: string;
+  readonly serviceAccount: string;
+}
+
+const NO_PEER: PeerIdentity = Object.freeze({ principal: "", namespace: "", serviceAccount: "" });
+
+/**
+ * The peer of a connection as AuthorizationPolicy sees it. Only a `spiffe://` URI is an identity
+ * (ztunnel's `matches_principal` refuses anything else); namespace and service account come from
+ * the mesh shape, so a SPIFFE ID of another shape keeps its principal but matches no namespace.
+ */
+export function peerIdentityOf(spiffeId: string | undefined): PeerIdentity {
+  if (!spiffeId?.startsWith("spiffe://")) return NO_PEER;
+  const id = parseSpiffeId(spiffeId);
+  return {
+    principal: principalOf(spiffeId),
+    namespace: id?.namespace ?? "",
+    serviceAccount: id?.serviceAccount ?? "",
+  };
+}

@@ -109,10 +109,16 @@ export function trafficPolicyTargets(policy: TrafficPolicy, service: Service): b
   return refersTo(policy.spec.targetRefs, policy.metadata.namespace, service);
 }
 
-/** Istio string match: exact, "prefix*", "*suffix", or "*" (presence). */
+/**
+ * Istio string match: exact, "prefix*", "*suffix", or "*". `*` means a non-empty value, as Istio
+ * compiles it (regex `.+`, pilot/pkg/security/authz/matcher/string.go) and ztunnel matches it
+ * (`StringMatch::Presence` is `!check.is_empty()`, src/rbac.rs): an unauthenticated peer, whose
+ * principal is "", does not match `principals: ["*"]`. An absent value (undefined) matches nothing.
+ * HTTP headers differ: there `*` is Envoy's present_match, which the agent handles itself.
+ */
 export function stringMatches(pattern: string, value: string | undefined): boolean {
   if (value === undefined) return false;
-  if (pattern === "*") return true;
+  if (pattern === "*") return value !== "";
   if (pattern.endsWith("*")) return value.startsWith(pattern.slice(0, -1));
   if (pattern.startsWith("*")) return value.endsWith(pattern.slice(1));
   return pattern === value;

@@ -4,7 +4,7 @@ import type {
   PeerAuthentication,
   WorkloadEntry,
 } from "../../../controller/api/index.ts";
-import { evaluateAuthz, inBlock, stringMatch, type AuthzRequest } from "../../../agent/policy/authz.ts";
+import { evaluateAuthz, inBlock, parsePrincipal, type AuthzRequest } from "../../../agent/policy/authz.ts";
 import { refusesPlaintext, resolveMtlsMode } from "../../../agent/policy/peer-auth.ts";
 
 const H = { apiVersion: "nodemesh.io/v1alpha1" as const };
@@ -122,19 +122,69 @@ describe("AuthorizationPolicy evaluation", () => {
     expect(evaluateAuthz(policies, request).allowed).toBe(allowed);
   });
 
-  it("names the deciding policy", () => {
-    const d = evaluateAuthz([ap("deny-client", "DENY", [{}])], req(CLIENT));
-    expect(d).toMatchObject({ allowed: false, policy: "default/deny-client" });
-    expect(d.reason).toMatch(/DENY policy default\/deny-client/);
+  it("names the deciding policy and rule", () => {
+    const d = evaluateAuthz(
+      [ap("deny-client", "DENY", [{ to: [{ operation: { ports: [1] } }] }, {}])],
+      req(CLIENT),
+    );
+    expect(d).toEqual({
+      allowed: false,
+      policy: "default/deny-client",
+      rule: 1,
+      reason: "denied by DENY policy default/deny-client (rule 1)",
+      deferred: false,
+    });
+    const a = evaluateAuthz([ap("open", "ALLOW", [{}])], req(CLIENT));
+    expect(a).toMatchObject({ allowed: true, policy: "default/open", rule: 0, deferred: false });
+    expect(evaluateAuthz([ap("closed", "ALLOW", [])], req(CLIENT))).toEqual({
+      allowed: false,
+      reason: "no ALLOW policy matched",
+      deferred: false,
+    });
   });
 
-  it("string and CIDR matching", () => {
-    expect(stringMatch("*", "")).toBe(false);
-    expect(stringMatch("*suffix", "a-suffix")).toBe(true);
+  it("serviceAccounts without a namespace are in the policy's namespace (Istio)", () => {
+    const other = { ...ap("a", "ALLOW", [{ from: [{ source: { serviceAccounts: ["client"] } }] }]) };
+    expect(evaluateAuthz([other], req(CLIENT)).allowed).toBe(true);
+    const elsewhere = { ...other, metadata: { name: "a", namespace: "shop" } };
+    expect(evaluateAuthz([elsewhere], req(CLIENT)).allowed).toBe(false);
+  });
+
+  it("when destination.ip: matches the target, fails closed when the caller does not pass it", () => {
+    const cond = [{ when: [{ key: "destination.ip", values: ["10.1.0.0/16"] }] }];
+    const inside = { ...req(CLIENT), destinationIp: "10.1.2.3" };
+    expect(evaluateAuthz([ap("a", "ALLOW", cond)], inside).allowed).toBe(true);
+    expect(evaluateAuthz([ap("a", "ALLOW", cond)], { ...inside, destinationIp: "10.2.0.1" }).allowed).toBe(
+      false,
+    );
+    expect(evaluateAuthz([ap("a", "ALLOW", cond)], req(CLIENT)).allowed).toBe(false);
+    expect(evaluateAuthz([ap("d", "DENY", cond)], req(CLIENT)).allowed).toBe(false);
+  });
+
+  it("a peer without a SPIFFE ID has no principal and no namespace", () => {
+    expect(parsePrincipal(CLIENT)).toEqual({
+      principal: "cluster.local/ns/default/sa/client",
+      namespace: "default",
+      serviceAccount: "client",
+    });
+    expect(parsePrincipal(undefined)).toEqual({ principal: "", namespace: "", serviceAccount: "" });
+    // not a URI: no identity at all (ztunnel's matches_principal requires the scheme)
+    expect(parsePrincipal("cluster.local/ns/default/sa/client").principal).toBe("");
+    const deny = ap("d", "DENY", [{ from: [{ source: { notNamespaces: ["default"] } }] }]);
+    expect(evaluateAuthz([deny], req(undefined)).allowed).toBe(false);
+  });
+
+  it("CIDR matching", () => {
     expect(inBlock("192.168.1.1", "192.168.0.0/16")).toBe(true);
     expect(inBlock("192.169.1.1", "192.168.0.0/16")).toBe(false);
     expect(inBlock("1.2.3.4", "1.2.3.4")).toBe(true);
+    expect(inBlock("::ffff:10.0.0.5", "10.0.0.0/8")).toBe(true);
+    expect(inBlock("10.0.0.5", "0.0.0.0/0")).toBe(true);
     expect(inBlock("bad", "0.0.0.0/0")).toBe(false);
+    expect(inBlock("10.0.0.5", "10.0.0.0/33")).toBe(false);
+    expect(inBlock("10.0.0.5", "10.0.0.0/x")).toBe(false);
+    expect(inBlock("10.0.0.256", "10.0.0.0/24")).toBe(false);
+    expect(inBlock("fd00::1", "10.0.0.0/8")).toBe(false);
   });
 });
 

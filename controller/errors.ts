@@ -30,6 +30,35 @@ export class CsrRejectedError extends ControllerError {
   }
 }
 
+/**
+ * Why a configuration was not applied; the `reason` label of
+ * nodemesh_controller_config_rejections_total. `unstable` and `mass_removal` are not errors in the
+ * documents: the first waits for a write in progress, the second for the operator's SIGHUP.
+ */
+export const CONFIG_REJECT_REASONS = [
+  "unreadable",
+  "empty_file",
+  "invalid",
+  "unstable",
+  "mass_removal",
+] as const;
+export type ConfigRejectReason = (typeof CONFIG_REJECT_REASONS)[number];
+
+/** Why the agent endpoint refused a connection before TLS; the `reason` of sessions_refused_total. */
+export const SESSION_REFUSE_REASONS = ["per_address_limit", "connection_limit"] as const;
+export type SessionRefuseReason = (typeof SESSION_REFUSE_REASONS)[number];
+
+/** Why the agent endpoint closed a session; the `reason` label of sessions_closed_total. */
+export const SESSION_CLOSE_REASONS = [
+  "auth_timeout",
+  "evicted",
+  "unauthenticated",
+  "idle",
+  "keepalive_timeout",
+  "handshake_failed",
+] as const;
+export type SessionCloseReason = (typeof SESSION_CLOSE_REASONS)[number];
+
 export class ConfigError extends ControllerError {
   constructor(message: string, options?: ErrorOptions) {
     super("NODEMESH_ERR_CONTROLLER_CONFIG", message, options);

@@ -1,7 +1,12 @@
 // Controller metrics (prom-client, own registry so tests can run several controllers in-process).
 // Names follow Prometheus conventions: nodemesh_controller_ prefix, _total counters, _seconds.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
-import { CSR_REJECT_REASONS } from "./errors.ts";
+import {
+  CONFIG_REJECT_REASONS,
+  CSR_REJECT_REASONS,
+  SESSION_CLOSE_REASONS,
+  SESSION_REFUSE_REASONS,
+} from "./errors.ts";
 
 export class ControllerMetrics {
   readonly registry = new Registry();
@@ -15,6 +20,11 @@ export class ControllerMetrics {
   readonly configErrors: Counter;
   readonly configWarnings: Gauge;
   readonly configResources: Gauge<"kind">;
+  readonly configRejections: Counter<"reason">;
+  readonly configLastReloadOk: Gauge;
+  readonly pendingSessions: Gauge;
+  readonly sessionsRefused: Counter<"reason">;
+  readonly sessionsClosed: Counter<"reason">;
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -76,5 +86,37 @@ export class ControllerMetrics {
       labelNames: ["kind"],
       registers,
     });
+    this.configRejections = new Counter({
+      name: "nodemesh_controller_config_rejections_total",
+      help: "Configurations not applied (the last good one kept serving), by reason",
+      labelNames: ["reason"],
+      registers,
+    });
+    for (const reason of CONFIG_REJECT_REASONS) this.configRejections.inc({ reason }, 0);
+    // Named after prometheus_config_last_reload_successful, which alerting rules already know.
+    this.configLastReloadOk = new Gauge({
+      name: "nodemesh_controller_config_last_reload_successful",
+      help: "1 when the last configuration read was applied (or unchanged), 0 when it was rejected or held",
+      registers,
+    });
+    this.pendingSessions = new Gauge({
+      name: "nodemesh_controller_pending_sessions",
+      help: "Connections to the agent endpoint that have not yet presented a valid node token",
+      registers,
+    });
+    this.sessionsRefused = new Counter({
+      name: "nodemesh_controller_sessions_refused_total",
+      help: "Connections to the agent endpoint refused before TLS, by reason",
+      labelNames: ["reason"],
+      registers,
+    });
+    for (const reason of SESSION_REFUSE_REASONS) this.sessionsRefused.inc({ reason }, 0);
+    this.sessionsClosed = new Counter({
+      name: "nodemesh_controller_sessions_closed_total",
+      help: "Agent endpoint sessions closed by the controller, by reason",
+      labelNames: ["reason"],
+      registers,
+    });
+    for (const reason of SESSION_CLOSE_REASONS) this.sessionsClosed.inc({ reason }, 0);
   }
 }

@@ -5,6 +5,9 @@
 //                      that sends `accept-encoding: deflate` gets `content-encoding: deflate`
 //                      (deflate.ts); any other gets plain NDJSON, as before.
 //   POST /v1/csr     → the CA, restricted to identities placed on the caller's node
+// A connection must authenticate within a deadline, in a bounded pool (admission.ts); HTTP/2
+// settings and connection counts are bounded (limits.ts); authenticated sessions are PINGed so a
+// vanished agent is noticed (keepalive.ts).
 import http2 from "node:http2";
 import type {
   Http2SecureServer,
@@ -12,7 +15,7 @@ import type {
   ServerHttp2Session,
   ServerHttp2Stream,
 } from "node:http2";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import type { Logger } from "pino";
 import { CsrRequest, HEADER_NODE, HEADER_VERSION, NDJSON, PATH_CSR, PATH_STREAM } from "../api/index.ts";
 import type { CsrResponse, ErrorBody } from "../api/index.ts";
@@ -21,8 +24,12 @@ import { CsrRejectedError } from "../errors.ts";
 import type { CsrRejectReason } from "../errors.ts";
 import type { ControllerMetrics } from "../metrics.ts";
 import type { MeshModel } from "../model/model.ts";
+import { SessionGuard } from "./admission.ts";
 import { DEFLATE } from "./deflate.ts";
 import type { ConfigHub, StreamEncoding } from "./hub.ts";
+import { startKeepalive } from "./keepalive.ts";
+import { resolveSessionLimits } from "./limits.ts";
+import type { SessionLimits } from "./limits.ts";
 import { AgentSession, SnapshotGate } from "./session.ts";
 import type { SessionInfo } from "./session.ts";
 
@@ -55,6 +62,8 @@ export interface StreamServerOptions {
   log: Logger;
   tls: { certPem: string; keyPem: string };
   heartbeatMs: number;
+  /** Defaults (limits.ts) for what is not given. */
+  limits?: Partial<SessionLimits>;
 }
 
 const STATUS_OF: Record<CsrRejectReason, number> = {
@@ -73,21 +82,58 @@ export class StreamServer {
   readonly #sessions = new Set<AgentSession>();
   readonly #conns = new Set<ServerHttp2Session>();
   readonly #gate = new SnapshotGate(SNAPSHOT_BUDGET_BYTES);
+  readonly #limits: Readonly<SessionLimits>;
+  readonly #guard: SessionGuard;
   onAck: ((node: string, version: string, error: string | undefined) => void) | undefined;
 
   constructor(opts: StreamServerOptions) {
     this.#opts = opts;
+    const limits = resolveSessionLimits(opts.limits);
+    this.#limits = limits;
+    const guard = new SessionGuard(limits, opts.metrics, opts.log);
+    this.#guard = guard;
     this.#server = http2.createSecureServer({
       cert: opts.tls.certPem,
       key: opts.tls.keyPem,
       minVersion: "TLSv1.3",
+      handshakeTimeout: limits.handshakeTimeoutMs,
+      maxSessionMemory: limits.maxSessionMemoryMb,
+      settings: {
+        maxConcurrentStreams: limits.maxStreamsPerSession,
+        maxHeaderListSize: limits.maxHeaderListBytes,
+      },
+    });
+    this.#server.maxConnections = limits.maxConnections;
+    this.#server.on("connection", (socket: Socket) => guard.admit(socket));
+    this.#server.on("drop", (d?: { remoteAddress?: string }) =>
+      guard.refused(
+        "connection_limit",
+        { address: d?.remoteAddress },
+        `more than ${limits.maxConnections} connections; dropping new ones`,
+      ),
+    );
+    this.#server.on("tlsClientError", (err: NodeJS.ErrnoException, socket: { remoteAddress?: string }) => {
+      // ECONNRESET is the peer leaving mid-handshake, or the guard closing a connection it already
+      // counted (refused, evicted, timed out): not a failed handshake.
+      if (err.code === "ECONNRESET") return;
+      guard.closed(
+        "handshake_failed",
+        { address: socket.remoteAddress, code: err.code },
+        `tls handshake failed: ${err.message}`,
+      );
     });
     this.#server.on("stream", (stream, headers) => this.#route(stream, headers));
     this.#server.on("sessionError", (err) => opts.log.debug({ err }, "agent session error"));
     this.#server.on("session", (c) => {
       this.#conns.add(c);
+      guard.session(c);
       c.on("close", () => this.#conns.delete(c));
     });
+  }
+
+  /** Connections that have not authenticated yet. */
+  get pendingSessions(): number {
+    return this.#guard.pending;
   }
 
   /** Replaces the serving certificate for new connections (controller cert renewal, root rotation). */
@@ -144,21 +190,34 @@ export class StreamServer {
 
   #route(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
     stream.on("error", () => {});
+    const session = stream.session as ServerHttp2Session;
     const path = headers[":path"]?.split("?")[0];
     const method = headers[":method"];
     if (method !== "POST" || (path !== PATH_STREAM && path !== PATH_CSR)) {
-      return reply(stream, 404, {
+      reply(stream, 404, {
         error: { code: "NODEMESH_ERR_NOT_FOUND", reason: "not_found", message: `no route ${method} ${path}` },
       });
+      return this.#guard.unauthenticated(session, "not_found");
     }
     const who = this.#nodeOf(headers);
     if (!("node" in who)) {
       if (path === PATH_CSR && who.reason === "unknown_token")
         this.#opts.metrics.csrRejected.inc({ reason: "unknown_token" });
       this.#opts.log.warn({ path, reason: who.reason }, who.message);
-      return reply(stream, who.status, {
+      reply(stream, who.status, {
         error: { code: "NODEMESH_ERR_UNAUTHENTICATED", reason: who.reason, message: who.message },
       });
+      return this.#guard.unauthenticated(session, who.reason);
+    }
+    if (this.#guard.authenticated(session, who.node, (cb) => stream.once("close", cb))) {
+      const { keepaliveIntervalMs: intervalMs, keepaliveTimeoutMs: timeoutMs } = this.#limits;
+      startKeepalive(session, { intervalMs, timeoutMs }, () =>
+        this.#guard.closed(
+          "keepalive_timeout",
+          { node: who.node },
+          `agent did not answer a PING within ${timeoutMs} ms (dead peer or half-closed connection); closing its session`,
+        ),
+      );
     }
     if (path === PATH_STREAM) this.#openStream(stream, headers, who.node);
     else this.#csr(stream, who.node);

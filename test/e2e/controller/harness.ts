@@ -8,6 +8,7 @@ import { ControllerClient } from "../../../agent/control/client.ts";
 import type { ControllerClientOptions } from "../../../agent/control/client.ts";
 import type { MeshConfig } from "../../../controller/api/index.ts";
 import { ControllerApp } from "../../../controller/app.ts";
+import type { ControllerOptions } from "../../../controller/app.ts";
 
 export const TOKENS = { "node-a": "token-node-a-0123456789", "node-b": "token-node-b-0123456789" } as const;
 export const silent = pino({ level: "silent" });
@@ -60,7 +61,7 @@ export class Harness {
     writeFileSync(this.configFile, config);
   }
 
-  async startController(port = 0): Promise<ControllerApp> {
+  async startController(port = 0, extra: Partial<ControllerOptions> = {}): Promise<ControllerApp> {
     const app = new ControllerApp({
       configPath: this.configFile,
       listen: { host: "127.0.0.1", port },
@@ -74,6 +75,7 @@ export class Harness {
       heartbeatMs: 500,
       log: silent,
       defaultMetrics: false,
+      ...extra,
     });
     await app.start();
     this.app = app;
@@ -104,6 +106,13 @@ export class Harness {
   async metrics(): Promise<string> {
     const res = await fetch(`http://127.0.0.1:${this.app?.monitoringAddress?.port}/metrics`);
     return res.text();
+  }
+
+  /** One labelled sample of the in-process controller's metrics (0 when absent). */
+  async metric(name: string, labels: Record<string, string> = {}): Promise<number> {
+    const m = await this.app?.metrics.registry.getSingleMetric(name)?.get();
+    const match = m?.values.find((v) => Object.entries(labels).every(([k, x]) => v.labels[k] === x));
+    return match?.value ?? 0;
   }
 
   async close(): Promise<void> {

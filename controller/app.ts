@@ -6,18 +6,24 @@ import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
 import { formatIssue } from "./api/index.ts";
 import { CertificateAuthority } from "./ca/ca.ts";
+import { DEFAULT_MAX_REMOVAL_PERCENT, removalHold } from "./config-guard.ts";
+import type { SessionLimits } from "./distribution/limits.ts";
+import type { ConfigRejectReason } from "./errors.ts";
 import { loadRoot } from "./ca/root.ts";
 import type { RootSource } from "./ca/root.ts";
 import { ConfigHub } from "./distribution/hub.ts";
 import type { Version } from "./distribution/hub.ts";
 import { StreamServer } from "./distribution/server.ts";
-import { FileSource } from "./file-source.ts";
+import { FileConfigSource } from "./sources/file.ts";
+import type { Source } from "./sources/source.ts";
 import { ControllerMetrics } from "./metrics.ts";
 import { buildModel } from "./model/model.ts";
 
 export interface ControllerOptions {
-  /** YAML file or directory. */
-  configPath: string;
+  /** YAML file or directory (the file source); ignored when `source` is given. */
+  configPath?: string;
+  /** Where configuration comes from; default: a FileConfigSource on `configPath`. */
+  source?: Source;
   listen: { host: string; port: number };
   monitoring: { host: string; port: number } | undefined;
   ca: RootSource;
@@ -30,6 +36,12 @@ export interface ControllerOptions {
   serverNames: { dns: string[]; ips: string[] };
   heartbeatMs?: number;
   log: Logger;
+  /** A change removing more than this share of the resources waits for SIGHUP (config-guard.ts). */
+  maxRemovalPercent?: number;
+  /** Quiet time before a changed file is read (file-settle.ts). */
+  settleMs?: number;
+  /** Limits of the agent endpoint (distribution/limits.ts); defaults for the rest. */
+  sessionLimits?: Partial<SessionLimits>;
   /** Tests run several controllers in one process; keep default process metrics off there. */
   defaultMetrics?: boolean;
 }
@@ -42,6 +54,8 @@ export interface ReloadResult {
   version: string | undefined;
   errors: string[];
   warnings: string[];
+  /** Why it was not applied (accepted: false). */
+  reason?: ConfigRejectReason;
 }
 
 export class ControllerApp {
@@ -49,7 +63,7 @@ export class ControllerApp {
   readonly hub = new ConfigHub();
   readonly ca: CertificateAuthority;
   readonly #opts: ControllerOptions;
-  readonly #source: FileSource;
+  readonly #source: Source;
   readonly #server: StreamServer;
   #monitoring: http.Server | undefined;
   #renew: NodeJS.Timeout | undefined;
@@ -64,7 +78,7 @@ export class ControllerApp {
       trustDomain: opts.trustDomain,
       svidTtlMs: opts.svidTtlMs,
     });
-    this.#source = new FileSource(opts.configPath);
+    this.#source = opts.source ?? this.#fileSource(opts);
     this.#server = new StreamServer({
       hub: this.hub,
       ca: this.ca,
@@ -73,6 +87,21 @@ export class ControllerApp {
       log: opts.log,
       tls: this.ca.issueServing(opts.serverNames, SERVING_CERT_TTL_MS),
       heartbeatMs: opts.heartbeatMs ?? 10_000,
+      limits: opts.sessionLimits,
+    });
+  }
+
+  #fileSource(opts: ControllerOptions): Source {
+    if (!opts.configPath) throw new Error("ControllerOptions: configPath or source is required");
+    return new FileConfigSource(opts.configPath, {
+      settleMs: opts.settleMs,
+      onUnstable: (ms) => {
+        this.metrics.configRejections.inc({ reason: "unstable" });
+        opts.log.warn(
+          { file: opts.configPath, reason: "unstable" },
+          `still being written after ${ms} ms; waiting`,
+        );
+      },
     });
   }
 
@@ -86,8 +115,8 @@ export class ControllerApp {
 
   async start(): Promise<void> {
     const { log } = this.#opts;
+    await this.#source.start(() => this.reload());
     this.reload();
-    this.#source.watch(() => this.reload());
     this.streamAddress = await this.#server.listen(this.#opts.listen.host, this.#opts.listen.port);
     this.#listening = true;
     this.#renew = setInterval(
@@ -107,22 +136,28 @@ export class ControllerApp {
     );
   }
 
-  /** Re-reads the configuration; publishes a new version only when it is valid and changed. */
-  reload(): ReloadResult {
+  /**
+   * Re-reads the configuration; publishes a new version only when it is valid and changed, and
+   * (unless `force`, the operator's SIGHUP) neither empty nor a mass removal (config-guard.ts).
+   */
+  reload(opts: { force?: boolean } = {}): ReloadResult {
     const { log } = this.#opts;
-    const read = this.#source.read();
+    const read = this.#source.read({ force: opts.force });
     const built =
       read.issues.length === 0 ? buildModel(read.entries, this.#opts, this.hub.current?.model) : undefined;
-    const errors = [...read.issues, ...(built?.errors ?? [])].map(formatIssue);
+    const issues = [...read.issues, ...(built?.errors ?? [])];
+    const errors = issues.map(formatIssue);
     if (errors.length > 0 || !built?.model) {
-      this.metrics.configReloads.inc({ result: "rejected" });
-      this.metrics.configErrors.inc(errors.length);
-      log.error(
-        { errors, serving: this.hub.current?.id ?? null },
-        `configuration rejected (${errors.length} errors); still serving the last good one`,
-      );
-      return { accepted: false, version: this.hub.current?.id, errors, warnings: [] };
+      this.#source.report?.({ accepted: false, version: this.hub.current?.id, errors: issues, warnings: [] });
+      return this.#reject(read.reason ?? "invalid", errors);
     }
+    const percent = this.#opts.maxRemovalPercent ?? DEFAULT_MAX_REMOVAL_PERCENT;
+    const hold =
+      opts.force || !this.#source.holdsMassRemovals
+        ? undefined
+        : removalHold(this.hub.current?.model.entries, built.model.entries, percent);
+    if (hold) return this.#reject("mass_removal", [hold.message]);
+    this.metrics.configLastReloadOk.set(1);
     const warnings = built.warnings.map(formatIssue);
     for (const w of warnings) log.warn(w);
     this.metrics.configWarnings.set(warnings.length);
@@ -134,6 +169,8 @@ export class ControllerApp {
       AuthorizationPolicy: model.authorizationPolicies,
       PeerAuthentication: model.peerAuthentications,
       TrafficPolicy: model.trafficPolicies,
+      HTTPRoute: model.httpRoutes,
+      GRPCRoute: model.grpcRoutes,
     }))
       this.metrics.configResources.set({ kind }, list.length);
     const cur = this.hub.current;
@@ -142,6 +179,23 @@ export class ControllerApp {
     const v = this.hub.publish(model, this.ca.trustBundle);
     log.info({ version: v.id, resources: model.entries.size }, "configuration accepted");
     return { accepted: true, version: v.id, errors: [], warnings };
+  }
+
+  #reject(reason: ConfigRejectReason, errors: string[]): ReloadResult {
+    const { log, configPath } = this.#opts;
+    this.metrics.configReloads.inc({ result: "rejected" });
+    this.metrics.configRejections.inc({ reason });
+    this.metrics.configLastReloadOk.set(0);
+    if (reason !== "mass_removal") this.metrics.configErrors.inc(errors.length);
+    const serving = this.hub.current?.id ?? null;
+    // A write in progress is expected and read again once it settles: not an error.
+    const level = reason === "unstable" ? "warn" : "error";
+    log[level](
+      { file: configPath, reason, errors, serving },
+      `configuration ${reason === "mass_removal" ? "held back" : "rejected"} (${reason}, ${errors.length} ` +
+        `${errors.length === 1 ? "error" : "errors"}); still serving the last good one`,
+    );
+    return { accepted: false, version: this.hub.current?.id, errors, warnings: [], reason };
   }
 
   /** Re-reads the CA files (root rotation) and pushes the new trust bundle to agents. */
@@ -154,7 +208,7 @@ export class ControllerApp {
   }
 
   async stop(): Promise<void> {
-    this.#source.close();
+    await this.#source.close();
     clearInterval(this.#renew);
     await this.#server.close();
     await new Promise<void>((resolve) =>

@@ -1,10 +1,12 @@
 // `nodemesh controller …`: flags (and NODEMESH_CONTROLLER_* env equivalents) → ControllerApp.
-// SIGHUP re-reads the configuration and the CA files (root rotation); SIGTERM/SIGINT stop.
+// SIGHUP re-reads the configuration as a forced reload (it applies an empty file or a mass removal
+// that the watcher held back, config-guard.ts) and the CA files (root rotation); SIGTERM/SIGINT stop.
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { hostname } from "node:os";
 import { parseArgs } from "node:util";
 import pino from "pino";
+import type { Logger } from "pino";
 import {
   CONTROLLER_MONITORING_PORT,
   CONTROLLER_PORT,
@@ -14,11 +16,20 @@ import {
 } from "./api/index.ts";
 import { ControllerApp } from "./app.ts";
 import type { ControllerOptions } from "./app.ts";
+import { DEFAULT_MAX_REMOVAL_PERCENT } from "./config-guard.ts";
+import { DEFAULT_SESSION_LIMITS as L, resolveSessionLimits } from "./distribution/limits.ts";
+import type { SessionLimits } from "./distribution/limits.ts";
 import { ConfigError } from "./errors.ts";
+import { LeaderElector } from "./sources/kube/leader.ts";
+import { KubeSource, loadKubeConfig } from "./sources/kube/source.ts";
+import type { Source } from "./sources/source.ts";
+import { DEFAULT_SETTLE_MS } from "./file-settle.ts";
 
-export const USAGE = `usage: nodemesh controller --config <file|dir> [options]
+export const USAGE = `usage: nodemesh controller (--config <file|dir> | --source kube) [options]
 
   --config <path>          YAML file or directory of resources         env NODEMESH_CONTROLLER_CONFIG
+  --source <file|kube>     where resources come from [file]; kube: the Kubernetes API  env NODEMESH_CONTROLLER_SOURCE
+  --kubeconfig <file>      with --source kube [KUBECONFIG, ~/.kube/config, in-cluster]  env NODEMESH_KUBECONFIG
   --listen <host:port>     agent endpoint (HTTP/2 + TLS)  [0.0.0.0:${CONTROLLER_PORT}]  env NODEMESH_CONTROLLER_LISTEN
   --monitoring <host:port> /metrics /healthz /readyz [127.0.0.1:${CONTROLLER_MONITORING_PORT}]  env NODEMESH_CONTROLLER_MONITORING
   --ca-dir <dir>           CA root, generated on first start [/var/lib/nodemesh/ca]  env NODEMESH_CA_DIR
@@ -30,7 +41,17 @@ export const USAGE = `usage: nodemesh controller --config <file|dir> [options]
   --node-token <node=tok>  bootstrap token of a node (repeatable)
   --node-tokens-file <f>   lines "node token" or "node=token"           env NODEMESH_NODE_TOKENS_FILE
   --server-name <name>     DNS name or IP in the controller certificate (repeatable) [localhost, 127.0.0.1, hostname]
+  --max-removal-percent <n>  a change removing more of the resources waits for SIGHUP [${DEFAULT_MAX_REMOVAL_PERCENT}]  env NODEMESH_CONTROLLER_MAX_REMOVAL_PERCENT
+  --settle <duration>      quiet time before a changed file is read [${DEFAULT_SETTLE_MS}ms]  env NODEMESH_CONTROLLER_SETTLE
+  --auth-timeout <duration>  a connection without a valid token is closed after [${L.authTimeoutMs / 1000}s]  env NODEMESH_CONTROLLER_AUTH_TIMEOUT
+  --max-pending-sessions <n>  unauthenticated connections in total; the oldest goes [${L.maxPendingSessions}]
+  --max-pending-per-address <n>  unauthenticated connections per source address [${L.maxPendingPerAddress}]
+  --max-connections <n>    connections to the agent endpoint [${L.maxConnections}]
+  --keepalive <duration>   PING interval of agent sessions [${L.keepaliveIntervalMs / 1000}s]; --keepalive-timeout <duration> [${L.keepaliveTimeoutMs / 1000}s]
   --log-level <level>      [info]                                       env LOG_LEVEL
+
+SIGHUP: reload the configuration, applying a change the watcher held back (empty file, mass removal),
+and re-read the CA files.
 `;
 
 function hostPort(s: string, flag: string): { host: string; port: number } {
@@ -40,6 +61,50 @@ function hostPort(s: string, flag: string): { host: string; port: number } {
     throw new ConfigError(`${flag} must be host:port, got "${s}"`);
   }
   return { host: s.slice(0, i).replace(/^\[|\]$/g, ""), port };
+}
+
+function duration(value: string | undefined, flag: string, minMs: number): number | undefined {
+  if (value === undefined) return undefined;
+  let ms: number;
+  try {
+    ms = durationMs(value);
+  } catch (err) {
+    throw new ConfigError(`${flag}: ${(err as Error).message}`);
+  }
+  if (ms < minMs) throw new ConfigError(`${flag} must be at least ${minMs}ms, got "${value}"`);
+  return ms;
+}
+
+function integer(value: string | undefined, flag: string, min: number, max: number): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || n < min || n > max)
+    throw new ConfigError(`${flag} must be an integer from ${min} to ${max}, got "${value}"`);
+  return n;
+}
+
+/** The endpoint limit flags; anything not given keeps its default (limits.ts). */
+function sessionLimits(
+  v: Readonly<Record<string, string | boolean | string[] | undefined>>,
+  env: NodeJS.ProcessEnv,
+): Partial<SessionLimits> {
+  const str = (k: string) => (typeof v[k] === "string" ? v[k] : undefined);
+  const max = 1 << 20;
+  const out: Partial<SessionLimits> = {
+    authTimeoutMs: duration(
+      str("auth-timeout") ?? env.NODEMESH_CONTROLLER_AUTH_TIMEOUT,
+      "--auth-timeout",
+      100,
+    ),
+    maxPendingSessions: integer(str("max-pending-sessions"), "--max-pending-sessions", 1, max),
+    maxPendingPerAddress: integer(str("max-pending-per-address"), "--max-pending-per-address", 1, max),
+    maxConnections: integer(str("max-connections"), "--max-connections", 1, max),
+    keepaliveIntervalMs: duration(str("keepalive"), "--keepalive", 100),
+    keepaliveTimeoutMs: duration(str("keepalive-timeout"), "--keepalive-timeout", 100),
+  };
+  for (const k of Object.keys(out) as (keyof SessionLimits)[]) if (out[k] === undefined) delete out[k];
+  resolveSessionLimits(out); // fails here, with the flag's field named, rather than at start
+  return out;
 }
 
 function addToken(tokens: Map<string, string>, spec: string, where: string): void {
@@ -58,11 +123,17 @@ function addToken(tokens: Map<string, string>, spec: string, where: string): voi
 export function parseControllerArgs(
   argv: string[],
   env: NodeJS.ProcessEnv = process.env,
-): Omit<ControllerOptions, "log"> & { logLevel: string } {
+): Omit<ControllerOptions, "log" | "source"> & {
+  logLevel: string;
+  sourceKind: "file" | "kube";
+  kubeconfig: string | undefined;
+} {
   const { values } = parseArgs({
     args: argv,
     options: {
       config: { type: "string" },
+      source: { type: "string" },
+      kubeconfig: { type: "string" },
       listen: { type: "string" },
       monitoring: { type: "string" },
       "ca-dir": { type: "string" },
@@ -76,13 +147,28 @@ export function parseControllerArgs(
       "node-tokens-file": { type: "string" },
       "server-name": { type: "string", multiple: true },
       "log-level": { type: "string" },
+      "max-removal-percent": { type: "string" },
+      settle: { type: "string" },
+      "auth-timeout": { type: "string" },
+      "max-pending-sessions": { type: "string" },
+      "max-pending-per-address": { type: "string" },
+      "max-connections": { type: "string" },
+      keepalive: { type: "string" },
+      "keepalive-timeout": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
     strict: true,
   });
   if (values.help) throw new ConfigError(USAGE);
+  const sourceKind = values.source ?? env.NODEMESH_CONTROLLER_SOURCE ?? "file";
+  if (sourceKind !== "file" && sourceKind !== "kube")
+    throw new ConfigError(`--source must be "file" or "kube", got "${sourceKind}"`);
   const configPath = values.config ?? env.NODEMESH_CONTROLLER_CONFIG;
-  if (!configPath) throw new ConfigError(`--config is required\n${USAGE}`);
+  if (sourceKind === "file" && !configPath) throw new ConfigError(`--config is required\n${USAGE}`);
+  if (sourceKind === "kube" && values.config)
+    throw new ConfigError("--config and --source kube are exclusive: the Kubernetes API is the source");
+  const kubeconfig = values.kubeconfig ?? env.NODEMESH_KUBECONFIG;
+  if (kubeconfig && sourceKind !== "kube") throw new ConfigError("--kubeconfig needs --source kube");
   const tokens = new Map<string, string>();
   for (const t of values["node-token"] ?? []) addToken(tokens, t, "--node-token");
   const tokensFile = values["node-tokens-file"] ?? env.NODEMESH_NODE_TOKENS_FILE;
@@ -105,7 +191,9 @@ export function parseControllerArgs(
   const caCert = values["ca-cert"] ?? env.NODEMESH_CA_CERT;
   const caKey = values["ca-key"] ?? env.NODEMESH_CA_KEY;
   return {
-    configPath,
+    configPath: sourceKind === "file" ? configPath : undefined,
+    sourceKind,
+    kubeconfig,
     listen: hostPort(
       values.listen ?? env.NODEMESH_CONTROLLER_LISTEN ?? `0.0.0.0:${CONTROLLER_PORT}`,
       "--listen",
@@ -126,6 +214,15 @@ export function parseControllerArgs(
     nodeTokens: tokens,
     serverNames: { dns: names.filter((n) => isIP(n) === 0), ips: names.filter((n) => isIP(n) !== 0) },
     logLevel: values["log-level"] ?? env.LOG_LEVEL ?? "info",
+    maxRemovalPercent:
+      integer(
+        values["max-removal-percent"] ?? env.NODEMESH_CONTROLLER_MAX_REMOVAL_PERCENT,
+        "--max-removal-percent",
+        0,
+        100,
+      ) ?? DEFAULT_MAX_REMOVAL_PERCENT,
+    settleMs: duration(values.settle ?? env.NODEMESH_CONTROLLER_SETTLE, "--settle", 0) ?? DEFAULT_SETTLE_MS,
+    sessionLimits: sessionLimits(values, env),
   };
 }
 
@@ -143,11 +240,22 @@ export async function controllerMain(argv: string[]): Promise<void> {
     base: { pid: process.pid, hostname: hostname(), component: "controller" },
   });
   if (opts.nodeTokens.size === 0) log.warn("no --node-token given: no agent can authenticate");
-  const app = new ControllerApp({ ...opts, log });
+  let kube: ReturnType<typeof kubeSource> | undefined;
+  if (opts.sourceKind === "kube") {
+    try {
+      kube = kubeSource(opts.kubeconfig, log);
+    } catch (err) {
+      log.error({ err: (err as Error).message }, "cannot load the kubeconfig; check --kubeconfig");
+      process.exitCode = 2;
+      return;
+    }
+  }
+  const app = new ControllerApp({ ...opts, log, source: kube?.source });
+  kube?.leader.start();
   await app.start();
   process.on("SIGHUP", () => {
-    log.info("SIGHUP: reloading configuration and CA");
-    app.reload();
+    log.info("SIGHUP: reloading configuration (forced: held-back changes apply) and CA");
+    app.reload({ force: true });
     try {
       app.reloadCa();
     } catch (err) {
@@ -162,5 +270,33 @@ export async function controllerMain(argv: string[]): Promise<void> {
     process.once("SIGTERM", () => stop("SIGTERM"));
     process.once("SIGINT", () => stop("SIGINT"));
   });
+  await kube?.leader.stop();
   await app.stop();
+}
+
+/**
+ * The Kubernetes source and its leader election: every replica watches and serves agents; only the
+ * Lease holder writes status and Events. POD_NAME and POD_NAMESPACE come from the downward API.
+ */
+function kubeSource(kubeconfig: string | undefined, log: Logger): { source: Source; leader: LeaderElector } {
+  const kubeConfig = loadKubeConfig(kubeconfig);
+  const identity = process.env.POD_NAME ?? hostname();
+  const source = new KubeSource({
+    kubeConfig,
+    log,
+    instance: identity,
+    // Called only once the controller runs, after `leader` exists.
+    writeStatus: () => leader.leading,
+  });
+  const leader: LeaderElector = new LeaderElector({
+    kubeConfig,
+    namespace: process.env.POD_NAMESPACE ?? DEFAULT_ROOT_NAMESPACE,
+    identity,
+    log,
+    onChange: (leading) => {
+      log.info({ leading }, leading ? "leading: writing status" : "standby: serving agents only");
+      if (leading) source.reportAll();
+    },
+  });
+  return { source, leader };
 }

@@ -74,12 +74,20 @@ build_native() {
   (cd "$ROOT" && npm run --silent build:native)
 }
 
+# etcd, kube-apiserver (built once per machine, cached in /var/cache/nodemesh, ~10 min the first
+# time), kubectl and helm for the Kubernetes tests; instant when cached.
+install_kube() {
+  "$ROOT/scripts/kube-apiserver.sh" >/dev/null
+  "$ROOT/scripts/kube-apiserver.sh" tools >/dev/null
+}
+
 main() {
   install_apt
   install_node
   use_node
   install_npm
   build_native
+  install_kube
 }
 
 main "$@"

@@ -1,0 +1,163 @@
+// Pure mapping from Kubernetes objects to the mesh's resource documents (controller/api shapes).
+// No I/O: the Kubernetes source feeds informer objects in and validates what comes out.
+//
+// Enrollment: a namespace joins the mesh with the label nodemesh.io/mesh=enabled; a pod opts out
+// with nodemesh.io/mesh=disabled. Services are meshed only in enrolled namespaces: a Service VIP
+// in the model makes every agent capture connections to it, and a Service whose pods are not
+// enrolled would then have no endpoints, so clients would lose it.
+// Readiness: a pod becomes a WorkloadEntry once it is Ready. The model has no readiness field, and a
+// WorkloadEntry is both "capture this pod" and "send it traffic"; serving not-ready pods would break
+// Kubernetes semantics, so until the wire schema can say "enrolled but not an endpoint" we wait.
+import type { KubernetesObject, V1Namespace, V1Pod, V1Service } from "@kubernetes/client-node";
+import { API_VERSION } from "../../api/index.ts";
+
+export const MESH_LABEL = "nodemesh.io/mesh";
+export const MESH_ENABLED = "enabled";
+export const MESH_DISABLED = "disabled";
+/** Annotations the agent's node module reads to find the pod on its node. */
+export const POD_UID_ANNOTATION = "nodemesh.io/pod-uid";
+export const QOS_ANNOTATION = "nodemesh.io/qos-class";
+
+/** A document ready for validation, or the reason the object is not part of the mesh. */
+export type Mapped = { doc: Record<string, unknown> } | { skip: string };
+
+export function namespaceEnrolled(ns: V1Namespace | undefined): boolean {
+  return ns?.metadata?.labels?.[MESH_LABEL] === MESH_ENABLED;
+}
+
+function firstIPv4(ips: ReadonlyArray<string | undefined>): string | undefined {
+  return ips.find((ip): ip is string => typeof ip === "string" && /^\d+\.\d+\.\d+\.\d+$/.test(ip));
+}
+
+export function podReady(pod: V1Pod): boolean {
+  return pod.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false;
+}
+
+/** Why a pod is not a workload, or undefined when it is one. Ordered from cheapest to explain. */
+export function podSkipReason(pod: V1Pod, ns: V1Namespace | undefined): string | undefined {
+  if (!namespaceEnrolled(ns)) return `namespace not labelled ${MESH_LABEL}=${MESH_ENABLED}`;
+  if (pod.metadata?.labels?.[MESH_LABEL] === MESH_DISABLED)
+    return `pod labelled ${MESH_LABEL}=${MESH_DISABLED}`;
+  if (pod.spec?.hostNetwork) return "pod uses the host network";
+  if (pod.metadata?.deletionTimestamp) return "pod is terminating";
+  const phase = pod.status?.phase;
+  if (phase === "Succeeded" || phase === "Failed") return `pod ${phase.toLowerCase()}`;
+  if (!pod.spec?.nodeName) return "pod not scheduled";
+  if (!podIPv4(pod)) return "pod has no IPv4 address yet";
+  if (!pod.metadata?.uid) return "pod has no uid";
+  if (!podReady(pod)) return "pod not ready";
+  return undefined;
+}
+
+function podIPv4(pod: V1Pod): string | undefined {
+  return firstIPv4([pod.status?.podIP, ...(pod.status?.podIPs ?? []).map((p) => p.ip)]);
+}
+
+/**
+ * The pod's cgroup as a kubelet with the systemd cgroup driver lays it out (the default of kubeadm
+ * and every major distribution); the agent's node module also tries the cgroupfs layout.
+ */
+export function kubeletCgroup(uid: string, qosClass: string | undefined): string {
+  const qos = (qosClass ?? "BestEffort").toLowerCase();
+  const id = uid.replaceAll("-", "_");
+  if (qos === "guaranteed") return `/kubepods.slice/kubepods-pod${id}.slice`;
+  return `/kubepods.slice/kubepods-${qos}.slice/kubepods-${qos}-pod${id}.slice`;
+}
+
+/** Named TCP container ports, which Service targetPort names refer to. */
+function namedPorts(pod: V1Pod): Record<string, number> | undefined {
+  const out: Record<string, number> = {};
+  for (const c of pod.spec?.containers ?? [])
+    for (const p of c.ports ?? [])
+      if (p.name && (p.protocol ?? "TCP") === "TCP" && out[p.name] === undefined)
+        out[p.name] = p.containerPort;
+  return Object.keys(out).length > 0 ? out : undefined;
+}
+
+export function mapPod(pod: V1Pod, ns: V1Namespace | undefined): Mapped {
+  const skip = podSkipReason(pod, ns);
+  if (skip) return { skip };
+  const md = pod.metadata ?? {};
+  const uid = md.uid ?? "";
+  const qos = pod.status?.qosClass;
+  const ports = namedPorts(pod);
+  return {
+    doc: {
+      apiVersion: API_VERSION,
+      kind: "WorkloadEntry",
+      metadata: {
+        name: md.name,
+        namespace: md.namespace,
+        annotations: { [POD_UID_ANNOTATION]: uid, [QOS_ANNOTATION]: qos ?? "BestEffort" },
+      },
+      spec: {
+        address: podIPv4(pod),
+        serviceAccount: pod.spec?.serviceAccountName ?? "default",
+        labels: md.labels ?? {},
+        node: pod.spec?.nodeName,
+        cgroup: kubeletCgroup(uid, qos),
+        ...(ports ? { ports } : {}),
+      },
+    },
+  };
+}
+
+export function mapService(svc: V1Service, ns: V1Namespace | undefined): Mapped {
+  if (!namespaceEnrolled(ns)) return { skip: `namespace not labelled ${MESH_LABEL}=${MESH_ENABLED}` };
+  const spec = svc.spec ?? {};
+  if (spec.type === "ExternalName") return { skip: "ExternalName service (DNS only, no VIP)" };
+  const addresses = [...new Set([spec.clusterIP, ...(spec.clusterIPs ?? [])])].filter(
+    (ip): ip is string => firstIPv4([ip]) !== undefined,
+  );
+  if (addresses.length === 0) return { skip: "no IPv4 ClusterIP (headless or IPv6-only)" };
+  const ports = (spec.ports ?? [])
+    .filter((p) => (p.protocol ?? "TCP") === "TCP")
+    .map((p) => ({
+      ...(p.name ? { name: p.name } : {}),
+      port: p.port,
+      ...(p.targetPort !== undefined ? { targetPort: p.targetPort } : {}),
+      protocol: "TCP",
+      ...(p.appProtocol ? { appProtocol: p.appProtocol } : {}),
+    }));
+  if (ports.length === 0) return { skip: "no TCP port (UDP and SCTP are not meshed)" };
+  const md = svc.metadata ?? {};
+  return {
+    doc: {
+      apiVersion: API_VERSION,
+      kind: "Service",
+      metadata: { name: md.name, namespace: md.namespace, ...(md.labels ? { labels: md.labels } : {}) },
+      spec: { addresses, ports, ...(spec.selector ? { selector: spec.selector } : {}) },
+    },
+  };
+}
+
+/**
+ * Any object as the server sends it. Typed clients turn timestamps into Dates on list but watch
+ * events carry the JSON strings, so code reading timestamps accepts both.
+ */
+export type KubeObject = KubernetesObject & { spec?: unknown; status?: unknown };
+
+/**
+ * Our CRDs and the Gateway API routes map one to one: the server's metadata (uid, managedFields,
+ * generation, the last-applied annotation) is dropped, and routes keep creationTimestamp, which
+ * orders tied routes.
+ */
+export function mapCustom(obj: KubeObject, keepCreationTimestamp: boolean): Mapped {
+  const md = obj.metadata ?? {};
+  const ts: unknown = md.creationTimestamp;
+  const created =
+    ts instanceof Date ? ts.toISOString().replace(/\.\d{3}Z$/, "Z") : (ts as string | undefined);
+  return {
+    doc: {
+      apiVersion: obj.apiVersion,
+      kind: obj.kind,
+      metadata: {
+        name: md.name,
+        namespace: md.namespace,
+        ...(md.labels ? { labels: md.labels } : {}),
+        ...(keepCreationTimestamp && created ? { creationTimestamp: created } : {}),
+      },
+      spec: obj.spec ?? {},
+    },
+  };
+}

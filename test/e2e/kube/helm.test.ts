@@ -1,0 +1,118 @@
+// The Helm chart with the real helm: `helm lint --strict` and `helm template` over the ci/ values
+// files, the values schema's refusals (each names the field), and `helm template | kubectl apply
+// --dry-run=server` accepted by the real API server (cluster.ts), CRDs included.
+import { readdirSync } from "node:fs";
+import { join } from "node:path";
+import { parseAllDocuments } from "yaml";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { KubeCluster } from "./cluster.ts";
+
+const CHART = join(import.meta.dirname, "../../../charts/nodemesh");
+const VALUES = readdirSync(join(CHART, "ci"))
+  .filter((f) => f.endsWith(".yaml"))
+  .sort();
+const cluster = new KubeCluster();
+
+type Doc = { kind: string; metadata: { name: string }; spec?: Record<string, unknown> };
+
+async function template(args: string[]): Promise<Doc[]> {
+  const out = await cluster.helm(["template", "nm", CHART, "--namespace", "nodemesh-system", ...args]);
+  return parseAllDocuments(out)
+    .map((d) => d.toJS() as Doc | null)
+    .filter((d): d is Doc => d !== null);
+}
+
+describe("Helm chart", () => {
+  beforeAll(async () => {
+    await cluster.start();
+    await cluster.kubectl(["create", "namespace", "nodemesh-system"]);
+  }, 600_000);
+  afterAll(() => cluster.stop());
+
+  test.each(VALUES)("helm lint --strict with ci/%s", async (file) => {
+    const out = await cluster.helm(["lint", "--strict", CHART, "-f", join(CHART, "ci", file)]);
+    expect(out).toMatch(/1 chart\(s\) linted, 0 chart\(s\) failed/);
+  });
+
+  test("the default install: DaemonSet for the hand-over upgrade, 2 controllers with a PDB, no privileged container", async () => {
+    const docs = await template([]);
+    const kinds = docs.map((d) => d.kind).sort();
+    expect(kinds).toEqual(
+      [
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "ConfigMap",
+        "DaemonSet",
+        "Deployment",
+        "PodDisruptionBudget",
+        "Role",
+        "RoleBinding",
+        "Secret",
+        "Service",
+        "ServiceAccount",
+        "ServiceAccount",
+      ].sort(),
+    );
+    const ds = docs.find((d) => d.kind === "DaemonSet") as unknown as {
+      spec: {
+        updateStrategy: unknown;
+        template: {
+          spec: {
+            hostNetwork: boolean;
+            priorityClassName: string;
+            containers: {
+              securityContext: { privileged: boolean; capabilities: { add: string[] } };
+              readinessProbe: { httpGet: { port: number } };
+            }[];
+          };
+        };
+      };
+    };
+    expect(ds.spec.updateStrategy).toEqual({
+      type: "RollingUpdate",
+      rollingUpdate: { maxSurge: 1, maxUnavailable: 0 },
+    });
+    const pod = ds.spec.template.spec;
+    expect(pod).toMatchObject({ hostNetwork: true, priorityClassName: "system-node-critical" });
+    expect(pod.containers[0]?.securityContext.privileged).toBe(false);
+    expect(pod.containers[0]?.readinessProbe.httpGet.port).toBe(15021);
+    const deploy = docs.find((d) => d.kind === "Deployment");
+    expect(deploy?.spec?.replicas).toBe(2);
+  });
+
+  test.each([
+    [["--set", "agent.tokenExpirationSeconds=5"], /agent\/tokenExpirationSeconds.*minimum/],
+    [["--set", "ca.existingSecret=mine"], /ca\/existingRootConfigMap/],
+    [["--set", "controler.replicas=2"], /controler/],
+    [["--set", "image.pullPolicy=Sometimes"], /image\/pullPolicy/],
+    [["--set", "agent.seccompProfile=Off"], /agent\/seccompProfile/],
+  ])("the schema refuses %j, naming the field", async (args, message) => {
+    await expect(template(args)).rejects.toThrow(message);
+  });
+
+  test("helm template | kubectl apply --dry-run=server is accepted by the API server (1.20)", async () => {
+    for (const file of VALUES.filter((f) => !f.startsWith("full"))) {
+      const out = await cluster.helm([
+        "template",
+        "nm",
+        CHART,
+        "-n",
+        "nodemesh-system",
+        "--include-crds",
+        "--kube-version",
+        "1.20.2",
+        "-f",
+        join(CHART, "ci", file),
+      ]);
+      // CRDs first: the custom resources of the dry run are validated against them.
+      const applied = await cluster.kubectl(
+        ["apply", "--dry-run=server", "-n", "nodemesh-system", "-f", "-"],
+        out,
+      );
+      expect(applied, file).toMatch(/daemonset\.apps\/nm-nodemesh-agent created \(server dry run\)/);
+      expect(applied, file).toMatch(
+        /customresourcedefinition\.apiextensions\.k8s\.io\/authorizationpolicies\.nodemesh\.io created/,
+      );
+    }
+  });
+});

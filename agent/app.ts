@@ -4,6 +4,8 @@
 // released, meshed destinations handed to the datapath, and live inbound connections re-checked against
 // the new policies (ztunnel's connection manager). `agent/main.ts` (the lead's) builds the real datapath
 // and controller client and calls createAgent.
+import type { IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
+import type { Socket } from "node:net";
 import type { MeshConfig } from "../controller/api/index.ts";
 import { AdminServer, Readiness } from "./admin/server.ts";
 import { DEFAULT_OUTLIER, type AgentSettings } from "./config.ts";
@@ -15,7 +17,14 @@ import { evaluateAuthz } from "./policy/authz.ts";
 import { ConnectionManager } from "./proxy/connections.ts";
 import { InboundTunnel } from "./proxy/inbound.ts";
 import { OutboundProxy } from "./proxy/outbound.ts";
-import { HbonePool } from "./proxy/pool.ts";
+import { HboneConnector } from "./proxy/tunnel/hbone.ts";
+import { SessionPool } from "./proxy/tunnel/session-pool.ts";
+import { EndpointStates } from "./balance/endpoint-state.ts";
+import { AppClients } from "./http/app-client.ts";
+import { serveInboundRequest } from "./http/inbound.ts";
+import { reportInbound } from "./http/inbound-report.ts";
+import { HttpOutbound } from "./http/outbound.ts";
+import { RequestTelemetry } from "./telemetry/http.ts";
 import type { ConfigSource } from "./state/source.ts";
 import { MeshView, type WorkloadInfo } from "./state/view.ts";
 import { AgentMetrics } from "./telemetry/metrics.ts";
@@ -63,7 +72,14 @@ export function createAgent(deps: AgentDeps): Agent {
     access: accessLogger(log),
   });
   const identities = new IdentityManager(deps.signer, settings, log.child({ part: "identity" }));
-  const pool = new HbonePool(settings);
+  const pool = new SessionPool(settings);
+  const endpoints = new EndpointStates();
+  const requests = new RequestTelemetry({
+    registry: metrics.registry,
+    profile: settings.metricsProfile,
+    access: accessLogger(log),
+  });
+  const apps = new AppClients((uid, address, port) => datapath.connectApp(uid, address, port));
   const connections = new ConnectionManager();
   const enrolled = new Map<string, Enrolled>();
   let view: MeshView | undefined;
@@ -73,15 +89,32 @@ export function createAgent(deps: AgentDeps): Agent {
   let unsubscribe: (() => void) | undefined;
   const currentView = () => view as MeshView;
 
-  const outbound = new OutboundProxy({
+  const http = new HttpOutbound({
+    view: currentView,
+    telemetry: requests,
+    pool,
+    identities,
+    endpoints,
+    settings,
+    defaultOutlier: DEFAULT_OUTLIER,
+    tunnel: (socket, plan, head) => outbound.carryUpgrade(socket as Socket, plan, head),
+  });
+  const outbound: OutboundProxy = new OutboundProxy({
     view: currentView,
     datapath,
-    pool,
+    hbone: new HboneConnector(pool),
+    endpoints,
     identities,
     metrics,
     settings,
     defaultOutlier: DEFAULT_OUTLIER,
     log,
+    http,
+    detected: (result, service) =>
+      requests.countDetection(result === "closed" ? "opaque" : result, {
+        reporter: "source",
+        destination_service: service,
+      }),
   });
   const inboundDeps = {
     view: currentView,
@@ -90,6 +123,11 @@ export function createAgent(deps: AgentDeps): Agent {
     log,
     appConnectTimeoutMs: settings.connectTimeoutMs,
     connectApp: (uid: string, address: string, port: number) => datapath.connectApp(uid, address, port),
+    onRequest: (...args: [string, ServerHttp2Stream, IncomingHttpHeaders, string | undefined, string]) =>
+      serveInboundRequest(
+        { view: currentView, apps, onDone: (r) => reportInbound(requests, currentView(), r) },
+        ...args,
+      ),
   };
 
   identities.on("svid", (id, svid) => {
@@ -127,6 +165,7 @@ export function createAgent(deps: AgentDeps): Agent {
     if (!e) return;
     enrolled.delete(uid);
     e.inbound.close();
+    apps.release(uid);
     connections.closeWhere((c) => c.uid === uid, "workload released");
     await datapath.release(uid);
     identities.release(e.workload.spiffeId);
@@ -169,7 +208,7 @@ export function createAgent(deps: AgentDeps): Agent {
         log.error({ err, workload: uid }, "cannot enroll workload; its traffic is not captured");
       }
     }
-    outbound.retain(next);
+    endpoints.retain((key) => next.servicePort(key) !== undefined);
     const closed = connections.recheck((c) => evaluateAuthz(next.authorizationPoliciesFor(c.uid), c.request));
     log.info({ version: next.version, workloads: enrolled.size, closedByPolicy: closed }, "config applied");
   }
@@ -255,6 +294,8 @@ export function createAgent(deps: AgentDeps): Agent {
         force: () => {
           connections.closeWhere(() => true, "agent shutting down");
           pool.close();
+          apps.close();
+          http.close();
         },
         deadlineMs: settings.drainMs,
       });
@@ -300,7 +341,7 @@ export function createAgent(deps: AgentDeps): Agent {
         services: v
           ?.services()
           .map((s) => ({ host: s.host, loadBalancer: s.loadBalancer, connectTimeoutMs: s.connectTimeoutMs })),
-        balancing: outbound.dump(),
+        balancing: endpoints.dump(),
         policies: {
           authorization: v?.config.authorizationPolicies.map(
             (p) => `${p.metadata.namespace}/${p.metadata.name} ${p.spec.action}`,

@@ -3,6 +3,7 @@
 // (ztunnel `src/config.rs` style). Nothing else in agent/ reads process.env.
 import { hostname } from "node:os";
 import { z } from "zod";
+import { DEFAULT_TRUST_DOMAIN } from "../controller/api/identity.ts";
 import { ConfigError } from "./errors.ts";
 
 /** HBONE port in every enrolled pod: the well-known Istio value, so tooling and NetworkPolicies carry over. */
@@ -42,13 +43,21 @@ export const DEFAULT_OUTLIER = Object.freeze({
   baseEjectionTimeMs: 30_000,
   maxEjectionPercent: 50,
 });
+/**
+ * How long an undeclared port waits for the client's first bytes before carrying the connection as
+ * opaque TCP. A server-first protocol (SMTP, MySQL) pays this once per connection, so it is short: Istio
+ * sniffs for 100 ms at most; Linkerd's 10 s stall is a known complaint. 200 ms leaves room for a slow
+ * client's first write on a loaded node; a declared `appProtocol` skips detection entirely.
+ */
+export const DEFAULT_PROTOCOL_DETECTION_TIMEOUT_MS = 200;
 /** Rotate at half-life (Istio/ztunnel), retry a failed CSR from 1 s doubling to 30 s. */
 export const DEFAULT_ROTATE_FRACTION = 0.5;
 export const DEFAULT_CSR_RETRY_MIN_MS = 1_000;
 export const DEFAULT_CSR_RETRY_MAX_MS = 30_000;
 /** ztunnel self-termination default: 5 s for connections to finish before they are cut. */
 export const DEFAULT_DRAIN_MS = 5_000;
-export const DEFAULT_TRUST_DOMAIN = "cluster.local";
+/** One definition, in the wire schema: the controller issues identities in the same trust domain. */
+export { DEFAULT_TRUST_DOMAIN };
 
 /** Environment variable names (the only ones the agent reads). */
 export const ENV = Object.freeze({
@@ -65,6 +74,8 @@ export const ENV = Object.freeze({
   poolIdleMs: "NODEMESH_POOL_IDLE_MS",
   connectTimeoutMs: "NODEMESH_CONNECT_TIMEOUT_MS",
   drainMs: "NODEMESH_DRAIN_MS",
+  protocolDetectionTimeoutMs: "NODEMESH_PROTOCOL_DETECTION_TIMEOUT_MS",
+  metricsProfile: "NODEMESH_METRICS_PROFILE",
 });
 
 const port = z.coerce.number().int().min(0).max(65535);
@@ -96,6 +107,14 @@ const schema = z
     csrRetryMinMs: ms.default(DEFAULT_CSR_RETRY_MIN_MS),
     csrRetryMaxMs: ms.default(DEFAULT_CSR_RETRY_MAX_MS),
     drainMs: ms.default(DEFAULT_DRAIN_MS),
+    protocolDetectionTimeoutMs: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .max(30_000)
+      .default(DEFAULT_PROTOCOL_DETECTION_TIMEOUT_MS),
+    /** Request-metric label set: minimal, standard (Istio's) or full; see docs/http.md. */
+    metricsProfile: z.enum(["minimal", "standard", "full"]).default("standard"),
   })
   .strict();
 

@@ -7,12 +7,13 @@ import { parseArgs } from "node:util";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Lab, type LabProcess } from "../lab/index.ts";
-import { API_VERSION, DEMO_MESH, DEMO_VIP, meshConfigForLab } from "./mesh-config.ts";
+import { API_VERSION, DEMO_MESH, DEMO_ROUTES, DEMO_VIP, WEB_VIP, meshConfigForLab } from "./mesh-config.ts";
 import { startMesh, type Mesh } from "./mesh.ts";
 
 const APPS = join(resolve(dirname(fileURLToPath(import.meta.url))), "apps");
 const VIP = DEMO_VIP;
-const MESH = DEMO_MESH;
+/** The demo's routes on `web` are there from the start: a header route and a 90/10 canary split. */
+const MESH = { ...DEMO_MESH, extra: DEMO_ROUTES };
 const DENY_AFTER_S = 8;
 
 const DENY_LEGACY = {
@@ -62,18 +63,36 @@ export async function demoMain(argv: string[]): Promise<number> {
 
     for (const pod of ["n1p2", "n2p2"]) {
       const p = lab.spawn(pod, [process.execPath, join(APPS, "echo-server.ts")], {
-        env: { ...process.env, POD_NAME: pod },
+        env: { ...process.env, POD_NAME: pod, GRPC_PORT: "off" },
       });
       await p.waitForOutput("listening");
     }
     const clients: Record<string, ClientWindow> = {};
-    for (const pod of ["n1p1", "n2p1"]) {
-      const p = lab.spawn(pod, [process.execPath, join(APPS, "load-client.ts")], {
-        env: { ...process.env, TARGET_URL: `http://${VIP}/`, RATE: "10", REPORT_MS: "2000" },
+    const loads = [
+      { name: "n1p1 tcp echo", pod: "n1p1", url: `http://${VIP}/`, rate: "10" },
+      { name: "n2p1 tcp echo", pod: "n2p1", url: `http://${VIP}/`, rate: "10" },
+      { name: "n1p1 http web (90/10)", pod: "n1p1", url: `http://${WEB_VIP}/`, rate: "20" },
+      {
+        name: "n1p1 http web x-canary",
+        pod: "n1p1",
+        url: `http://${WEB_VIP}/`,
+        rate: "5",
+        header: "x-canary: yes",
+      },
+    ];
+    for (const l of loads) {
+      const p = lab.spawn(l.pod, [process.execPath, join(APPS, "load-client.ts")], {
+        env: {
+          ...process.env,
+          TARGET_URL: l.url,
+          RATE: l.rate,
+          REPORT_MS: "2000",
+          ...(l.header ? { HEADER: l.header } : {}),
+        },
       });
       createInterface({ input: p.stdout }).on("line", (line) => {
         try {
-          clients[pod] = JSON.parse(line) as ClientWindow;
+          clients[l.name] = JSON.parse(line) as ClientWindow;
         } catch {
           /* not a report line */
         }
@@ -81,15 +100,21 @@ export async function demoMain(argv: string[]): Promise<number> {
     }
 
     say(`
-the mesh is up. Two unmodified clients call http://${VIP}/ (a service VIP routed nowhere: only the
-eBPF redirect to the node agent reaches it); each connection is balanced over the echo pods on both
-nodes and carried over mTLS (HTTP/2 CONNECT to port 15008) with SPIFFE identities.
+the mesh is up. Unmodified clients call service VIPs routed nowhere: only the eBPF redirect to the
+node agent reaches them.
+  http://${VIP}/ (echo, declared TCP): each connection is balanced over the echo pods on both nodes and
+    carried over mTLS (HTTP/2 CONNECT to port 15008) with SPIFFE identities.
+  http://${WEB_VIP}/ (web, declared HTTP): each request is routed by the HTTPRoute default/web —
+    x-canary: yes → v2 (n2p2); everything else 90 % v1 (n1p2) / 10 % v2 — and carried as its own
+    HTTP/2 stream on the same pooled mTLS sessions.
   client n1p1 = spiffe://cluster.local/ns/default/sa/client     legacy n2p1 = .../sa/legacy
   after ${DENY_AFTER_S} s a DENY AuthorizationPolicy for sa/legacy is applied live.
 look around (in another shell, after \`. scripts/env.sh\`):
   node bin/nodemesh.js lab exec --name ${lab.name} n1 -- curl -s 127.0.0.1:15000/config_dump
   node bin/nodemesh.js lab exec --name ${lab.name} n1 -- curl -s 127.0.0.1:15020/metrics | grep nodemesh_tcp
   node bin/nodemesh.js lab exec --name ${lab.name} n1p1 -- curl -s http://${VIP}/hello
+  node bin/nodemesh.js lab exec --name ${lab.name} n1p1 -- curl -s -H 'x-canary: yes' http://${WEB_VIP}/hello
+  node bin/nodemesh.js lab exec --name ${lab.name} n1 -- curl -s 127.0.0.1:15020/metrics | grep nodemesh_requests_total
 `);
     const started = Date.now();
     let denyApplied = false;
@@ -97,7 +122,7 @@ look around (in another shell, after \`. scripts/env.sh\`):
       await new Promise((r) => setTimeout(r, 2000));
       const t = Math.round((Date.now() - started) / 1000);
       if (!denyApplied && t >= DENY_AFTER_S) {
-        mesh.writeConfig(meshConfigForLab(lab, { ...MESH, extra: [DENY_LEGACY] }));
+        mesh.writeConfig(meshConfigForLab(lab, { ...MESH, extra: [...DEMO_ROUTES, DENY_LEGACY] }));
         denyApplied = true;
         say(`[${t}s] applied AuthorizationPolicy default/deny-legacy (DENY from sa/legacy to app=echo)`);
       }
@@ -127,7 +152,7 @@ function summary(
       .join(" ");
     return `\n    ${pod}: ok ${w.ok} failed ${w.failed}  backends ${backends}  p50 ${w.p50ms} ms p99 ${w.p99ms} ms${errors ? `  errors ${errors}` : ""}`;
   });
-  const pairs = [...identities].map(([k, n]) => `\n    ${k}  (${n} connections)`);
+  const pairs = [...identities].map(([k, n]) => `\n    ${k}  (${n} connections or requests)`);
   const denied = denials.length ? `\n  last denial: ${denials[denials.length - 1]}` : "";
   return `requests in the last 2 s:${rows.join("")}\n  identities seen by the destination agents:${pairs.join("")}${denied}`;
 }
@@ -140,7 +165,7 @@ function watchAccessLog(p: LabProcess, identities: Map<string, number>, denials:
       const key = `${String(rec["src.identity"])} -> ${String(rec["dst.identity"])} @ ${String(rec["dst.workload"])}`;
       if (rec["response_flags"] === "AuthorizationPolicyDenied") {
         denials.push(
-          `${String(rec["src.identity"])} -> ${String(rec["dst.workload"])}: ${String(rec["error"])}`,
+          `${String(rec["src.identity"])} -> ${String(rec["dst.workload"])}: ${String(rec["error"] ?? rec["response_code_details"])}`,
         );
         if (denials.length > 10) denials.shift();
       } else {

@@ -1,6 +1,6 @@
 // Inbound HBONE for one local workload (its 15008 listener): TLS 1.3 with a required client certificate
-// chaining to the trust bundle, HTTP/2, CONNECT streams. Per stream (ztunnel `serve_connect`): non-CONNECT
-// → 400; target IP not this workload → 400; policy denial → 401; application unreachable → 503; else
+// chaining to the trust bundle, HTTP/2. A stream with any other method than CONNECT is one HTTP request
+// (`agent/http/inbound.ts`). Per CONNECT stream (ztunnel `serve_connect`): target IP not this workload → 400; policy denial → 401; application unreachable → 503; else
 // 200 and a two-way pipe to the application at <address>:<port>. Live connections are tracked so a
 // later policy change can cut them.
 //
@@ -22,6 +22,16 @@ import type { AgentMetrics, ConnRecord, TcpLabels } from "../telemetry/metrics.t
 import { peerSpiffeId, serverTlsOptions, type Svid } from "../tls/svid.ts";
 import type { ConnectionManager, TrackedConnection } from "./connections.ts";
 import { pipeBoth } from "./pipe.ts";
+import { CONNECTION_WINDOW, MAX_CONCURRENT_STREAMS, STREAM_WINDOW } from "./tunnel/settings.ts";
+
+/** Serves one per-request stream (the agent's HTTP inbound); `sourceAddress` is the proven client pod's. */
+export type RequestStreamHandler = (
+  uid: string,
+  stream: ServerHttp2Stream,
+  headers: IncomingHttpHeaders,
+  principal: string | undefined,
+  sourceAddress: string,
+) => void;
 
 export interface InboundDeps {
   view(): MeshView;
@@ -31,15 +41,8 @@ export interface InboundDeps {
   readonly appConnectTimeoutMs: number;
   /** Opens the connection to the local application (the datapath does it from inside the pod). */
   connectApp(uid: string, address: string, port: number): Promise<Socket>;
+  readonly onRequest: RequestStreamHandler;
 }
-
-/** HTTP/2 flow control as the client side (pool.ts) and ztunnel: 4 MiB per stream, 16 MiB per session. */
-const STREAM_WINDOW = 4 * 1024 * 1024;
-/**
- * Without it the session window stays at HTTP/2's 64 KiB, and the server sends a WINDOW_UPDATE (one
- * more TLS record and write) for every ~32 KiB received across all streams of the session.
- */
-const CONNECTION_WINDOW = 16 * 1024 * 1024;
 
 export class InboundTunnel {
   readonly uid: string;
@@ -67,7 +70,11 @@ export class InboundTunnel {
     const server = createSecureServer({
       ...tls,
       allowHTTP1: false,
-      settings: { enablePush: false, initialWindowSize: STREAM_WINDOW, maxConcurrentStreams: 200 },
+      settings: {
+        enablePush: false,
+        initialWindowSize: STREAM_WINDOW,
+        maxConcurrentStreams: MAX_CONCURRENT_STREAMS,
+      },
     });
     server.on("session", (session: Http2Session) => {
       session.setLocalWindowSize(CONNECTION_WINDOW);
@@ -104,9 +111,18 @@ export class InboundTunnel {
   #onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
     stream.on("error", () => {});
     const view = this.#deps.view();
-    const w = view.localWorkload(this.uid);
     const principal = this.#peers.get(stream.session as Http2Session);
     const sourceIp = stream.session?.socket?.remoteAddress ?? "";
+    if (headers[":method"] !== "CONNECT") {
+      return this.#deps.onRequest(
+        this.uid,
+        stream,
+        headers,
+        principal,
+        provenSource(view, headers, principal) ?? sourceIp,
+      );
+    }
+    const w = view.localWorkload(this.uid);
     const labels = this.#labels(view, w, principal, headers);
     const target = parseAuthority(headers[":authority"]);
     const rec = this.#deps.metrics.record("inbound", labels, sourceIp, headers[":authority"] ?? "");
@@ -116,7 +132,6 @@ export class InboundTunnel {
       if (!stream.destroyed) stream.respond({ ":status": status }, { endStream: true });
       this.#deps.metrics.finish(rec, true);
     };
-    if (headers[":method"] !== "CONNECT") return refuse(400, "BadRequest", "not a CONNECT request");
     if (!w) return refuse(503, "NoHealthyUpstream", `workload ${this.uid} is no longer on this node`);
     if (!target || target.address !== w.address) {
       return refuse(
@@ -126,7 +141,12 @@ export class InboundTunnel {
       );
     }
     if (!principal) return refuse(401, "IdentityError", "peer certificate has no SPIFFE ID");
-    const request: AuthzRequest = { principal, sourceIp, destinationPort: target.port };
+    const request: AuthzRequest = {
+      principal,
+      sourceIp,
+      destinationIp: target.address,
+      destinationPort: target.port,
+    };
     const decision = evaluateAuthz(view.authorizationPoliciesFor(this.uid), request);
     if (!decision.allowed) return refuse(401, "AuthorizationPolicyDenied", decision.reason);
 
@@ -204,6 +224,17 @@ export class InboundTunnel {
       response_flags: "-",
     };
   }
+}
+
+/** The calling pod's address from `forwarded: for=`, only when the peer's certificate proves that pod. */
+function provenSource(
+  view: MeshView,
+  headers: IncomingHttpHeaders,
+  principal: string | undefined,
+): string | undefined {
+  const fwd = parseForwarded(headers["forwarded"]);
+  const src = fwd.for ? view.workloadByAddress(fwd.for) : undefined;
+  return src !== undefined && src.spiffeId === principal ? src.address : undefined;
 }
 
 export function parseAuthority(authority: string | undefined): { address: string; port: number } | undefined {

@@ -1,62 +1,54 @@
-// Outbound: a connection captured from a local workload → its original destination → a meshed service
-// port (balanced over its endpoints) or a workload address → an HBONE tunnel to the chosen endpoint's
-// 15008, presenting the source workload's SVID. A failed attempt ejects (outlier detection) and moves to
-// the next endpoint, at most `connectAttempts` times with exponential backoff; when no endpoint is left the
-// client socket is reset (RST), never left hanging.
-//
-// `planAttempt` is the pure decision (which endpoint, which identities, which tunnel); `#handle` moves bytes.
+// Outbound: a connection captured from a local workload → `planOutbound` (pure: source, original
+// destination, service port, protocol, endpoints) → one of three carriers: opaque TCP over an HBONE
+// tunnel (this file), the per-request HTTP path (`agent/http/`), or protocol detection first. For TCP, a
+// failed attempt ejects (outlier detection) and moves to the next endpoint, at most `connectAttempts`
+// times with exponential backoff; when no endpoint is left the client socket is reset (RST), never left
+// hanging.
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ClientHttp2Stream } from "node:http2";
 import type { Server, Socket } from "node:net";
 import type { AgentSettings } from "../config.ts";
 import type { Datapath } from "../datapath/datapath.ts";
 import { TunnelError } from "../errors.ts";
-import { ActiveConnections, createBalancer, type Balancer } from "../balance/balancer.ts";
-import { OutlierDetector, type OutlierSettings } from "../health/outlier.ts";
+import type { PickContext } from "../balance/balancer.ts";
+import { candidates, type DestinationState, type EndpointStates } from "../balance/endpoint-state.ts";
+import { hash32 } from "../balance/hash.ts";
+import type { OutlierSettings } from "../health/outlier.ts";
 import type { IdentityManager } from "../identity/manager.ts";
 import type { Logger } from "../log.ts";
-import type { EndpointInfo, MeshView, ServicePortInfo, Target, WorkloadInfo } from "../state/view.ts";
+import type { MeshView, WorkloadInfo } from "../state/view.ts";
+import { isHttp } from "../state/protocol.ts";
 import { unknownLabels, type AgentMetrics, type ConnRecord, type TcpLabels } from "../telemetry/metrics.ts";
+import { detectProtocol, type Detected } from "./detect.ts";
 import { pipeBoth } from "./pipe.ts";
-import type { HbonePool } from "./pool.ts";
+import { planOutbound, type ForwardPlan } from "./plan.ts";
+import type { HboneConnector } from "./tunnel/hbone.ts";
+
+/** Where HTTP connections go once known (the agent's DownstreamServer). */
+export interface HttpCarrier {
+  accept(socket: Socket, protocol: "http1" | "http2", plan: ForwardPlan): void;
+}
 
 export interface OutboundDeps {
   view(): MeshView;
   readonly datapath: Datapath;
-  readonly pool: HbonePool;
+  readonly hbone: HboneConnector;
+  readonly endpoints: EndpointStates;
   readonly identities: IdentityManager;
   readonly metrics: AgentMetrics;
   readonly settings: AgentSettings;
   readonly defaultOutlier: OutlierSettings;
   readonly log: Logger;
+  readonly http: HttpCarrier;
+  /** Counts a detection outcome (nodemesh_protocol_detection_total). */
+  readonly detected: (result: Detected | "declared", service: string) => void;
 }
 
-interface ServiceState {
-  readonly balancer: Balancer;
-  readonly outlier: OutlierDetector;
-  readonly signature: string;
-  endpoints: readonly string[];
-}
-
-/** Which endpoints may be tried next: not yet tried, not ejected (all not-tried ones if all are ejected). */
-export function candidates(
-  endpoints: readonly EndpointInfo[],
-  tried: ReadonlySet<string>,
-  isEjected: (key: string) => boolean,
-): string[] {
-  const fresh = endpoints.filter((e) => !tried.has(e.key)).map((e) => e.key);
-  const healthy = fresh.filter((k) => !isEjected(k));
-  // Panic mode (Envoy): when every remaining endpoint is ejected, trying one beats failing outright,
-  // but only on the first attempt so that a dead service still fails fast.
-  return healthy.length > 0 || tried.size > 0 ? healthy : fresh;
-}
+/** A declared-HTTP client that sends nothing for this long is handed to the HTTP/1.1 server's timeouts. */
+const DECLARED_HTTP_WAIT_MS = 10_000;
 
 export class OutboundProxy {
   readonly #deps: OutboundDeps;
-  readonly #services = new Map<string, ServiceState>();
-  /** ServicePortInfo objects are immutable per snapshot: resolve their state once, not per connection. */
-  readonly #stateOf = new WeakMap<ServicePortInfo, ServiceState>();
-  readonly active = new ActiveConnections();
 
   constructor(deps: OutboundDeps) {
     this.#deps = deps;
@@ -67,57 +59,56 @@ export class OutboundProxy {
     server.on("connection", (socket: Socket) => void this.#handle(uid, socket));
   }
 
-  /** Drops balancer/outlier state of service ports that left the config (called per snapshot). */
-  retain(view: MeshView): void {
-    const keep = new Set<string>();
-    for (const s of view.services()) keep.add(`${s.namespace}/${s.name}`);
-    for (const key of this.#services.keys()) {
-      if (!keep.has(key.slice(0, key.lastIndexOf(":")))) this.#services.delete(key);
-    }
-  }
-
-  /** Per service port: balancer kind and the endpoints currently ejected (for the config dump). */
-  dump(): { servicePort: string; loadBalancer: string; endpoints: number; ejected: string[] }[] {
-    return [...this.#services].map(([servicePort, st]) => ({
-      servicePort,
-      loadBalancer: st.balancer.kind,
-      endpoints: st.endpoints.length,
-      ejected: st.endpoints.filter((k) => st.outlier.isEjected(k)),
-    }));
-  }
-
   async #handle(uid: string, socket: Socket): Promise<void> {
     socket.pause();
     socket.setNoDelay(true); // request/response traffic: never hold a reply back for Nagle
     socket.on("error", () => {});
-    const view = this.#deps.view();
-    const src = view.localWorkload(uid);
     const dst = this.#deps.datapath.originalDestination(socket);
-    const target = dst && view.resolve(dst.address, dst.port);
-    const labels = sourceLabels(src);
-    const rec = this.#deps.metrics.record(
-      "outbound",
-      labels,
-      src?.address ?? socket.remoteAddress ?? "",
-      dst ? `${dst.address}:${dst.port}` : "",
-    );
-    if (!src || !target) {
-      return this.#fail(
-        socket,
-        rec,
-        "NoRoute",
-        src ? "original destination is not meshed" : `workload ${uid} is not local`,
-      );
+    const plan = planOutbound(this.#deps.view(), uid, dst, this.#deps.settings);
+    if (plan.kind === "fail") {
+      const rec = this.#record(this.#deps.view().localWorkload(uid), socket, dst);
+      if (plan.service) rec.labels.destination_service = plan.service;
+      return this.#fail(socket, rec, plan.flag, plan.reason);
     }
-    const endpoints = target.kind === "service" ? target.servicePort.endpoints : [target.endpoint];
-    if (target.kind === "service") labels.destination_service = target.servicePort.service.host;
-    if (endpoints.length === 0)
-      return this.#fail(socket, rec, "NoHealthyUpstream", "service has no endpoints");
+    if (isHttp(plan.protocol)) {
+      // Declared HTTP: the client speaks first, so this only tells HTTP/1.1 from h2c prior knowledge
+      // (either may arrive on any HTTP port, as with Istio); an HTTP port never falls back to TCP.
+      this.#deps.detected("declared", plan.serviceHost);
+      const d = await detectProtocol(socket, DECLARED_HTTP_WAIT_MS);
+      if (d.protocol === "closed" || d.endedWith) return void socket.destroy();
+      return this.#deps.http.accept(socket, d.protocol === "http2" ? "http2" : "http1", plan);
+    }
+    if (plan.protocol === "detect") {
+      const d = await detectProtocol(socket, this.#deps.settings.protocolDetectionTimeoutMs);
+      this.#deps.detected(d.protocol, plan.serviceHost);
+      if (d.protocol === "closed") return void socket.destroy();
+      if ((d.protocol === "http1" || d.protocol === "http2") && !socket.destroyed) {
+        return this.#deps.http.accept(socket, d.protocol, plan);
+      }
+      return this.#tcp(socket, plan, dst!, d.endedWith, true);
+    }
+    return this.#tcp(socket, plan, dst!);
+  }
 
-    const state = target.kind === "service" ? this.#state(target.servicePort) : undefined;
-    const timeoutMs =
-      (target.kind === "service" && target.servicePort.service.connectTimeoutMs) ||
-      this.#deps.settings.connectTimeoutMs;
+  /** Carries an upgraded HTTP/1.1 connection (WebSocket) as TCP; `head` is the request as it came. */
+  carryUpgrade(socket: Socket, plan: ForwardPlan, head: Buffer): void {
+    const vip = plan.servicePort?.service.host ?? "";
+    void this.#tcp(socket, plan, { address: vip, port: plan.servicePort?.port ?? 0 }, head, false);
+  }
+
+  async #tcp(
+    socket: Socket,
+    plan: ForwardPlan,
+    dst: { address: string; port: number },
+    head?: Buffer,
+    ended = false,
+  ): Promise<void> {
+    const rec = this.#record(plan.source, socket, dst);
+    const labels = rec.labels;
+    labels.destination_service = plan.serviceHost;
+    const src = plan.source;
+    const state = plan.servicePort ? this.#state(plan) : undefined;
+    const timeoutMs = plan.connectTimeoutMs;
     let svid = this.#deps.identities.get(src.spiffeId);
     if (!svid) {
       try {
@@ -131,38 +122,42 @@ export class OutboundProxy {
         );
       }
     }
+    const keys = plan.servicePort?.endpointKeys ?? plan.endpoints.map((e) => e.key);
     const tried = new Set<string>();
     let lastError: TunnelError | undefined;
     for (let attempt = 0; attempt < this.#deps.settings.connectAttempts; attempt++) {
       if (socket.destroyed)
         return this.#fail(socket, rec, "DownstreamConnectionTermination", "client went away");
-      const keys = candidates(endpoints, tried, (k) => state?.outlier.isEjected(k) ?? false);
-      const key = state ? state.balancer.pick(keys) : keys[0];
-      const ep = key === undefined ? undefined : endpoints.find((e) => e.key === key);
+      const usable = candidates(keys, tried, (k) => state?.outlier.isEjected(k) ?? false);
+      const key = state ? state.balancer.pick(usable, this.#pickContext(plan, state, src)) : usable[0];
+      const ep = key === undefined ? undefined : plan.endpoints.find((e) => e.key === key);
       if (!ep) break;
       tried.add(ep.key);
       if (attempt > 0) await sleep(this.#deps.settings.retryBackoffMs * 2 ** (attempt - 1));
       setDestination(labels, ep.workload);
       rec.hboneAddr = `${ep.address}:${this.#deps.settings.hbonePort}`;
-      this.active.inc(ep.key);
+      this.#deps.endpoints.active.inc(ep.key);
       try {
-        const stream = await this.#deps.pool.connect({
+        const stream = await this.#deps.hbone.connect({
           source: svid,
           bundle: this.#deps.identities.bundle,
           address: ep.address,
           hbonePort: this.#deps.settings.hbonePort,
           expectedIdentity: ep.workload.spiffeId,
           authority: `${ep.address}:${ep.port}`,
-          headers: { forwarded: forwarded(src, target) },
+          headers: { forwarded: forwarded(src, plan) },
           timeoutMs,
         });
         state?.outlier.success(ep.key);
+        if (head && ended)
+          stream.end(head); // the client said this much and half-closed during detection
+        else if (head) stream.write(head);
         return this.#pipe(socket, stream, rec, ep.key);
       } catch (err) {
-        this.active.dec(ep.key);
+        this.#deps.endpoints.active.dec(ep.key);
         lastError =
           err instanceof TunnelError ? err : new TunnelError("ConnectionFailure", String(err), true);
-        if (lastError.endpointFault && state?.outlier.failure(ep.key, endpoints.length)) {
+        if (lastError.endpointFault && state?.outlier.failure(ep.key, keys.length)) {
           this.#deps.log.warn({ endpoint: ep.key, service: labels.destination_service }, "endpoint ejected");
         }
         if (!lastError.endpointFault) break; // policy denial: another endpoint would say the same
@@ -176,17 +171,30 @@ export class OutboundProxy {
     );
   }
 
+  #record(
+    src: WorkloadInfo | undefined,
+    socket: Socket,
+    dst: { address: string; port: number } | undefined,
+  ): ConnRecord {
+    return this.#deps.metrics.record(
+      "outbound",
+      sourceLabels(src),
+      src?.address ?? socket.remoteAddress ?? "",
+      dst ? `${dst.address}:${dst.port}` : "",
+    );
+  }
+
   #pipe(socket: Socket, stream: ClientHttp2Stream, rec: ConnRecord, key: string): void {
     this.#deps.metrics.opened(rec);
     if (socket.destroyed) {
       // The client left while the tunnel was opening: 'close' already fired, so the pipe would never end.
       stream.close();
-      this.active.dec(key);
+      this.#deps.endpoints.active.dec(key);
       rec.reason = "client closed before the tunnel opened";
       return this.#deps.metrics.finish(rec, false);
     }
     pipeBoth(socket, stream, (err) => {
-      this.active.dec(key);
+      this.#deps.endpoints.active.dec(key);
       rec.received = socket.bytesRead;
       rec.sent = socket.bytesWritten;
       if (err) rec.reason = err.message;
@@ -201,31 +209,24 @@ export class OutboundProxy {
     this.#deps.metrics.finish(rec, true);
   }
 
-  #state(sp: ServicePortInfo): ServiceState {
-    const cached = this.#stateOf.get(sp);
-    if (cached) return cached;
-    const state = this.#resolveState(sp);
-    this.#stateOf.set(sp, state);
-    return state;
+  /** Opaque TCP can hash only on the source address (useSourceIp); other hash keys need a request. */
+  #pickContext(plan: ForwardPlan, state: DestinationState, src: WorkloadInfo): PickContext {
+    const policy = plan.servicePort?.service.hashPolicy;
+    const hash = policy?.useSourceIp ? hash32(src.address) : undefined;
+    return hash === undefined ? { endpoints: state.endpoints } : { hash, endpoints: state.endpoints };
   }
 
-  #resolveState(sp: ServicePortInfo): ServiceState {
-    const outlier = { ...this.#deps.defaultOutlier, ...sp.service.outlier };
-    const signature = `${sp.service.loadBalancer}|${JSON.stringify(outlier)}`;
-    const have = this.#services.get(sp.key);
-    const endpoints = sp.endpoints.map((e) => e.key);
-    if (have && have.signature === signature) {
-      have.endpoints = endpoints;
-      return have;
-    }
-    const state: ServiceState = {
-      balancer: createBalancer(sp.service.loadBalancer, this.active),
-      outlier: new OutlierDetector(outlier),
-      signature,
-      endpoints,
-    };
-    this.#services.set(sp.key, state);
-    return state;
+  #state(plan: ForwardPlan): DestinationState {
+    const sp = plan.servicePort!;
+    return this.#deps.endpoints.state(
+      sp.key,
+      {
+        loadBalancer: sp.service.loadBalancer ?? "ROUND_ROBIN",
+        balancerOptions: sp.service.balancerOptions,
+        outlier: { ...this.#deps.defaultOutlier, ...sp.service.outlier },
+      },
+      sp.endpointKeys,
+    );
   }
 }
 
@@ -245,8 +246,8 @@ function setDestination(labels: TcpLabels, w: WorkloadInfo): void {
   labels.destination_principal = w.spiffeId;
 }
 
-function forwarded(src: WorkloadInfo, target: Target): string {
-  const host = target.kind === "service" ? `;host="${target.servicePort.service.host}"` : "";
+function forwarded(src: WorkloadInfo, plan: ForwardPlan): string {
+  const host = plan.servicePort ? `;host="${plan.serviceHost}"` : "";
   return `for="${src.address}"${host}`;
 }
 

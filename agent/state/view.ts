@@ -14,9 +14,12 @@ import {
   type Service,
   type WorkloadEntry,
 } from "../../controller/api/index.ts";
-import type { LoadBalancerKind } from "../balance/balancer.ts";
+import type { BalancerOptions, LoadBalancerKind } from "../balance/balancer.ts";
+import type { ConsistentHashLB } from "../../controller/api/index.ts";
 import type { OutlierSettings } from "../health/outlier.ts";
 import { refusesPlaintext } from "../policy/peer-auth.ts";
+import { portProtocol, type PortProtocol } from "./protocol.ts";
+import { compileRoutes, type RouteTable } from "./routes.ts";
 
 export interface WorkloadInfo {
   /** "namespace/name": stable across snapshots, the datapath's enrollment key. */
@@ -46,7 +49,11 @@ export interface ServicePortInfo {
   readonly key: string;
   readonly service: ServiceInfo;
   readonly port: number;
+  /** Declared (appProtocol, Istio port name) or `detect`. */
+  readonly protocol: PortProtocol;
   readonly endpoints: readonly EndpointInfo[];
+  /** `endpoints`' keys, one array per snapshot (balancers cache tables per endpoint set). */
+  readonly endpointKeys: readonly string[];
 }
 
 export interface ServiceInfo {
@@ -54,7 +61,12 @@ export interface ServiceInfo {
   readonly namespace: string;
   /** "name.namespace" — the destination_service label. */
   readonly host: string;
-  readonly loadBalancer: LoadBalancerKind;
+  /** Set by a TrafficPolicy; unset = the protocol's default (PEAK_EWMA for HTTP, ROUND_ROBIN for TCP). */
+  readonly loadBalancer: LoadBalancerKind | undefined;
+  /** Ring/table sizes for RING_HASH and MAGLEV. */
+  readonly balancerOptions: BalancerOptions;
+  /** What a consistent-hash balancer hashes (header, cookie, query parameter, source IP). */
+  readonly hashPolicy: ConsistentHashLB | undefined;
   readonly connectTimeoutMs: number | undefined;
   readonly outlier: Partial<OutlierSettings>;
 }
@@ -73,11 +85,13 @@ export class MeshView {
   readonly version: string;
   readonly trustDomain: string;
   readonly #byVip = new Map<string, ServicePortInfo>();
+  readonly #byPortKey = new Map<string, ServicePortInfo>();
   readonly #byAddress = new Map<string, WorkloadInfo>();
   readonly #local: WorkloadInfo[] = [];
   readonly #localByUid = new Map<string, WorkloadInfo>();
   readonly #authz = new Map<string, readonly AuthorizationPolicy[]>();
   readonly #services: ServiceInfo[] = [];
+  readonly #routes: ReadonlyMap<string, RouteTable>;
 
   constructor(config: MeshConfig, opts: MeshViewOptions) {
     this.config = config;
@@ -92,6 +106,7 @@ export class MeshView {
       }
     }
     for (const s of config.services) this.#indexService(s);
+    this.#routes = compileRoutes(config);
     for (const w of this.#local) {
       this.#authz.set(
         w.uid,
@@ -110,6 +125,16 @@ export class MeshView {
     const w = this.#byAddress.get(address);
     if (w) return { kind: "workload", endpoint: { key: `${address}:${port}`, address, port, workload: w } };
     return undefined;
+  }
+
+  /** The HTTPRoutes/GRPCRoutes attached to a service port; undefined = not routed (its own endpoints). */
+  routesFor(sp: ServicePortInfo): RouteTable | undefined {
+    return this.#routes.get(sp.key);
+  }
+
+  /** A service port by its key, "namespace/name:port" (a route's backend). */
+  servicePort(key: string): ServicePortInfo | undefined {
+    return this.#byPortKey.get(key);
   }
 
   workloadByAddress(address: string): WorkloadInfo | undefined {
@@ -166,7 +191,7 @@ export class MeshView {
       name: s.metadata.name,
       namespace: s.metadata.namespace,
       host: `${s.metadata.name}.${s.metadata.namespace}`,
-      loadBalancer: tp?.spec.loadBalancer?.simple ?? "ROUND_ROBIN",
+      ...balancing(tp?.spec.loadBalancer?.simple, tp?.spec.loadBalancer?.consistentHash),
       connectTimeoutMs: timeout ? durationMs(timeout) : undefined,
       outlier: Object.freeze(outlier),
     });
@@ -183,11 +208,36 @@ export class MeshView {
         key: `${info.namespace}/${info.name}:${p.port}`,
         service: info,
         port: p.port,
+        protocol: portProtocol(p),
         endpoints: Object.freeze(eps),
+        endpointKeys: Object.freeze(eps.map((e) => e.key)),
       });
+      this.#byPortKey.set(spi.key, spi);
       for (const vip of s.spec.addresses) this.#byVip.set(`${vip}:${p.port}`, spi);
     }
   }
+}
+
+/** DestinationRule's `simple` or `consistentHash` → the balancer kind and its options. */
+function balancing(
+  simple: LoadBalancerKind | undefined,
+  hash: ConsistentHashLB | undefined,
+): Pick<ServiceInfo, "loadBalancer" | "balancerOptions" | "hashPolicy"> {
+  if (!hash) return { loadBalancer: simple, balancerOptions: {}, hashPolicy: undefined };
+  if (hash.maglev) {
+    const tableSize = hash.maglev.tableSize;
+    return {
+      loadBalancer: "MAGLEV",
+      balancerOptions: tableSize ? { maglev: { tableSize } } : {},
+      hashPolicy: hash,
+    };
+  }
+  const minimumRingSize = hash.ringHash?.minimumRingSize;
+  return {
+    loadBalancer: "RING_HASH",
+    balancerOptions: minimumRingSize ? { ringHash: { minimumRingSize } } : {},
+    hashPolicy: hash,
+  };
 }
 
 function workloadInfo(w: WorkloadEntry, trustDomain: string): WorkloadInfo {

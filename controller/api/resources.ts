@@ -5,6 +5,7 @@
 // Invariant: the output of every schema is valid input to it (re-parsing the wire form is a no-op),
 // so the controller can send parsed resources and the agent can validate them again.
 import { z } from "zod";
+import { GRPCRoute, HTTPRoute } from "./routes.ts";
 
 export const API_VERSION = "nodemesh.io/v1alpha1";
 
@@ -120,6 +121,12 @@ export const WorkloadEntry = z.object({ ...header("WorkloadEntry"), spec: Worklo
 
 const strings = z.array(z.string().min(1)).optional();
 
+/** An IPv4 address or CIDR: a malformed block would match nothing, which fails open for a DENY. */
+const IP_BLOCK = /^((25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(25[0-5]|2[0-4]\d|1?\d?\d)(\/(3[0-2]|[12]?\d))?$/;
+const ipBlocks = z
+  .array(z.string().regex(IP_BLOCK, { error: 'must be an IPv4 address or CIDR such as "10.0.0.0/8"' }))
+  .optional();
+
 export const Source = z
   .object({
     /** "<td>/ns/<ns>/sa/<sa>" (Istio form) or full "spiffe://…"; `*`, prefix* and *suffix allowed. */
@@ -131,8 +138,8 @@ export const Source = z
     serviceAccounts: strings,
     notServiceAccounts: strings,
     /** CIDRs or single addresses of the peer. */
-    ipBlocks: strings,
-    notIpBlocks: strings,
+    ipBlocks: ipBlocks,
+    notIpBlocks: ipBlocks,
   })
   .strict();
 
@@ -149,7 +156,61 @@ export const Operation = z
   })
   .strict();
 
-export const Condition = z.object({ key: z.string().min(1), values: strings, notValues: strings }).strict();
+/** `when` keys the agent can evaluate (Istio's names); `request.headers[<name>]` besides these. */
+export const CONDITION_KEYS = [
+  "source.ip",
+  "source.principal",
+  "source.namespace",
+  "destination.ip",
+  "destination.port",
+] as const;
+/** The name inside the brackets is an RFC 9110 token, as a header field name must be. */
+export const HEADER_CONDITION_KEY = /^request\.headers\[([!#$%&'*+.^_`|~0-9A-Za-z-]+)\]$/;
+const CIDR4 = z.cidrv4();
+
+/** Why a condition `key` cannot be evaluated, or undefined when it can. */
+function conditionKeyProblem(key: string): string | undefined {
+  if ((CONDITION_KEYS as readonly string[]).includes(key) || HEADER_CONDITION_KEY.test(key)) return undefined;
+  if (key.startsWith("request.auth.")) {
+    return `"${key}" is not supported: nodemesh does not validate JWTs (no RequestAuthentication); match on request.headers[<name>] or source.principal instead`;
+  }
+  if (key.startsWith("request.headers")) return `"${key}" must name one header: request.headers[<name>]`;
+  return `unsupported condition key "${key}"; use request.headers[<name>], ${CONDITION_KEYS.join(", ")}`;
+}
+
+/** Why one value of a condition cannot match, or undefined when it is well formed. */
+function conditionValueProblem(key: string, value: string): string | undefined {
+  if (key === "source.ip" || key === "destination.ip") {
+    if (IPv4.safeParse(value).success || CIDR4.safeParse(value).success) return undefined;
+    return `${key} values must be IPv4 addresses or CIDRs (10.0.0.0/8), got "${value}"`;
+  }
+  if (key === "destination.port") {
+    if (/^\d{1,5}$/.test(value) && Port.safeParse(Number(value)).success) return undefined;
+    return `destination.port values must be port numbers (1-65535), got "${value}"`;
+  }
+  return undefined;
+}
+
+export const Condition = z
+  .object({ key: z.string().min(1), values: strings, notValues: strings })
+  .strict()
+  .superRefine((c, ctx) => {
+    const keyProblem = conditionKeyProblem(c.key);
+    if (keyProblem) return void ctx.addIssue({ code: "custom", message: keyProblem, path: ["key"] });
+    if (!c.values?.length && !c.notValues?.length) {
+      ctx.addIssue({
+        code: "custom",
+        message: `condition ${c.key} needs values or notValues`,
+        path: ["values"],
+      });
+    }
+    for (const field of ["values", "notValues"] as const) {
+      c[field]?.forEach((v, i) => {
+        const problem = conditionValueProblem(c.key, v);
+        if (problem) ctx.addIssue({ code: "custom", message: problem, path: [field, i] });
+      });
+    }
+  });
 
 export const Rule = z
   .object({
@@ -210,18 +271,106 @@ export const PeerAuthentication = z
 
 // ---- TrafficPolicy (DestinationRule vocabulary, Gateway API attachment) ----------------------------
 
-export const TrafficPolicySpec = z
+/** RFC 9110 token: what a header or cookie name may be made of. */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** Bounds the agent's balancers enforce too (agent/balance/ring-hash.ts, maglev.ts): keep in step. */
+const MAX_RING_SIZE = 131_072;
+const MAX_MAGLEV_TABLE_SIZE = 5_000_011;
+const HASH_KEYS = ["httpHeaderName", "httpCookie", "useSourceIp", "httpQueryParameterName"] as const;
+
+/** RFC 6265 path-av: any CHAR but controls and ";"; ours must be absolute. */
+function isCookiePath(p: string): boolean {
+  if (!p.startsWith("/")) return false;
+  for (let i = 0; i < p.length; i++) {
+    const c = p.charCodeAt(i);
+    if (c < 0x20 || c === 0x7f || c === 0x3b) return false;
+  }
+  return true;
+}
+
+function isPrime(n: number): boolean {
+  if (n < 2) return false;
+  for (let d = 2; d * d <= n; d++) if (n % d === 0) return false;
+  return true;
+}
+
+/** Istio's ConsistentHashLB: exactly one hash key, and ring hash (the default) or Maglev. */
+export const ConsistentHashLB = z
   .object({
-    targetRefs: z.array(TargetRef).min(1, { error: "targetRefs needs at least one Service" }),
-    loadBalancer: z
+    httpHeaderName: z
+      .string()
+      .regex(TOKEN, { error: "must be an HTTP header name (an RFC 9110 token)" })
+      .optional(),
+    /** With `ttl` a missing cookie is generated (Set-Cookie on the response); `ttl: 0s` = session cookie. */
+    httpCookie: z
       .object({
-        /** LEAST_REQUEST means least open connections for opaque TCP. */
-        simple: z.enum(["ROUND_ROBIN", "LEAST_REQUEST"], {
-          error: "loadBalancer.simple must be ROUND_ROBIN or LEAST_REQUEST",
-        }),
+        name: z.string().regex(TOKEN, { error: "must be a cookie name (an RFC 6265 token)" }),
+        path: z
+          .string()
+          .refine(isCookiePath, { error: 'must start with "/" and contain no ";" or control characters' })
+          .optional(),
+        ttl: Duration.optional(),
       })
       .strict()
       .optional(),
+    useSourceIp: z.literal(true, { error: "must be true when set (omit it otherwise)" }).optional(),
+    httpQueryParameterName: z.string().min(1, { error: "must not be empty" }).optional(),
+    ringHash: z
+      .object({
+        minimumRingSize: z
+          .number()
+          .int({ error: "must be an integer" })
+          .min(1, { error: `must be between 1 and ${MAX_RING_SIZE}` })
+          .max(MAX_RING_SIZE, { error: `must be between 1 and ${MAX_RING_SIZE}` })
+          .optional(),
+      })
+      .strict()
+      .optional(),
+    maglev: z
+      .object({
+        tableSize: z
+          .number()
+          .int({ error: "must be an integer" })
+          .max(MAX_MAGLEV_TABLE_SIZE, { error: `must be a prime of at most ${MAX_MAGLEV_TABLE_SIZE}` })
+          .refine(isPrime, { error: "must be a prime number (e.g. 65537, the default)" })
+          .optional(),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict()
+  .refine((h) => HASH_KEYS.filter((k) => h[k] !== undefined).length === 1, {
+    error: `needs exactly one of ${HASH_KEYS.join(", ")}`,
+  })
+  .refine((h) => !(h.ringHash && h.maglev), {
+    error: "ringHash and maglev are mutually exclusive",
+    path: ["maglev"],
+  });
+
+/** `simple` or `consistentHash`; unset, the agent uses PEAK_EWMA for HTTP ports and ROUND_ROBIN for TCP. */
+export const LoadBalancerSettings = z
+  .object({
+    /** LEAST_REQUEST counts open connections for opaque TCP; PEAK_EWMA is ours (Linkerd's balancer). */
+    simple: z
+      .enum(["ROUND_ROBIN", "LEAST_REQUEST", "RANDOM", "PEAK_EWMA"], {
+        error: "loadBalancer.simple must be ROUND_ROBIN, LEAST_REQUEST, RANDOM or PEAK_EWMA",
+      })
+      .optional(),
+    consistentHash: ConsistentHashLB.optional(),
+  })
+  .strict()
+  .refine((lb) => !(lb.simple && lb.consistentHash), {
+    error: "simple and consistentHash are mutually exclusive",
+    path: ["consistentHash"],
+  })
+  .refine((lb) => lb.simple !== undefined || lb.consistentHash !== undefined, {
+    error: "loadBalancer needs simple or consistentHash",
+  });
+
+export const TrafficPolicySpec = z
+  .object({
+    targetRefs: z.array(TargetRef).min(1, { error: "targetRefs needs at least one Service" }),
+    loadBalancer: LoadBalancerSettings.optional(),
     connectionPool: z
       .object({
         tcp: z
@@ -255,13 +404,15 @@ export const TrafficPolicy = z.object({ ...header("TrafficPolicy"), spec: Traffi
 
 // ---- The union -----------------------------------------------------------------------------------
 
-/** Kinds reserved for later (HTTPRoute, RateLimitPolicy, FaultInjection) join this union. */
+/** Kinds reserved for later (RateLimitPolicy, FaultInjection) join this union. */
 export const Resource = z.discriminatedUnion("kind", [
   Service,
   WorkloadEntry,
   AuthorizationPolicy,
   PeerAuthentication,
   TrafficPolicy,
+  HTTPRoute,
+  GRPCRoute,
 ]);
 
 export const KINDS = [
@@ -270,6 +421,8 @@ export const KINDS = [
   "AuthorizationPolicy",
   "PeerAuthentication",
   "TrafficPolicy",
+  "HTTPRoute",
+  "GRPCRoute",
 ] as const;
 export const Kind = z.enum(KINDS);
 
@@ -286,6 +439,8 @@ export type AuthorizationPolicy = z.infer<typeof AuthorizationPolicy>;
 export type MtlsMode = z.infer<typeof MtlsMode>;
 export type PeerAuthentication = z.infer<typeof PeerAuthentication>;
 export type TrafficPolicy = z.infer<typeof TrafficPolicy>;
+export type ConsistentHashLB = z.infer<typeof ConsistentHashLB>;
+export type LoadBalancerSettings = z.infer<typeof LoadBalancerSettings>;
 export type Resource = z.infer<typeof Resource>;
 export type Kind = z.infer<typeof Kind>;
 /** A resource's identity in the stream: removals carry only this. */

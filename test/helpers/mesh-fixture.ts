@@ -68,7 +68,7 @@ export async function meshFixture(
       echo,
       async startEcho(pod) {
         const p = lab.spawn(pod, [process.execPath, join(APPS, "echo-server.ts")], {
-          env: { ...process.env, POD_NAME: pod },
+          env: { ...process.env, POD_NAME: pod, GRPC_PORT: "9090", TCP_BANNER_PORT: "2525" },
         });
         await p.waitForOutput("listening");
         echo.set(pod, p);

@@ -1,11 +1,12 @@
 // Traffic through the mesh as a user sees it: unmodified curl in a pod calling a service VIP that is
 // routed nowhere, balanced over a same-node and a cross-node backend, carried over mTLS only; a dead
 // backend ejected; Prometheus scraping the agent.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { eventually, meshFixture, VIP, type MeshFixture } from "../../helpers/mesh-fixture.ts";
+import { startPrometheus } from "../../helpers/prometheus.ts";
 
 interface Echo {
   pod: string;
@@ -171,38 +172,11 @@ describe("telemetry", () => {
   });
 
   it("is scraped by a real Prometheus, and a query returns the labelled counters", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "nm-prom-"));
-    const config = join(dir, "prometheus.yml");
-    writeFileSync(
-      config,
-      `global: {scrape_interval: 1s}\nscrape_configs:\n  - job_name: nodemesh-agent\n    static_configs: [{targets: ["127.0.0.1:15020"]}]\n`,
-    );
-    const prom = fx.lab.spawn(fx.lab.node(1), [
-      "prometheus",
-      `--config.file=${config}`,
-      `--storage.tsdb.path=${join(dir, "data")}`,
-      "--web.listen-address=127.0.0.1:19090",
-    ]);
+    const prom = startPrometheus(fx.lab, fx.lab.node(1));
     try {
       await call("n1p1");
-      let result: { metric: Record<string, string>; value: [number, string] }[] = [];
-      await eventually(
-        "prometheus to return nodemesh_tcp_connections_opened_total",
-        async () => {
-          const q = encodeURIComponent(
-            'nodemesh_tcp_connections_opened_total{reporter="source",destination_service=~"echo.*"}',
-          );
-          const r = await fx.lab.exec(fx.lab.node(1), [
-            "curl",
-            "-sS",
-            `http://127.0.0.1:19090/api/v1/query?query=${q}`,
-          ]);
-          if (r.code !== 0 || !r.stdout.startsWith("{")) return false; // not up yet ("Service Unavailable")
-          const body = JSON.parse(r.stdout) as { data?: { result?: typeof result } };
-          result = body.data?.result ?? [];
-          return result.length > 0;
-        },
-        45_000,
+      const result = await prom.query(
+        'nodemesh_tcp_connections_opened_total{reporter="source",destination_service=~"echo.*"}',
       );
       const sample = result[0]!;
       expect(sample.metric["source_workload"]).toBe("client-n1p1");
@@ -211,9 +185,7 @@ describe("telemetry", () => {
       );
       expect(Number(sample.value[1])).toBeGreaterThan(0);
     } finally {
-      prom.kill("SIGTERM");
-      await prom.exited;
-      rmSync(dir, { recursive: true, force: true });
+      await prom.stop();
     }
   });
 });

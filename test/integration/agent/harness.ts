@@ -55,6 +55,8 @@ export function baseConfig(version: string, trustBundle: string[]): MeshConfig {
     authorizationPolicies: [],
     peerAuthentications: [],
     trafficPolicies: [],
+    httpRoutes: [],
+    grpcRoutes: [],
   };
 }
 

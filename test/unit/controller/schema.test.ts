@@ -132,7 +132,7 @@ describe("each rejection names file, document, resource, field and reason", () =
       "unknown kind",
       { apiVersion: V, kind: "VirtualService", metadata: { name: "x" } },
       [
-        "mesh.yaml: document 3 (VirtualService default/x): kind: unknown kind; expected one of Service, WorkloadEntry, AuthorizationPolicy, PeerAuthentication, TrafficPolicy",
+        "mesh.yaml: document 3 (VirtualService default/x): kind: unknown kind; expected one of Service, WorkloadEntry, AuthorizationPolicy, PeerAuthentication, TrafficPolicy, HTTPRoute, GRPCRoute",
       ],
     ],
     [
@@ -222,14 +222,14 @@ describe("each rejection names file, document, resource, field and reason", () =
         metadata: { name: "t" },
         spec: {
           targetRefs: [],
-          loadBalancer: { simple: "RANDOM" },
+          loadBalancer: { simple: "LEAST_CONN" },
           connectionPool: { tcp: { connectTimeout: "1 sec" } },
           outlierDetection: { maxEjectionPercent: 101 },
         },
       },
       [
         "mesh.yaml: document 3 (TrafficPolicy default/t): spec.targetRefs: targetRefs needs at least one Service",
-        "mesh.yaml: document 3 (TrafficPolicy default/t): spec.loadBalancer.simple: loadBalancer.simple must be ROUND_ROBIN or LEAST_REQUEST",
+        "mesh.yaml: document 3 (TrafficPolicy default/t): spec.loadBalancer.simple: loadBalancer.simple must be ROUND_ROBIN, LEAST_REQUEST, RANDOM or PEAK_EWMA",
         'mesh.yaml: document 3 (TrafficPolicy default/t): spec.connectionPool.tcp.connectTimeout: must be a duration such as "250ms", "1s", "1m30s" or "24h"',
         "mesh.yaml: document 3 (TrafficPolicy default/t): spec.outlierDetection.maxEjectionPercent: must be a percentage (0-100)",
       ],

@@ -1,16 +1,24 @@
-// The HBONE pool against a real HTTP/2 + TLS server: stream cap → second session, idle release,
+// The session pool and HBONE CONNECT against a real HTTP/2 + TLS server: stream cap → second session, idle release,
 // concurrent callers share one connect, server identity check.
 import { createSecureServer, type Http2SecureServer } from "node:http2";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { HbonePool } from "../../../agent/proxy/pool.ts";
+import { HboneConnector } from "../../../agent/proxy/tunnel/hbone.ts";
+import { SessionPool, type PoolSettings } from "../../../agent/proxy/tunnel/session-pool.ts";
 import { inspectCertificate, type Svid } from "../../../agent/tls/svid.ts";
 import { createTestCa } from "../../helpers/test-ca.ts";
 
 const SERVER_ID = "spiffe://cluster.local/ns/default/sa/server";
 const CLIENT_ID = "spiffe://cluster.local/ns/default/sa/client";
 
-describe("HbonePool", () => {
+/** The pool and a CONNECT client over it, as the agent wires them. */
+function hbonePool(settings: PoolSettings) {
+  const pool = new SessionPool(settings);
+  const hbone = new HboneConnector(pool);
+  return { connect: hbone.connect.bind(hbone), stats: () => pool.stats(), close: () => pool.close() };
+}
+
+describe("SessionPool + HboneConnector", () => {
   const ca = createTestCa();
   let server: Http2SecureServer;
   let port: number;
@@ -52,7 +60,7 @@ describe("HbonePool", () => {
   });
 
   it("opens a second session when the first reaches the stream cap; concurrent callers share connects", async () => {
-    const pool = new HbonePool({
+    const pool = hbonePool({
       poolMaxStreams: 2,
       poolIdleMs: 60_000,
       pingIntervalMs: 0,
@@ -73,7 +81,7 @@ describe("HbonePool", () => {
   });
 
   it("releases idle sessions after poolIdleMs", async () => {
-    const pool = new HbonePool({ poolMaxStreams: 100, poolIdleMs: 100, pingIntervalMs: 0, pingTimeoutMs: 0 });
+    const pool = hbonePool({ poolMaxStreams: 100, poolIdleMs: 100, pingIntervalMs: 0, pingTimeoutMs: 0 });
     const s = await pool.connect(req());
     s.close();
     await new Promise((r) => setTimeout(r, 30));
@@ -84,7 +92,7 @@ describe("HbonePool", () => {
   });
 
   it("keeps sessions alive with PING", async () => {
-    const pool = new HbonePool({
+    const pool = hbonePool({
       poolMaxStreams: 100,
       poolIdleMs: 60_000,
       pingIntervalMs: 50,
@@ -98,7 +106,7 @@ describe("HbonePool", () => {
   });
 
   it("refuses a server whose certificate is not the expected identity (TlsFailure, endpoint fault)", async () => {
-    const pool = new HbonePool({
+    const pool = hbonePool({
       poolMaxStreams: 100,
       poolIdleMs: 1000,
       pingIntervalMs: 0,
@@ -112,7 +120,7 @@ describe("HbonePool", () => {
   });
 
   it("fails fast on a refused port (ConnectionFailure)", async () => {
-    const pool = new HbonePool({
+    const pool = hbonePool({
       poolMaxStreams: 100,
       poolIdleMs: 1000,
       pingIntervalMs: 0,

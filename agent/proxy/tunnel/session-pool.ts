@@ -1,6 +1,7 @@
-// Pooled HBONE client: HTTP/2 sessions over TLS 1.3 to destination workloads' 15008, keyed by (source
-// identity, destination address, expected destination identity), each carrying up to `maxStreams`
-// CONNECT streams. Warm traffic costs one HEADERS frame per connection, no handshake.
+// Pooled HTTP/2 client sessions over mTLS to other agents' 15008, keyed by (source identity, destination
+// address, expected destination identity). Generic over what rides them: HBONE CONNECT streams
+// (`hbone.ts`) and per-request HTTP streams (`agent/http/upstream.ts`) share the same sessions, so a
+// warm path costs one HEADERS frame, no handshake.
 //
 // Invariants:
 // - a Conn counts its streams (`streams`) from the moment a caller is given it, before the session is
@@ -8,10 +9,17 @@
 // - a dead Conn (error, goaway, close, failed ping) is never handed out again and leaves the pool on close;
 // - a Conn with 0 streams is closed after `idleMs`; every live Conn is PINGed every `pingIntervalMs` and
 //   destroyed when a PING stays unanswered for `pingTimeoutMs`.
-import { connect as h2connect, constants, type ClientHttp2Session, type ClientHttp2Stream } from "node:http2";
+import {
+  connect as h2connect,
+  constants,
+  type ClientHttp2Session,
+  type ClientHttp2Stream,
+  type OutgoingHttpHeaders,
+} from "node:http2";
 import { connect as tlsConnect } from "node:tls";
-import { TunnelError } from "../errors.ts";
-import { clientTlsOptions, type Svid } from "../tls/svid.ts";
+import { TunnelError } from "../../errors.ts";
+import { clientTlsOptions, type Svid } from "../../tls/svid.ts";
+import { CONNECTION_WINDOW, STREAM_WINDOW } from "./settings.ts";
 
 export interface PoolSettings {
   readonly poolMaxStreams: number;
@@ -20,22 +28,17 @@ export interface PoolSettings {
   readonly pingTimeoutMs: number;
 }
 
-export interface TunnelRequest {
+/** Which agent to reach, as whom, and whom to expect there. */
+export interface SessionTarget {
   readonly source: Svid;
   readonly bundle: readonly string[];
   /** Destination workload address (its 15008 listener). */
   readonly address: string;
   readonly hbonePort: number;
   readonly expectedIdentity: string;
-  /** CONNECT target, "podIP:targetPort". */
-  readonly authority: string;
-  readonly headers?: Record<string, string>;
+  /** Budget for TCP + TLS + HTTP/2 when a new session is needed. */
   readonly timeoutMs: number;
 }
-
-/** HTTP/2 flow control as ztunnel: 4 MiB per stream, 16 MiB per connection (bulk transfers at line rate). */
-const STREAM_WINDOW = 4 * 1024 * 1024;
-const CONNECTION_WINDOW = 16 * 1024 * 1024;
 
 interface Conn {
   readonly key: string;
@@ -47,7 +50,7 @@ interface Conn {
   pingSentAt: number;
 }
 
-export class HbonePool {
+export class SessionPool {
   readonly #settings: PoolSettings;
   readonly #conns = new Map<string, Conn[]>();
   readonly #pinger: NodeJS.Timeout | undefined;
@@ -62,39 +65,48 @@ export class HbonePool {
   }
 
   /**
-   * Opens a CONNECT stream to `req.authority` through a pooled session. Resolves once the peer answered
-   * 200; rejects with a TunnelError (flag + whether the endpoint is at fault) otherwise.
+   * Sends a request's headers on a pooled session to `target` and returns the stream at once (the caller
+   * awaits the response). Rejects with a TunnelError (endpoint at fault) when no session could be had in
+   * `target.timeoutMs`: then nothing reached the peer, so the caller may safely try another endpoint.
    */
-  async connect(req: TunnelRequest): Promise<ClientHttp2Stream> {
+  async open(
+    target: SessionTarget,
+    headers: OutgoingHttpHeaders,
+    opts: { endStream: boolean },
+  ): Promise<ClientHttp2Stream> {
     if (this.#closed) throw new TunnelError("ConnectionFailure", "the connection pool is closed", false);
-    const conn = this.#checkout(req);
-    let stream: ClientHttp2Stream | undefined;
+    const conn = this.#checkout(target);
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
-        const err = new TunnelError(
-          "ConnectionFailure",
-          `connection to ${req.address}:${req.hbonePort} timed out after ${req.timeoutMs} ms, maybe a network policy is blocking HBONE port ${req.hbonePort}`,
-          true,
+        if (conn.streams === 1) this.#kill(conn); // nobody else waits on this connect
+        reject(
+          new TunnelError(
+            "ConnectionFailure",
+            `connection to ${target.address}:${target.hbonePort} timed out after ${target.timeoutMs} ms, maybe a network policy is blocking HBONE port ${target.hbonePort}`,
+            true,
+          ),
         );
-        if (stream) stream.close(constants.NGHTTP2_CANCEL);
-        else if (conn.streams === 1) this.#kill(conn); // nobody else waits on this connect
-        reject(err);
-      }, req.timeoutMs);
+      }, target.timeoutMs);
     });
     try {
       await Promise.race([conn.ready, timeout]);
-      stream = this.#request(conn, req);
-      const s = stream;
-      await Promise.race([awaitConnected(s, req), timeout]);
-      return s;
     } catch (err) {
-      if (!stream) this.#release(conn);
-      else stream.close(constants.NGHTTP2_CANCEL);
-      throw err;
+      this.#release(conn);
+      throw err instanceof TunnelError ? err : classify(err as NodeJS.ErrnoException, target);
     } finally {
       clearTimeout(timer);
     }
+    let stream: ClientHttp2Stream;
+    try {
+      stream = conn.session.request(headers, { endStream: opts.endStream });
+    } catch (err) {
+      conn.dead = true; // a session that refuses new streams (goaway in flight) is not reused
+      this.#release(conn);
+      throw classify(err as NodeJS.ErrnoException, target);
+    }
+    stream.once("close", () => this.#release(conn));
+    return stream;
   }
 
   stats(): { sessions: number; streams: number } {
@@ -118,8 +130,8 @@ export class HbonePool {
     this.#conns.clear();
   }
 
-  #checkout(req: TunnelRequest): Conn {
-    const key = `${req.source.spiffeId}|${req.address}:${req.hbonePort}|${req.expectedIdentity}`;
+  #checkout(t: SessionTarget): Conn {
+    const key = `${t.source.spiffeId}|${t.address}:${t.hbonePort}|${t.expectedIdentity}`;
     let list = this.#conns.get(key);
     if (list) {
       for (const c of list) {
@@ -134,16 +146,16 @@ export class HbonePool {
       list = [];
       this.#conns.set(key, list);
     }
-    const c = this.#open(key, req);
+    const c = this.#open(key, t);
     c.streams = 1;
     list.push(c);
     return c;
   }
 
-  #open(key: string, req: TunnelRequest): Conn {
-    const tlsOptions = clientTlsOptions(req.source, req.bundle, req.expectedIdentity);
-    const session = h2connect(`https://${req.address}:${req.hbonePort}`, {
-      createConnection: () => tlsConnect({ host: req.address, port: req.hbonePort, ...tlsOptions }),
+  #open(key: string, t: SessionTarget): Conn {
+    const tlsOptions = clientTlsOptions(t.source, t.bundle, t.expectedIdentity);
+    const session = h2connect(`https://${t.address}:${t.hbonePort}`, {
+      createConnection: () => tlsConnect({ host: t.address, port: t.hbonePort, ...tlsOptions }),
       settings: { enablePush: false, initialWindowSize: STREAM_WINDOW },
     });
     const ready = new Promise<void>((resolve, reject) => {
@@ -153,12 +165,12 @@ export class HbonePool {
       });
       session.once("close", () =>
         reject(
-          new TunnelError("ConnectionFailure", `connection to ${req.address}:${req.hbonePort} closed`, true),
+          new TunnelError("ConnectionFailure", `connection to ${t.address}:${t.hbonePort} closed`, true),
         ),
       );
-      session.once("error", (err: NodeJS.ErrnoException) => reject(classify(err, req)));
+      session.once("error", (err: NodeJS.ErrnoException) => reject(classify(err, t)));
     });
-    ready.catch(() => {}); // observed by connect(); avoid unhandled rejections for late failures
+    ready.catch(() => {}); // observed by open(); avoid unhandled rejections for late failures
     const conn: Conn = { key, session, ready, streams: 0, dead: false, idleTimer: undefined, pingSentAt: 0 };
     session.on("error", () => (conn.dead = true));
     session.on("goaway", () => (conn.dead = true));
@@ -172,15 +184,6 @@ export class HbonePool {
       if (list.length === 0) this.#conns.delete(key);
     });
     return conn;
-  }
-
-  #request(conn: Conn, req: TunnelRequest): ClientHttp2Stream {
-    const stream = conn.session.request(
-      { ":method": "CONNECT", ":authority": req.authority, ...req.headers },
-      { endStream: false },
-    );
-    stream.once("close", () => this.#release(conn));
-    return stream;
   }
 
   #release(conn: Conn): void {
@@ -215,51 +218,9 @@ export class HbonePool {
   }
 }
 
-function awaitConnected(stream: ClientHttp2Stream, req: TunnelRequest): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: NodeJS.ErrnoException) => reject(classify(err, req));
-    const onClose = () =>
-      reject(
-        new TunnelError("ConnectionFailure", `tunnel to ${req.authority} was reset before it opened`, true),
-      );
-    stream.once("error", onError);
-    stream.once("close", onClose);
-    stream.once("response", (headers) => {
-      stream.off("error", onError);
-      stream.off("close", onClose);
-      const status = Number(headers[":status"]);
-      if (status === 200) return resolve();
-      stream.close(constants.NGHTTP2_CANCEL);
-      reject(statusError(status, req));
-    });
-  });
-}
-
-/** Maps the peer's CONNECT status to a response flag (ztunnel's answers: 401 policy, 400 bad target, 503 app). */
-function statusError(status: number, req: TunnelRequest): TunnelError {
-  if (status === 401 || status === 403) {
-    return new TunnelError(
-      "AuthorizationPolicyDenied",
-      `${req.authority} refused the connection (HTTP ${status}): denied by an AuthorizationPolicy`,
-      false,
-    );
-  }
-  if (status === 503) {
-    return new TunnelError(
-      "ConnectionFailure",
-      `the destination agent could not reach the application at ${req.authority} (HTTP 503); is it listening?`,
-      true,
-    );
-  }
-  return new TunnelError(
-    "ConnectionFailure",
-    `the destination agent answered HTTP ${status} for ${req.authority}; its config may be stale`,
-    true,
-  );
-}
-
-function classify(err: NodeJS.ErrnoException, req: TunnelRequest): TunnelError {
-  const where = `${req.address}:${req.hbonePort}`;
+/** A transport failure as a TunnelError with the response flag operators know. */
+export function classify(err: NodeJS.ErrnoException, t: { address: string; hbonePort: number }): TunnelError {
+  const where = `${t.address}:${t.hbonePort}`;
   if (err instanceof TunnelError) return err;
   const code = err.code ?? "";
   if (
@@ -278,8 +239,10 @@ function classify(err: NodeJS.ErrnoException, req: TunnelRequest): TunnelError {
   }
   return new TunnelError(
     "ConnectionFailure",
-    `connecting to ${where} failed (${code || err.message}), maybe a network policy is blocking HBONE port ${req.hbonePort}`,
+    `connecting to ${where} failed (${code || err.message}), maybe a network policy is blocking HBONE port ${t.hbonePort}`,
     true,
     { cause: err },
   );
 }
+
+export { constants as h2constants };

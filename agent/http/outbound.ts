@@ -14,7 +14,7 @@ import type { Exchange, ResponseHead } from "./exchange.ts";
 import { headerValue } from "./headers.ts";
 import { mirrorLayer } from "./mirror.ts";
 import { selectBackend, routeLayer } from "./route.ts";
-import { DownstreamServer, isGrpc, type DownstreamContext, type RequestDone } from "./server.ts";
+import { DownstreamServer, isGrpc, newExchange, type DownstreamContext, type RequestDone } from "./server.ts";
 import { upstreamHandler, type UpstreamDeps } from "./upstream.ts";
 
 export interface HttpOutboundDeps extends UpstreamDeps {
@@ -60,23 +60,13 @@ export class HttpOutbound implements HttpCarrier {
   #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, ctx: DownstreamContext): void {
     const plan = this.#plans.get(ctx.socket);
     if (!plan) return void socket.destroy();
-    const probe: Exchange = {
-      view: ctx.view(),
-      source: ctx.source,
-      servicePort: ctx.servicePort,
-      request: {
-        method: req.method ?? "GET",
-        path: req.url ?? "/",
-        authority: req.headers.host ?? "",
-        headers: req.headers,
-        protocol: "HTTP/1.1",
-        requestId: headerValue(req.headers, "x-request-id"),
-      },
-      body: undefined,
-      signal: new AbortController().signal,
-      start: performance.now(),
-      requestBytes: 0,
-    };
+    const probe = newExchange(
+      req,
+      ctx,
+      req.headers,
+      headerValue(req.headers, "x-request-id"),
+      new AbortController().signal,
+    );
     const backend = selectBackend(probe);
     if ("status" in backend) {
       socket.end(

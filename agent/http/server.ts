@@ -4,7 +4,7 @@
 // response they return is written back with backpressure, trailers and the right framing. HTTP/1.1
 // keep-alive, pipelining (answered in order), chunked bodies and `Expect: 100-continue` are Node's.
 // An `Upgrade` (WebSocket) is handed to `onUpgrade`, which carries the connection as opaque TCP.
-import type { IncomingMessage, ServerResponse } from "node:http";
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
 import {
   createServer as createH2,
   type Http2ServerRequest,
@@ -117,26 +117,8 @@ export class DownstreamServer {
     res.once("close", () => {
       if (!res.writableFinished) abort.abort();
     });
-    const http2 = req.httpVersionMajor === 2;
-    const exchange: Exchange = {
-      view: ctx.view(),
-      source: ctx.source,
-      servicePort: ctx.servicePort,
-      request: {
-        method: req.method ?? "GET",
-        path: req.url ?? "/",
-        authority: String(
-          (http2 ? req.headers[":authority"] : req.headers.host) ?? ctx.servicePort.service.host,
-        ),
-        headers,
-        protocol: http2 ? "HTTP/2" : "HTTP/1.1",
-        requestId,
-      },
-      body: hasBody(req) ? req : undefined,
-      signal: abort.signal,
-      start: performance.now(),
-      requestBytes: 0,
-    };
+    const exchange = newExchange(req, ctx, headers, requestId, abort.signal);
+    exchange.body = hasBody(req) ? req : undefined;
     let response: ResponseHead;
     try {
       response = await this.#deps.handler(exchange);
@@ -197,6 +179,36 @@ export class DownstreamServer {
       if (!body.readableEnded) body.destroy();
     });
   }
+}
+
+/** The Exchange of one request from the workload, before any layer ran. */
+export function newExchange(
+  req: Req,
+  ctx: DownstreamContext,
+  headers: OutgoingHttpHeaders,
+  requestId: string,
+  signal: AbortSignal,
+): Exchange {
+  const http2 = req.httpVersionMajor === 2;
+  return {
+    view: ctx.view(),
+    source: ctx.source,
+    servicePort: ctx.servicePort,
+    request: {
+      method: req.method ?? "GET",
+      path: req.url ?? "/",
+      authority: String(
+        (http2 ? req.headers[":authority"] : req.headers.host) ?? ctx.servicePort.service.host,
+      ),
+      headers,
+      protocol: http2 ? "HTTP/2" : "HTTP/1.1",
+      requestId,
+    },
+    body: undefined,
+    signal,
+    start: performance.now(),
+    requestBytes: 0,
+  };
 }
 
 function finishWithTrailers(res: Res, response: ResponseHead): void {

@@ -5,6 +5,7 @@
 // grpc-js and the real eBPF capture.
 import { createServer as createHttpServer, request, Agent, type Server as HttpServer } from "node:http";
 import { connect as h2connect } from "node:http2";
+import { createHash, randomBytes } from "node:crypto";
 import { connect, createServer, type Server } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AuthorizationPolicy, HTTPRoute, type MeshConfig } from "../../../controller/api/index.ts";
@@ -44,13 +45,33 @@ function route(name: string, rules: object[]) {
   });
 }
 
-/** An HTTP app answering JSON {pod, path, headers}; `?status=` sets the code. */
+/**
+ * An HTTP app answering JSON {pod, path, headers, bytes, sha256}; `?status=` sets the code, `?failOn=<pod>`
+ * makes that pod answer 503; a request body is read to the end and hashed.
+ */
 async function webApp(pod: string, host: string, port: number): Promise<HttpServer> {
   const server = createHttpServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://x");
-    const body = JSON.stringify({ pod, path: req.url, method: req.method, headers: req.headers });
-    res.writeHead(Number(url.searchParams.get("status") ?? 200), { "content-type": "application/json" });
-    res.end(body);
+    const hash = createHash("sha256");
+    let bytes = 0;
+    req.on("data", (c: Buffer) => {
+      bytes += c.length;
+      hash.update(c);
+    });
+    req.on("end", () => {
+      const status =
+        url.searchParams.get("failOn") === pod ? 503 : Number(url.searchParams.get("status") ?? 200);
+      const body = JSON.stringify({
+        pod,
+        path: req.url,
+        method: req.method,
+        headers: req.headers,
+        bytes,
+        sha256: hash.digest("hex"),
+      });
+      res.writeHead(status, { "content-type": "application/json" });
+      res.end(body);
+    });
   });
   await new Promise<void>((r) => server.listen(port, host, r));
   return server;
@@ -75,6 +96,7 @@ describe("L7: HTTP through the node agents", () => {
     agent?: Agent,
     method = "GET",
     to = addr,
+    upload?: Buffer,
   ) =>
     new Promise<Reply>((resolve, reject) => {
       const req = request(
@@ -102,6 +124,10 @@ describe("L7: HTTP through the node agents", () => {
         },
       );
       req.on("error", reject);
+      if (upload) {
+        // Streamed in chunks (chunked transfer-encoding): the agent must not need the whole body first.
+        for (let i = 0; i < upload.length; i += 64 * 1024) req.write(upload.subarray(i, i + 64 * 1024));
+      }
       req.end();
     });
 
@@ -171,6 +197,58 @@ describe("L7: HTTP through the node agents", () => {
     }
     agent.destroy();
     expect(pods).toEqual(new Set(["web-a", "web-b"]));
+  });
+
+  it("streams a chunked 4 MiB upload through unchanged", async () => {
+    const payload = randomBytes(4 * 1024 * 1024);
+    const up = await get("/upload", {}, undefined, "POST", addr, payload);
+    expect(up.status).toBe(200);
+    expect(up.body).toMatchObject({
+      bytes: payload.length,
+      sha256: createHash("sha256").update(payload).digest("hex"),
+    });
+  });
+
+  it("answers pipelined HTTP/1.1 requests in order", async () => {
+    const pipelined = await new Promise<string>((resolve, reject) => {
+      const s = connect(addr.port, addr.host);
+      let text = "";
+      s.on("data", (d: Buffer) => {
+        text += d.toString();
+        const done = (text.match(/"path":"\/p\d"/g) ?? []).length === 3;
+        if (done && (text.endsWith("0\r\n\r\n") || text.endsWith("}"))) s.end();
+      });
+      s.on("end", () => resolve(text));
+      s.on("error", reject);
+      s.write(["/p1", "/p2", "/p3"].map((p) => `GET ${p} HTTP/1.1\r\nhost: web.default\r\n\r\n`).join(""));
+    });
+    const order = [...pipelined.matchAll(/"path":"(\/p\d)"/g)].map((m) => m[1]);
+    expect(order).toEqual(["/p1", "/p2", "/p3"]);
+  });
+
+  it("honours Expect: 100-continue", async () => {
+    const expect100 = await new Promise<string>((resolve, reject) => {
+      const s = connect(addr.port, addr.host);
+      let text = "";
+      s.on("data", (d: Buffer) => {
+        text += d.toString();
+        if (text.includes("100 Continue") && !text.includes("200")) s.write("hello");
+        if (text.includes('"bytes":5')) s.end();
+      });
+      s.on("end", () => resolve(text));
+      s.on("error", reject);
+      s.write("POST /e HTTP/1.1\r\nhost: web.default\r\ncontent-length: 5\r\nexpect: 100-continue\r\n\r\n");
+    });
+    expect(expect100).toMatch(/^HTTP\/1\.1 100 Continue/);
+    expect(expect100).toContain('"bytes":5');
+  });
+
+  it("stops sending requests to an endpoint that keeps answering 503 (EWMA penalty, then ejection)", async () => {
+    const replies: number[] = [];
+    for (let i = 0; i < 20; i++) replies.push((await get("/flaky?failOn=web-b")).status);
+    // The outlier detector ejects web-b after 3 consecutive gateway errors (DEFAULT_OUTLIER).
+    expect(replies.filter((s) => s === 503).length).toBeLessThanOrEqual(3);
+    expect(replies.slice(-10).every((s) => s === 200)).toBe(true);
   });
 
   it("carries h2c (HTTP/2 prior knowledge) requests", async () => {

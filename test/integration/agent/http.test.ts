@@ -8,7 +8,12 @@ import { connect as h2connect } from "node:http2";
 import { createHash, randomBytes } from "node:crypto";
 import { connect, createServer, type Server } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AuthorizationPolicy, HTTPRoute, type MeshConfig } from "../../../controller/api/index.ts";
+import {
+  AuthorizationPolicy,
+  HTTPRoute,
+  TrafficPolicy,
+  type MeshConfig,
+} from "../../../controller/api/index.ts";
 import { HEADER, startHarness, workload, type Harness } from "./harness.ts";
 
 const WEB_VIP = "10.96.0.20";
@@ -249,6 +254,40 @@ describe("L7: HTTP through the node agents", () => {
     // The outlier detector ejects web-b after 3 consecutive gateway errors (DEFAULT_OUTLIER).
     expect(replies.filter((s) => s === 503).length).toBeLessThanOrEqual(3);
     expect(replies.slice(-10).every((s) => s === 200)).toBe(true);
+  });
+
+  it("consistent hashing on a header keeps each user on one endpoint and spreads users over both", async () => {
+    const next = structuredClone(h.source.current()!) as MeshConfig;
+    next.version = "2h";
+    next.trafficPolicies = [
+      TrafficPolicy.parse({
+        ...HEADER,
+        kind: "TrafficPolicy",
+        metadata: { name: "web-hash", namespace: "default" },
+        spec: {
+          targetRefs: [{ group: "", kind: "Service", name: "web" }],
+          loadBalancer: { consistentHash: { httpHeaderName: "x-user" } },
+        },
+      }),
+    ];
+    h.source.set(next);
+    await h.agents.a.settled();
+    const podOf = new Map<string, Set<string>>();
+    for (let u = 0; u < 16; u++) {
+      for (let i = 0; i < 4; i++) {
+        const r = await get("/who", { "x-user": `user-${u}` });
+        const set = podOf.get(`user-${u}`) ?? new Set<string>();
+        set.add(String(r.body.pod));
+        podOf.set(`user-${u}`, set);
+      }
+    }
+    for (const pods of podOf.values()) expect(pods.size).toBe(1);
+    expect(new Set([...podOf.values()].map((p) => [...p][0]))).toEqual(new Set(["web-a", "web-b"]));
+    const back = structuredClone(next);
+    back.version = "2i";
+    back.trafficPolicies = [];
+    h.source.set(back);
+    await h.agents.a.settled();
   });
 
   it("carries h2c (HTTP/2 prior knowledge) requests", async () => {

@@ -48,6 +48,8 @@ export const WEB_V2_VIP = "10.96.0.13";
 /** gRPC (nodemesh.echo.v1.Echo on 9090) and a server-first line protocol on an undeclared port. */
 export const GRPC_VIP = "10.96.0.14";
 export const BANNER_VIP = "10.96.0.15";
+/** gRPC served by v2 only (the GRPCRoute's canary backend). */
+export const GRPC_V2_VIP = "10.96.0.16";
 
 /**
  * The demo's (and the e2e tests') mesh on a 2 x 2 lab: client (n1p1, sa client) and legacy (n2p1,
@@ -101,6 +103,15 @@ export const DEMO_MESH: LabMeshSpec = {
       app: "echo",
       appProtocol: "grpc",
       loadBalancer: "ROUND_ROBIN",
+    },
+    {
+      name: "echo-grpc-v2",
+      vip: GRPC_V2_VIP,
+      port: 9090,
+      targetPort: 9090,
+      app: "echo",
+      selector: { version: "v2" },
+      appProtocol: "grpc",
     },
     { name: "banner", vip: BANNER_VIP, port: 25, targetPort: 2525, app: "echo", undeclared: true },
   ],

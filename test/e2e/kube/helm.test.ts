@@ -80,6 +80,36 @@ describe("Helm chart", () => {
     expect(deploy?.spec?.replicas).toBe(2);
   });
 
+  test("agents authenticate by TokenReview: controller flags, projected token file on the agent", async () => {
+    const docs = await template([]);
+    type Pod = {
+      template: {
+        spec: {
+          containers: { args: string[] }[];
+          volumes: { name: string; projected?: { sources: { serviceAccountToken?: object }[] } }[];
+        };
+      };
+    };
+    const spec = (kind: string) => docs.find((d) => d.kind === kind)?.spec as unknown as Pod;
+    expect(spec("Deployment").template.spec.containers[0]?.args).toEqual(
+      expect.arrayContaining([
+        "--source=kube",
+        "--node-auth=tokenreview",
+        "--agent-service-account=nodemesh-system/nm-nodemesh-agent",
+      ]),
+    );
+    const agent = spec("DaemonSet").template.spec;
+    expect(agent.containers[0]?.args).toContain("--token-file=/var/run/secrets/nodemesh/token");
+    const token = agent.volumes.find((v) => v.name === "token");
+    expect(token?.projected?.sources[0]?.serviceAccountToken).toMatchObject({
+      audience: "nodemesh",
+      path: "token",
+    });
+    // The ServiceAccount the controller accepts is the one the DaemonSet runs as.
+    const sa = docs.filter((d) => d.kind === "ServiceAccount").map((d) => d.metadata.name);
+    expect(sa).toContain("nm-nodemesh-agent");
+  });
+
   test.each([
     [["--set", "agent.tokenExpirationSeconds=5"], /agent\/tokenExpirationSeconds.*minimum/],
     [["--set", "ca.existingSecret=mine"], /ca\/existingRootConfigMap/],

@@ -1,7 +1,8 @@
 // The agent's pod locator on real kernel objects: cgroups laid out as a kubelet with the systemd
 // driver and containerd lays them out (under a scratch cgroup, never the machine's kubepods), a
 // real network namespace, and a process in both; the locator must name that namespace from the
-// pod UID alone, skip a conmon-like process in the host namespace, and see the pod leave.
+// pod UID alone, skip a conmon-like process in the host namespace, and see the pod leave; the
+// agent's placement (agent/node/pod-placement.ts) waits, bounded, for a container that starts late.
 import { execFile, spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
@@ -9,7 +10,9 @@ import { mkdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import pino from "pino";
 import { locatePod } from "../../../agent/node/pod-locator.ts";
+import { PodPlacer } from "../../../agent/node/pod-placement.ts";
 import { cgroup2Mount, requireRoot } from "../../helpers/privileges.ts";
 
 const run = promisify(execFile);
@@ -64,5 +67,35 @@ describe("pod locator on real cgroups and network namespaces", () => {
     for (const p of procs) p.kill("SIGKILL");
     await new Promise((r) => setTimeout(r, 200));
     expect(locatePod(UID, "Burstable", { cgroupRoot: root })).toBeUndefined();
+  });
+
+  test("placement waits for a container that starts late, and gives up on one that never does", async () => {
+    const uid = randomUUID();
+    const rel = `/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod${uid.replaceAll("-", "_")}.slice`;
+    const scope = join(root, rel, "cri-containerd-4567.scope");
+    mkdirSync(scope, { recursive: true });
+    const placer = new PodPlacer({ locator: { cgroupRoot: root }, log: pino({ level: "silent" }) });
+    const workload = (id: string) => ({
+      uid: "shop/late",
+      netns: undefined,
+      cgroup: undefined,
+      entry: {
+        metadata: { annotations: { "nodemesh.io/pod-uid": id, "nodemesh.io/qos-class": "BestEffort" } },
+      },
+    });
+    const placed = placer.place(workload(uid));
+    await new Promise((r) => setTimeout(r, 300));
+    await sleeper(scope, NETNS);
+    const where = await placed;
+    expect(where.cgroup).toBe(rel);
+    expect(statSync(where.netns ?? "/nonexistent").ino).toBe(statSync(`/var/run/netns/${NETNS}`).ino);
+    const quick = new PodPlacer({
+      locator: { cgroupRoot: root },
+      log: pino({ level: "silent" }),
+      attempts: 3,
+    });
+    await expect(quick.place(workload(randomUUID()))).rejects.toMatchObject({
+      code: "NODEMESH_ERR_POD_NOT_FOUND",
+    });
   });
 });

@@ -5,6 +5,28 @@
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BANNER_VIP, DEMO_ROUTES, GRPC_VIP, WEB_VIP } from "../../../demo/mesh-config.ts";
+
+/** Say calls carrying x-canary: yes go to the v2-only gRPC service; every other call is unrouted. */
+const GRPC_CANARY = {
+  apiVersion: "gateway.networking.k8s.io/v1",
+  kind: "GRPCRoute",
+  metadata: { name: "echo-grpc", namespace: "default" },
+  spec: {
+    parentRefs: [{ group: "", kind: "Service", name: "echo-grpc", port: 9090 }],
+    rules: [
+      {
+        matches: [
+          {
+            method: { service: "nodemesh.echo.v1.Echo", method: "Say" },
+            headers: [{ name: "x-canary", value: "yes" }],
+          },
+        ],
+        backendRefs: [{ name: "echo-grpc-v2", port: 9090 }],
+      },
+      { backendRefs: [{ name: "echo-grpc", port: 9090 }] },
+    ],
+  },
+};
 import { APPS, eventually, meshFixture, type MeshFixture } from "../../helpers/mesh-fixture.ts";
 import { startPrometheus } from "../../helpers/prometheus.ts";
 
@@ -114,7 +136,7 @@ describe("HTTP from an unmodified client", () => {
 
 describe("HTTPRoute", () => {
   beforeAll(async () => {
-    fx.applyExtra([...DEMO_ROUTES]);
+    fx.applyExtra([...DEMO_ROUTES, GRPC_CANARY]);
     await eventually("the header route to apply", async () => {
       const r = await curlMany("n1p1", `http://${WEB_VIP}/`, 1, ["-H", "x-canary: yes"]);
       return r[0]?.pod === "n2p2";
@@ -124,6 +146,25 @@ describe("HTTPRoute", () => {
   it("routes by header: x-canary: yes always reaches v2", async () => {
     const replies = await curlMany("n1p1", `http://${WEB_VIP}/c`, 20, ["-H", "x-canary: yes"]);
     expect(replies.every((r) => r.pod === "n2p2")).toBe(true);
+  });
+
+  it("GRPCRoute: a method + metadata match sends those calls to v2 only", async () => {
+    const grpc = (args: string[]) =>
+      node("n1p1", [join(APPS, "grpc-client.ts"), `${GRPC_VIP}:9090`, "say", "hi", "--count", "6", ...args]);
+    const podsOf = (out: string) =>
+      out
+        .split("\n")
+        .filter((l) => l.includes('"pod"'))
+        .map((l) => (JSON.parse(l) as { pod: string }).pod);
+    let canary = await grpc(["--metadata", "x-canary=yes"]);
+    await eventually("the GRPCRoute to apply", async () => {
+      canary = await grpc(["--metadata", "x-canary=yes"]);
+      return canary.code === 0 && podsOf(canary.stdout).every((p) => p === "n2p2");
+    });
+    expect(podsOf(canary.stdout)).toHaveLength(6);
+    const plain = await grpc([]);
+    expect(plain.code, plain.stderr + plain.stdout).toBe(0);
+    expect(new Set(podsOf(plain.stdout))).toEqual(new Set(["n1p2", "n2p2"]));
   });
 
   it("splits 90/10 over 500 requests within 5 points", async () => {
@@ -159,6 +200,7 @@ describe("L7 AuthorizationPolicy", () => {
   it("a DENY on a path answers 403 while other paths pass; the access log names the policy", async () => {
     fx.applyExtra([
       ...DEMO_ROUTES,
+      GRPC_CANARY,
       {
         apiVersion: "nodemesh.io/v1alpha1",
         kind: "AuthorizationPolicy",

@@ -1,0 +1,102 @@
+// The L7 table beside the L4 one: keep-alive rows only, CPU per 1k requests, the added p50 over
+// direct, ratios against HAProxy in HTTP mode, and issue 7's targets.
+import { describe, expect, it } from "vitest";
+import type { FixedRun, PathResult } from "../../../bench/measure.ts";
+import {
+  checkAllTargets,
+  checkL7Targets,
+  dataplaneRows,
+  L4_TABLE,
+  L7_TABLE,
+  renderDataplane,
+  tablesFor,
+} from "../../../bench/report.ts";
+
+const fixed = (conn: FixedRun["conn"], p50: number, cpuPer10k: number): FixedRun => ({
+  conn,
+  rate: 1000,
+  p50,
+  p90: p50 * 2,
+  p99: p50 * 3,
+  max: p50 * 4,
+  achievedRps: 1000,
+  errors: 0,
+  sendLagP99: 0.1,
+  cpuPer10k,
+});
+
+const result = (
+  name: string,
+  p50: number,
+  cpuPer10k: number,
+  perCoreRps: number,
+  withNew = false,
+): PathResult => ({
+  name,
+  available: true,
+  fixed: [fixed("keepalive", p50, cpuPer10k), ...(withNew ? [fixed("new", p50 * 2, cpuPer10k * 2)] : [])],
+  max: [
+    { conn: "keepalive", rps: 9000, errors: 0, proxyCpuS: 1, perCoreRps },
+    ...(withNew
+      ? [{ conn: "new" as const, rps: 900, errors: 0, proxyCpuS: 1, perCoreRps: perCoreRps / 10 }]
+      : []),
+  ],
+  rssIdleMiB: [],
+  rssAfterLoadMiB: [],
+  rssHeldMiB: [],
+  held: 0,
+});
+
+const direct = result("direct", 0.4, Number.NaN, Number.NaN, true);
+const haproxy = result("haproxy", 0.7, 3, 10_000, true);
+const hapHttp = result("haproxy-http", 0.6, 3.2, 18_000);
+
+describe("L7 report", () => {
+  it("shows keep-alive rows only, CPU per 1k requests and the p50 added over direct", () => {
+    const rows = dataplaneRows([direct, hapHttp, result("mesh-http", 0.8, 6, 9000)], L7_TABLE);
+    const labels = rows.map((r) => r.label);
+    expect(labels.some((l) => l.startsWith("new conn"))).toBe(false);
+    const by = (label: string) => rows.find((r) => r.label === label)?.values;
+    expect(by("keep-alive 1000 rps: proxy CPU s / 1k req")).toMatchObject({ "mesh-http": 0.6 });
+    expect(by("keep-alive 1000 rps: proxy CPU s / 1k req")?.["haproxy-http"]).toBeCloseTo(0.32);
+    const added = by("keep-alive 1000 rps: p50 added over direct ms");
+    expect(added?.["mesh-http"]).toBeCloseTo(0.4);
+    expect(added?.["haproxy-http"]).toBeCloseTo(0.2);
+    expect(added?.["direct"]).toBeNaN();
+    expect(by("max keep-alive: rps per proxy core")).toMatchObject({
+      "mesh-http": 9000,
+      "haproxy-http": 18_000,
+    });
+  });
+
+  it("keeps the L4 table's rows per 10k and both connection modes", () => {
+    const labels = dataplaneRows([direct, haproxy], L4_TABLE).map((r) => r.label);
+    expect(labels).toContain("keep-alive 1000 rps: proxy CPU s / 10k req");
+    expect(labels).toContain("max new conn: rps per proxy core");
+  });
+
+  it("renders the tables whose proxy paths ran, each with its own unavailable notes", () => {
+    const meshDown = { ...result("mesh-http", 0, 0, 0), available: false, reason: "startMesh() failed" };
+    expect(tablesFor([direct])).toEqual([L4_TABLE]);
+    expect(tablesFor([direct, hapHttp])).toEqual([L7_TABLE]);
+    expect(tablesFor([direct, haproxy, hapHttp])).toEqual([L4_TABLE, L7_TABLE]);
+    const text = renderDataplane([direct, haproxy, hapHttp, meshDown]);
+    const [l4, l7] = text.split("\n\nL7: ");
+    expect(l4).toMatch(/^L4: /);
+    expect(l4).not.toContain("mesh-http");
+    expect(l7).toContain("mesh-http/haproxy-http");
+    expect(l7).toContain("mesh-http: not available (startMesh() failed)");
+  });
+
+  it("checks issue 7's targets against HAProxy HTTP mode, and says when they were not measured", () => {
+    const good = checkL7Targets([direct, hapHttp, result("mesh-http", 0.85, 3.9, 9000)]);
+    expect(good.map((c) => c.ok)).toEqual([true, true, true]);
+    expect(good[0]?.value).toBe("0.500x");
+    const bad = checkL7Targets([direct, hapHttp, result("mesh-http", 0.95, 4.1, 8900)]);
+    expect(bad.map((c) => c.ok)).toEqual([false, false, false]);
+    const none = checkL7Targets([direct, hapHttp]);
+    expect(none.every((c) => c.ok === undefined && c.value === "not measured")).toBe(true);
+    expect(checkAllTargets([direct, hapHttp]).map((c) => c.target)).toEqual(none.map((c) => c.target));
+    expect(checkAllTargets([direct, haproxy, hapHttp])).toHaveLength(5 + 3);
+  });
+});

@@ -50,6 +50,12 @@ export const DEFAULT_OUTLIER = Object.freeze({
  * client's first write on a loaded node; a declared `appProtocol` skips detection entirely.
  */
 export const DEFAULT_PROTOCOL_DETECTION_TIMEOUT_MS = 200;
+/**
+ * Whole-request timeout (retries included, until the response headers) when neither the route nor a
+ * TrafficPolicy sets one: the issue's 10 s mesh-wide default. Envoy's route default is 15 s; 10 s
+ * bounds what a hung backend costs a client while leaving slow but healthy requests alone. 0 disables.
+ */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
 /** Rotate at half-life (Istio/ztunnel), retry a failed CSR from 1 s doubling to 30 s. */
 export const DEFAULT_ROTATE_FRACTION = 0.5;
 export const DEFAULT_CSR_RETRY_MIN_MS = 1_000;
@@ -76,6 +82,7 @@ export const ENV = Object.freeze({
   drainMs: "NODEMESH_DRAIN_MS",
   protocolDetectionTimeoutMs: "NODEMESH_PROTOCOL_DETECTION_TIMEOUT_MS",
   metricsProfile: "NODEMESH_METRICS_PROFILE",
+  defaultRequestTimeoutMs: "NODEMESH_DEFAULT_REQUEST_TIMEOUT_MS",
 });
 
 const port = z.coerce.number().int().min(0).max(65535);
@@ -115,6 +122,8 @@ const schema = z
       .default(DEFAULT_PROTOCOL_DETECTION_TIMEOUT_MS),
     /** Request-metric label set: minimal, standard (Istio's) or full; see docs/http.md. */
     metricsProfile: z.enum(["minimal", "standard", "full"]).default("standard"),
+    /** HTTP whole-request timeout when no route or TrafficPolicy sets one; 0 = none (docs/http.md). */
+    defaultRequestTimeoutMs: ms.max(3_600_000).default(DEFAULT_REQUEST_TIMEOUT_MS),
   })
   .strict();
 

@@ -45,6 +45,14 @@ export interface Exchange {
   upstreamHost?: string;
   destination?: WorkloadInfo;
   attempts?: number;
+  /** Set by the upstream: the endpoint key the latest try went to (breaker bookkeeping). */
+  endpoint?: string;
+  /** Set by the retry layer: endpoints earlier tries went to; the upstream prefers the others. */
+  triedEndpoints?: Set<string>;
+  /** Set by the breaker layer: endpoints the upstream must not pick (open breakers). */
+  skipEndpoint?: (key: string) => boolean;
+  /** Set by the timeout layers: cancels the current try (the upstream resets its stream). */
+  trySignal?: AbortSignal;
 }
 
 export interface ResponseHead {
@@ -58,6 +66,11 @@ export interface ResponseHead {
   readonly flag?: string;
   /** Why the mesh answered (access log). */
   readonly reason?: string;
+  /**
+   * The request provably never reached an application (no session could be had, or the peer refused
+   * the stream with REFUSED_STREAM): safe to retry whatever the method.
+   */
+  readonly unsent?: boolean;
 }
 
 /** An answer the mesh itself gives (404 no route, 503 no upstream, 403 denied…). */

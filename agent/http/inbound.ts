@@ -12,7 +12,9 @@ import {
 import type { Readable } from "node:stream";
 import { evaluateAuthz, normalizePath } from "../policy/authz.ts";
 import type { MeshView, WorkloadInfo } from "../state/view.ts";
+import { parseForwarded } from "../proxy/inbound.ts";
 import type { AppClients } from "./app-client.ts";
+import type { LocalRateLimiter } from "./local-ratelimit.ts";
 import { grpcStatusOf } from "./exchange.ts";
 import { APP_PROTOCOL_HEADER, TARGET_HEADER, endToEnd, headerValue } from "./headers.ts";
 import { FLAG_HEADER } from "./upstream.ts";
@@ -38,6 +40,7 @@ export interface InboundRequest {
 export interface InboundHttpDeps {
   view(): MeshView;
   readonly apps: AppClients;
+  readonly limiter: LocalRateLimiter;
   readonly onDone: (req: InboundRequest) => void;
 }
 
@@ -71,7 +74,7 @@ export function serveInboundRequest(
   };
   stream.once("close", report);
   const grpc = headerValue(headers, "content-type").startsWith("application/grpc");
-  const refuse = (status: number, flag: string, reason: string) => {
+  const refuse = (status: number, flag: string, reason: string, extra: OutgoingHttpHeaders = {}) => {
     rec.status = status;
     rec.flag = flag;
     rec.reason = reason;
@@ -85,11 +88,17 @@ export function serveInboundRequest(
           "grpc-status": rec.grpcStatus,
           "grpc-message": encodeURIComponent(reason),
           [FLAG_HEADER]: flag,
+          ...extra,
         },
         { endStream: true },
       );
     } else {
-      stream.respond({ ":status": status, "content-type": "text/plain; charset=utf-8", [FLAG_HEADER]: flag });
+      stream.respond({
+        ":status": status,
+        "content-type": "text/plain; charset=utf-8",
+        [FLAG_HEADER]: flag,
+        ...extra,
+      });
       stream.end(`${reason}\n`);
     }
   };
@@ -119,6 +128,13 @@ export function serveInboundRequest(
   if (!decision.allowed) {
     rec.policy = decision.policy;
     return refuse(403, "AuthorizationPolicyDenied", `RBAC: access denied (${decision.reason})`);
+  }
+  const admitted = deps.limiter.admit(view, uid, parseForwarded(headers["forwarded"]).host);
+  if (!admitted.ok) {
+    const seconds = Math.max(1, Math.ceil(admitted.retryAfterMs / 1000));
+    return refuse(429, "RateLimited", `local rate limit exceeded (${admitted.limit})`, {
+      "retry-after": String(seconds),
+    });
   }
   const out = appHeaders(headers, sourceAddress);
   const endStream = stream.endAfterHeaders;

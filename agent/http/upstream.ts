@@ -48,19 +48,18 @@ export function upstreamHandler(deps: UpstreamDeps): Handler<Exchange, ResponseH
     const pick = pickContext(ex, sp, state);
     const tried = new Set<string>();
     let last: TunnelError | undefined;
-    for (let attempt = 0; attempt < deps.settings.connectAttempts && !ex.signal.aborted; attempt++) {
-      const key = state.balancer.pick(
-        candidates(state.endpoints, tried, (k) => state.outlier.isEjected(k)),
-        pick,
-      );
-      const ep = key === undefined ? undefined : sp.endpoints.find((e) => e.key === key);
+    for (let attempt = 0; attempt < deps.settings.connectAttempts && !cancelled(ex); attempt++) {
+      const ep = pickEndpoint(ex, sp, state, tried, pick);
       if (!ep) break;
       tried.add(ep.key);
+      ex.triedEndpoints?.add(ep.key);
+      ex.endpoint = ep.key;
       ex.attempts = attempt + 1;
       ex.destination = ep.workload;
       ex.upstreamHost = `${ep.address}:${deps.settings.hbonePort}`;
+      let stream: ClientHttp2Stream;
       try {
-        const stream = await deps.pool.open(
+        stream = await deps.pool.open(
           {
             source: svid,
             bundle: deps.identities.bundle,
@@ -72,20 +71,67 @@ export function upstreamHandler(deps: UpstreamDeps): Handler<Exchange, ResponseH
           requestHeaders(ex, sp, ep),
           { endStream: ex.body === undefined },
         );
-        return await exchangeOn(stream, ex, ep, state, deps);
       } catch (err) {
         last = err instanceof TunnelError ? err : new TunnelError("ConnectionFailure", String(err), true);
         if (last.endpointFault) state.outlier.failure(ep.key, sp.endpoints.length);
         if (!last.endpointFault) break;
+        continue;
+      }
+      // Once the stream is open the request may have reached the application (and its body is spent):
+      // a failure from here on is the retry layer's to judge, never a silent replay to the next endpoint.
+      try {
+        return await exchangeOn(stream, ex, ep, state, deps);
+      } catch (err) {
+        const e =
+          err instanceof TunnelError
+            ? err
+            : new TunnelError("UpstreamConnectionTermination", String(err), true);
+        // The client leaving resets the stream too; that is no fault of the endpoint.
+        if (!ex.signal.aborted) state.outlier.failure(ep.key, sp.endpoints.length);
+        return { ...localReply(503, e.flag, e.message, grpc), unsent: refused(stream) };
       }
     }
-    return localReply(
-      503,
-      last?.flag ?? "NoHealthyUpstream",
-      last?.message ?? `every endpoint of ${sp.service.host}:${sp.port} is ejected or was tried`,
-      grpc,
-    );
+    return {
+      ...localReply(
+        503,
+        last?.flag ?? "NoHealthyUpstream",
+        last?.message ?? `every endpoint of ${sp.service.host}:${sp.port} is ejected, open or was tried`,
+        grpc,
+      ),
+      // Only an endpoint's connect failure is worth a retry; nothing left to pick, or a policy refusal, is not.
+      unsent: last?.endpointFault === true,
+    };
   };
+}
+
+function cancelled(ex: Exchange): boolean {
+  return ex.signal.aborted || ex.trySignal?.aborted === true;
+}
+
+/** REFUSED_STREAM: the peer did no processing of the stream (RFC 9113 §8.7), so a replay is safe. */
+function refused(stream: ClientHttp2Stream): boolean {
+  return stream.rstCode === constants.NGHTTP2_REFUSED_STREAM;
+}
+
+/**
+ * Not tried in this try, not ejected, not skipped (open breaker); endpoints earlier tries went to only
+ * when no other one is left, so that each retry goes to another endpoint where one exists.
+ */
+function pickEndpoint(
+  ex: Exchange,
+  sp: ServicePortInfo,
+  state: DestinationState,
+  tried: ReadonlySet<string>,
+  pick: PickContext,
+): EndpointInfo | undefined {
+  const skip = ex.skipEndpoint;
+  const usable = skip ? state.endpoints.filter((k) => !skip(k)) : state.endpoints;
+  const ejected = (k: string) => state.outlier.isEjected(k);
+  const earlier = ex.triedEndpoints;
+  let options = earlier?.size ? candidates(usable, new Set([...tried, ...earlier]), ejected) : [];
+  if (options.length === 0) options = candidates(usable, tried, ejected);
+  const key = state.balancer.pick(options, pick);
+  return key === undefined ? undefined : sp.endpoints.find((e) => e.key === key);
 }
 
 function destinationState(deps: UpstreamDeps, sp: ServicePortInfo): DestinationState {
@@ -144,9 +190,14 @@ function exchangeOn(
   const started = performance.now();
   deps.endpoints.active.inc(ep.key);
   stream.once("close", () => deps.endpoints.active.dec(ep.key));
+  // The client going away or the try being cancelled (timeout) resets the stream: the backend sees it.
   const onAbort = () => stream.close(constants.NGHTTP2_CANCEL);
-  ex.signal.addEventListener("abort", onAbort, { once: true });
-  stream.once("close", () => ex.signal.removeEventListener("abort", onAbort));
+  const signals = ex.trySignal ? [ex.signal, ex.trySignal] : [ex.signal];
+  for (const sig of signals) {
+    if (sig.aborted) onAbort();
+    sig.addEventListener("abort", onAbort, { once: true });
+    stream.once("close", () => sig.removeEventListener("abort", onAbort));
+  }
   if (ex.body) forwardBody(ex, stream);
   const trailers = new Promise<OutgoingHttpHeaders | undefined>((resolve) => {
     stream.once("trailers", (t: IncomingHttpHeaders) => resolve(t as OutgoingHttpHeaders));

@@ -367,6 +367,128 @@ export const LoadBalancerSettings = z
     error: "loadBalancer needs simple or consistentHash",
   });
 
+/** Resilience bounds the agent relies on (agent/http/retry.ts buffers bodies up to maxBodyBytes). */
+const MAX_RETRY_ATTEMPTS = 10;
+const MAX_RETRY_BODY_BYTES = 16 * 1024 * 1024;
+const count = (what: string) =>
+  z
+    .number({ error: `${what} must be a number` })
+    .int({ error: "must be an integer" })
+    .min(0, { error: "must be >= 0" });
+
+/** Retry defaults for HTTP routes to the service; an HTTPRoute rule's `retry` overrides codes/attempts/backoff. */
+export const RetrySettings = z
+  .object({
+    /** Retries after the first try (the brief's default 3). */
+    attempts: count("attempts")
+      .max(MAX_RETRY_ATTEMPTS, { error: `must be at most ${MAX_RETRY_ATTEMPTS}` })
+      .optional(),
+    /** Status codes that are retried (default: every 5xx). */
+    codes: z
+      .array(
+        z
+          .number()
+          .int()
+          .min(400, { error: "must be a 4xx or 5xx status" })
+          .max(599, { error: "must be a 4xx or 5xx status" }),
+      )
+      .optional(),
+    /** One try's timeout, until its response headers (an HTTPRoute's timeouts.backendRequest wins). */
+    perTryTimeout: Duration.optional(),
+    /** Exponential backoff with full jitter: the first retry's ceiling, and the cap. */
+    backoff: z
+      .object({ baseInterval: Duration.optional(), maxInterval: Duration.optional() })
+      .strict()
+      .optional(),
+    /** Retry POST/PATCH even when they may have reached the application (default false). */
+    retryNonIdempotent: z.boolean().optional(),
+    /** Request bodies up to this size are buffered for replay; larger ones are not retried (64 KiB). */
+    maxBodyBytes: count("maxBodyBytes")
+      .max(MAX_RETRY_BODY_BYTES, { error: `must be at most ${MAX_RETRY_BODY_BYTES}` })
+      .optional(),
+    /** Linkerd's retry budget per destination. */
+    budget: z
+      .object({
+        retryRatio: z
+          .number()
+          .min(0, { error: "must be >= 0" })
+          .max(1000, { error: "must be at most 1000" })
+          .optional(),
+        minRetriesPerSecond: count("minRetriesPerSecond").optional(),
+        ttl: Duration.optional(),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
+/** Per-endpoint circuit breaker (agent/breaker/consecutive-failures.ts). */
+export const CircuitBreakerSettings = z
+  .object({
+    /** Opens after this many failures in a row (0 = off; default 5). */
+    consecutiveFailures: count("consecutiveFailures").optional(),
+    /** Opens after this many failures within `interval` (0 = off; default 5 in 10s). */
+    failures: count("failures").optional(),
+    interval: Duration.optional(),
+    /** First open period (default 30s); doubles on each re-open, up to maxOpenTime (default 5m). */
+    openTime: Duration.optional(),
+    maxOpenTime: Duration.optional(),
+    /** Successes in half-open that close it (default 2). */
+    halfOpenSuccesses: count("halfOpenSuccesses").min(1, { error: "must be at least 1" }).optional(),
+  })
+  .strict();
+
+const Percentage = z
+  .number({ error: "must be a percentage (0-100)" })
+  .min(0, { error: "must be a percentage (0-100)" })
+  .max(100, { error: "must be a percentage (0-100)" });
+
+/** Istio's HTTPFaultInjection, per destination service: applied by the calling agent. */
+export const FaultInjectionSettings = z
+  .object({
+    delay: z
+      .object({ fixedDelay: Duration, percentage: Percentage.default(100) })
+      .strict()
+      .optional(),
+    abort: z
+      .object({
+        httpStatus: z
+          .number()
+          .int()
+          .min(200)
+          .max(599, { error: "must be an HTTP status (200-599)" })
+          .optional(),
+        /** A gRPC status code (1-16) for gRPC requests; HTTP requests get `httpStatus` (default 503). */
+        grpcStatus: z
+          .number()
+          .int()
+          .min(1)
+          .max(16, { error: "must be a gRPC status code (1-16)" })
+          .optional(),
+        percentage: Percentage.default(100),
+      })
+      .strict()
+      .refine((a) => a.httpStatus !== undefined || a.grpcStatus !== undefined, {
+        error: "abort needs httpStatus or grpcStatus",
+      })
+      .optional(),
+  })
+  .strict()
+  .refine((f) => f.delay !== undefined || f.abort !== undefined, { error: "fault needs delay or abort" });
+
+/** Envoy's local rate limit token bucket, per destination workload: applied by the workload's agent. */
+export const RateLimitSettings = z
+  .object({
+    maxTokens: z.number().int().min(1, { error: "must be at least 1" }),
+    tokensPerFill: z.number().int().min(1, { error: "must be at least 1" }).optional(),
+    fillInterval: Duration,
+  })
+  .strict()
+  .refine((r) => durationMs(r.fillInterval) > 0, {
+    error: "fillInterval must be longer than 0s",
+    path: ["fillInterval"],
+  });
+
 export const TrafficPolicySpec = z
   .object({
     targetRefs: z.array(TargetRef).min(1, { error: "targetRefs needs at least one Service" }),
@@ -397,6 +519,14 @@ export const TrafficPolicySpec = z
       })
       .strict()
       .optional(),
+    /** Default whole-request timeout for HTTP to the service ("0s" = none); an HTTPRoute's timeouts.request wins. */
+    timeout: Duration.optional(),
+    retries: RetrySettings.optional(),
+    circuitBreaker: CircuitBreakerSettings.optional(),
+    /** Fault injection for HTTP requests to the service (delays and aborts, by percentage). */
+    fault: FaultInjectionSettings.optional(),
+    /** Local rate limit per destination workload (429 with retry-after when the bucket is empty). */
+    rateLimit: RateLimitSettings.optional(),
   })
   .strict();
 
@@ -441,6 +571,10 @@ export type PeerAuthentication = z.infer<typeof PeerAuthentication>;
 export type TrafficPolicy = z.infer<typeof TrafficPolicy>;
 export type ConsistentHashLB = z.infer<typeof ConsistentHashLB>;
 export type LoadBalancerSettings = z.infer<typeof LoadBalancerSettings>;
+export type RetrySettings = z.infer<typeof RetrySettings>;
+export type CircuitBreakerSettings = z.infer<typeof CircuitBreakerSettings>;
+export type FaultInjectionSettings = z.infer<typeof FaultInjectionSettings>;
+export type RateLimitSettings = z.infer<typeof RateLimitSettings>;
 export type Resource = z.infer<typeof Resource>;
 export type Kind = z.infer<typeof Kind>;
 /** A resource's identity in the stream: removals carry only this. */

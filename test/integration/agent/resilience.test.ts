@@ -37,7 +37,9 @@ function app(pod: string, host: string): Promise<Server> {
     if (kind === "slow") {
       const t = setTimeout(() => res.end(pod), 1000);
       res.once("close", () => {
-        if (!res.writableFinished) ((rec.cancelled = true), clearTimeout(t));
+        if (res.writableFinished) return;
+        rec.cancelled = true;
+        clearTimeout(t);
       });
       return;
     }
@@ -68,7 +70,15 @@ function policy(name: string, spec: object) {
   });
 }
 
-const VIPS = { retry: "10.96.1.1", slow: "10.96.1.2", brk: "10.96.1.3", storm: "10.96.1.4" } as const;
+const VIPS = {
+  retry: "10.96.1.1",
+  slow: "10.96.1.2",
+  brk: "10.96.1.3",
+  storm: "10.96.1.4",
+  fault: "10.96.1.5",
+  delay: "10.96.1.6",
+  limit: "10.96.1.7",
+} as const;
 
 describe("L7 resilience through the node agents", () => {
   let h: Harness;
@@ -125,6 +135,13 @@ describe("L7 resilience through the node agents", () => {
             budget: { retryRatio: 0.2, minRetriesPerSecond: 0 },
           },
           circuitBreaker: { consecutiveFailures: 0, failures: 0 },
+        }),
+        policy("fault", { fault: { abort: { httpStatus: 418, percentage: 50 } }, retries: { attempts: 0 } }),
+        policy("delay", { fault: { delay: { fixedDelay: "300ms" } } }),
+        policy("limit", {
+          loadBalancer: { simple: "ROUND_ROBIN" },
+          rateLimit: { maxTokens: 3, fillInterval: "1m" },
+          retries: { attempts: 0 },
         }),
       ],
     };
@@ -198,5 +215,35 @@ describe("L7 resilience through the node agents", () => {
     expect(await h.agents.a.metrics.text()).toMatch(
       /nodemesh_retry_budget_exhausted_total\{destination_service="default\/storm:80"\} [1-9]/,
     );
+  });
+
+  it("injects aborts for about the configured share of requests, answered by the mesh", async () => {
+    const codes: number[] = [];
+    for (let i = 0; i < 200; i++) codes.push((await send("fault", "/fault")).status);
+    const aborted = codes.filter((c) => c === 418).length;
+    expect(aborted).toBeGreaterThan(60); // 50 % of 200: binomial, 6 standard deviations below 100
+    expect(aborted).toBeLessThan(140);
+    expect(codes.every((c) => c === 418 || c === 200)).toBe(true);
+    const hits = seen.filter((s) => s.path === "/fault").length;
+    expect(hits).toBe(200 - aborted); // an aborted request never left the node
+    expect(accessLog("/fault").some((l) => l["response_flags"] === "FaultInjected")).toBe(true);
+  });
+
+  it("injects a fixed delay", async () => {
+    const r = await send("delay", "/delayed");
+    expect(r.status).toBe(200);
+    expect(r.ms).toBeGreaterThanOrEqual(290);
+  });
+
+  it("rate limits per destination workload at the destination: 429 with retry-after beyond the bucket", async () => {
+    const replies: { status: number; body: string }[] = [];
+    for (let i = 0; i < 10; i++) replies.push(await send("limit", "/limited"));
+    // Round robin over two pods, 3 tokens each per minute: 6 pass, 4 are refused at the destination.
+    expect(replies.filter((r) => r.status === 200)).toHaveLength(6);
+    expect(replies.filter((r) => r.status === 429)).toHaveLength(4);
+    expect(replies.find((r) => r.status === 429)!.body).toContain("local rate limit exceeded");
+    expect(seen.filter((s) => s.path === "/limited")).toHaveLength(6);
+    const limited = h.logs.lines.find((l) => l["path"] === "/limited" && l["response_code"] === 429);
+    expect(limited?.["response_flags"]).toBe("RateLimited");
   });
 });

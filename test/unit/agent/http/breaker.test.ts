@@ -73,3 +73,18 @@ describe("breakerLayer", () => {
     expect(breakers.dump()).toEqual([]);
   });
 });
+
+describe("breakerLayer and clients that leave", () => {
+  it("does not count a try the client abandoned against the endpoint", async () => {
+    const d = destination(["a:80"], { circuitBreaker: { consecutiveFailures: 1 } });
+    const breakers = new Breakers({ now: () => 0 });
+    const client = new AbortController();
+    const ex = { ...exchange(d), signal: client.signal } as Exchange;
+    await breakerLayer(breakers)(async (e) => {
+      e.endpoint = "a:80";
+      client.abort();
+      return answer(503, { flag: "UpstreamConnectionTermination" });
+    })(ex);
+    expect(breakers.isOpen("default/web:80", "a:80")).toBe(false);
+  });
+});

@@ -1,6 +1,6 @@
 // Builds Exchanges for the resilience layers' unit tests: one destination service with endpoints, an
 // optional TrafficPolicy, and a scripted upstream that answers each try from a list.
-import { Readable } from "node:stream";
+import type { Readable } from "node:stream";
 import type { MeshView, ServiceInfo, ServicePortInfo } from "../../../../agent/state/view.ts";
 import type { Exchange, ResponseHead } from "../../../../agent/http/exchange.ts";
 import type { CompiledRule } from "../../../../agent/state/routes.ts";

@@ -54,6 +54,18 @@ describe("retryReason", () => {
     ["unlisted code", answer(500), true, undefined],
     ["listed code, POST", answer(503), false, undefined],
     ["success", answer(200), true, undefined],
+    [
+      "this agent's own 503 (nothing to pick)",
+      answer(503, { flag: "NoHealthyUpstream", reason: "no endpoints" }),
+      true,
+      undefined,
+    ],
+    [
+      "the destination agent's 503 (workload gone)",
+      answer(503, { flag: "NoHealthyUpstream" }),
+      true,
+      "status",
+    ],
   ])("%s", (_, res, replay, want) => expect(retryReason(res, codes, replay)).toBe(want));
 });
 

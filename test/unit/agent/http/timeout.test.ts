@@ -1,12 +1,13 @@
 // Timeout layers with fake time: grpc-timeout parsing, the precedence of route, TrafficPolicy, agent
 // default and grpc-timeout, a 504 (gRPC DEADLINE_EXCEEDED) with the UT flag on expiry that cancels the
 // try, nothing on time, and "0s" disabling.
+import { PassThrough } from "node:stream";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { Exchange, ResponseHead } from "../../../../agent/http/exchange.ts";
 import {
   grpcTimeoutMs,
   requestTimeoutLayer,
-  requestTimeoutMs,
+  requestTimeouts,
   tryTimeoutLayer,
   TIMEOUT_FLAG,
 } from "../../../../agent/http/timeout.ts";
@@ -40,21 +41,21 @@ describe("grpcTimeoutMs", () => {
   );
 });
 
-describe("requestTimeoutMs", () => {
+describe("requestTimeouts", () => {
   const d = destination(["10.0.0.2:80"]);
-  it("takes the agent default when nothing else is set", () =>
-    expect(requestTimeoutMs(exchange(d), 10_000)).toBe(10_000));
+  const after = (ex: Exchange, def: number) => requestTimeouts(ex, def).afterBodyMs;
+  it("takes the agent default when nothing else is set", () => {
+    expect(requestTimeouts(exchange(d), 10_000)).toEqual({ afterBodyMs: 10_000, fromStartMs: 0 });
+  });
   it("prefers the TrafficPolicy over the default, and the route over both", () => {
     const p = destination(["10.0.0.2:80"], { timeout: "3s" });
-    expect(requestTimeoutMs(exchange(p), 10_000)).toBe(3000);
-    expect(requestTimeoutMs(exchange(p, { rule: { timeouts: { requestMs: 0 } } }), 10_000)).toBe(0);
-    expect(requestTimeoutMs(exchange(p, { rule: { timeouts: { requestMs: 700 } } }), 10_000)).toBe(700);
+    expect(after(exchange(p), 10_000)).toBe(3000);
+    expect(after(exchange(p, { rule: { timeouts: { requestMs: 0 } } }), 10_000)).toBe(0);
+    expect(after(exchange(p, { rule: { timeouts: { requestMs: 700 } } }), 10_000)).toBe(700);
   });
-  it("lets grpc-timeout lower the budget, or set one where none is configured", () => {
-    expect(requestTimeoutMs(exchange(d, { headers: { "grpc-timeout": "200m" } }), 10_000)).toBe(200);
-    expect(requestTimeoutMs(exchange(d, { headers: { "grpc-timeout": "20S" } }), 10_000)).toBe(10_000);
-    expect(requestTimeoutMs(exchange(d, { headers: { "grpc-timeout": "200m" } }), 0)).toBe(200);
-    expect(requestTimeoutMs(exchange(d, { headers: { "grpc-timeout": "bogus" } }), 0)).toBe(0);
+  it("adds the gRPC client's grpc-timeout, ignoring a malformed one", () => {
+    expect(requestTimeouts(exchange(d, { headers: { "grpc-timeout": "200m" } }), 0).fromStartMs).toBe(200);
+    expect(requestTimeouts(exchange(d, { headers: { "grpc-timeout": "bogus" } }), 0).fromStartMs).toBe(0);
   });
 });
 
@@ -96,6 +97,28 @@ describe("timeout layers", () => {
     expect(ex.trySignal).toBeUndefined();
     await vi.advanceTimersByTimeAsync(1000);
     expect(up.seen[0]?.aborted).toBe(false);
+  });
+
+  it("counts the configured timeout from the end of the request body", async () => {
+    const up = hanging();
+    const body = new PassThrough();
+    const ex = exchange(d, { method: "PUT", body });
+    const pending = requestTimeoutLayer({ defaultRequestTimeoutMs: 500 })(up.handler)(ex);
+    body.resume();
+    await vi.advanceTimersByTimeAsync(2000); // still uploading: no deadline yet
+    expect(up.seen[0]?.aborted).toBe(false);
+    body.end();
+    await vi.advanceTimersByTimeAsync(500);
+    expect((await pending).status).toBe(504);
+  });
+
+  it("counts grpc-timeout from the start, even while the client still streams", async () => {
+    const up = hanging();
+    const body = new PassThrough();
+    const ex = exchange(d, { headers: { "content-type": "application/grpc", "grpc-timeout": "100m" }, body });
+    const pending = requestTimeoutLayer({ defaultRequestTimeoutMs: 10_000 })(up.handler)(ex);
+    await vi.advanceTimersByTimeAsync(100);
+    expect((await pending).headers["grpc-status"]).toBe("4");
   });
 
   it("sets no deadline when disabled", async () => {

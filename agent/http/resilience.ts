@@ -1,0 +1,49 @@
+// The resilience layers assembled for the outbound HTTP path, in their order (docs/http.md
+// "Resilience"): whole-request timeout → retry → circuit breaker → per-try timeout → upstream. Owns the
+// per-destination state they keep across requests (retry budgets, breakers) and hands the composition
+// root its config-dump page content and its cleanup on each snapshot.
+import type { AgentSettings } from "../config.ts";
+import { Breakers } from "../breaker/breakers.ts";
+import { RetryBudgets } from "../retry/budget.ts";
+import type { Layer } from "../stack/compose.ts";
+import type { MeshView } from "../state/view.ts";
+import type { ResilienceMetrics } from "../telemetry/resilience.ts";
+import { breakerLayer } from "./breaker.ts";
+import type { Exchange, ResponseHead } from "./exchange.ts";
+import { retryLayer } from "./retry.ts";
+import { requestTimeoutLayer, tryTimeoutLayer } from "./timeout.ts";
+
+export interface ResilienceStack {
+  readonly layers: readonly Layer<Exchange, ResponseHead>[];
+  readonly breakers: Breakers;
+  /** Forgets budgets and breakers of destinations and endpoints that left the config. */
+  retain(view: MeshView): void;
+  dump(): ReturnType<Breakers["dump"]>;
+}
+
+export function createResilience(
+  settings: Pick<AgentSettings, "defaultRequestTimeoutMs">,
+  metrics: ResilienceMetrics,
+  now: () => number = () => performance.now(),
+): ResilienceStack {
+  const breakers = new Breakers({
+    now,
+    onTransition: (d, e, from, to) => metrics.breakerTransition(d, e, from, to),
+  });
+  const budgets = new RetryBudgets(now);
+  return {
+    layers: [
+      requestTimeoutLayer(settings),
+      retryLayer({ budgets, metrics }),
+      breakerLayer(breakers),
+      tryTimeoutLayer(),
+    ],
+    breakers,
+    retain(view) {
+      const keep = (key: string) => view.servicePort(key) !== undefined;
+      breakers.retain(keep, (key) => view.servicePort(key)?.endpointKeys ?? []);
+      budgets.retain(keep);
+    },
+    dump: () => breakers.dump(),
+  };
+}

@@ -1,0 +1,64 @@
+// Metrics of the resilience layers: retries by reason, exhausted retry budgets, and each endpoint's
+// circuit-breaker state and transitions. These fire on failures only (not per request), so plain
+// prom-client series are cheap enough here; `destination_service` is the destination key
+// ("namespace/name:port"), `endpoint` the endpoint key ("podIP:port").
+import { createRequire } from "node:module";
+import type * as PromClient from "prom-client";
+
+// Per-file requires as metrics.ts does: loading prom-client's index pulls in modules the agent never uses.
+const require = createRequire(import.meta.url);
+const Counter = require("prom-client/lib/counter.js") as typeof PromClient.Counter;
+const Gauge = require("prom-client/lib/gauge.js") as typeof PromClient.Gauge;
+type Counter<T extends string> = PromClient.Counter<T>;
+type Gauge<T extends string> = PromClient.Gauge<T>;
+
+const STATES = ["closed", "open", "half-open"] as const;
+
+export class ResilienceMetrics {
+  readonly #retries: Counter<"destination_service" | "reason">;
+  readonly #exhausted: Counter<"destination_service">;
+  readonly #state: Gauge<"destination_service" | "endpoint" | "state">;
+  readonly #transitions: Counter<"destination_service" | "endpoint" | "from" | "to">;
+
+  constructor(registry: PromClient.Registry) {
+    const registers = [registry];
+    this.#retries = new Counter({
+      name: "nodemesh_request_retries_total",
+      help: "HTTP request retries, by destination and reason (status, connect-failure, refused-stream, reset, per-try-timeout).",
+      labelNames: ["destination_service", "reason"],
+      registers,
+    });
+    this.#exhausted = new Counter({
+      name: "nodemesh_retry_budget_exhausted_total",
+      help: "Retries not made because the destination's retry budget was spent.",
+      labelNames: ["destination_service"],
+      registers,
+    });
+    this.#state = new Gauge({
+      name: "nodemesh_circuit_breaker_state",
+      help: "Circuit breaker state per endpoint: 1 for the current state (closed, open, half-open), 0 otherwise.",
+      labelNames: ["destination_service", "endpoint", "state"],
+      registers,
+    });
+    this.#transitions = new Counter({
+      name: "nodemesh_circuit_breaker_transitions_total",
+      help: "Circuit breaker state changes per endpoint.",
+      labelNames: ["destination_service", "endpoint", "from", "to"],
+      registers,
+    });
+  }
+
+  retry(destination: string, reason: string): void {
+    this.#retries.inc({ destination_service: destination, reason });
+  }
+
+  budgetExhausted(destination: string): void {
+    this.#exhausted.inc({ destination_service: destination });
+  }
+
+  breakerTransition(destination: string, endpoint: string, from: string, to: string): void {
+    this.#transitions.inc({ destination_service: destination, endpoint, from, to });
+    for (const state of STATES)
+      this.#state.set({ destination_service: destination, endpoint, state }, state === to ? 1 : 0);
+  }
+}

@@ -11,6 +11,7 @@ import { AdminServer, Readiness } from "./admin/server.ts";
 import { DEFAULT_OUTLIER, type AgentSettings } from "./config.ts";
 import type { Datapath } from "./datapath/datapath.ts";
 import { runWithDrain } from "./drain.ts";
+import { PodPlacer, podLocatorOptionsFromEnv } from "./node/pod-placement.ts";
 import { IdentityManager, type CsrSigner } from "./identity/manager.ts";
 import { accessLogger, createLogger, type Logger } from "./log.ts";
 import { evaluateAuthz } from "./policy/authz.ts";
@@ -24,6 +25,10 @@ import { AppClients } from "./http/app-client.ts";
 import { serveInboundRequest } from "./http/inbound.ts";
 import { reportInbound } from "./http/inbound-report.ts";
 import { HttpOutbound } from "./http/outbound.ts";
+import { createResilience } from "./http/resilience.ts";
+import { faultLayer } from "./http/fault.ts";
+import { LocalRateLimiter } from "./http/local-ratelimit.ts";
+import { ResilienceMetrics } from "./telemetry/resilience.ts";
 import { RequestTelemetry } from "./telemetry/http.ts";
 import type { ConfigSource } from "./state/source.ts";
 import { MeshView, type WorkloadInfo } from "./state/view.ts";
@@ -36,6 +41,8 @@ export interface AgentDeps {
   readonly signer: CsrSigner;
   readonly log?: Logger;
   readonly version?: string;
+  /** Finds Kubernetes pods on this node by UID; default: the host's cgroup2 and NODEMESH_PROC_ROOT. */
+  readonly podPlacer?: PodPlacer;
   /** Called by POST /quitquitquit (main.ts exits the process); defaults to stop(). */
   readonly onQuit?: () => void;
 }
@@ -81,6 +88,9 @@ export function createAgent(deps: AgentDeps): Agent {
   });
   const apps = new AppClients((uid, address, port) => datapath.connectApp(uid, address, port));
   const connections = new ConnectionManager();
+  const placer =
+    deps.podPlacer ??
+    new PodPlacer({ locator: podLocatorOptionsFromEnv(), log: log.child({ part: "node" }) });
   const enrolled = new Map<string, Enrolled>();
   let view: MeshView | undefined;
   let chain: Promise<void> = Promise.resolve();
@@ -89,9 +99,12 @@ export function createAgent(deps: AgentDeps): Agent {
   let unsubscribe: (() => void) | undefined;
   const currentView = () => view as MeshView;
 
+  const limiter = new LocalRateLimiter();
+  const resilience = createResilience(settings, new ResilienceMetrics(metrics.registry));
   const http = new HttpOutbound({
     view: currentView,
     telemetry: requests,
+    layers: [faultLayer(), ...resilience.layers],
     pool,
     identities,
     endpoints,
@@ -125,7 +138,7 @@ export function createAgent(deps: AgentDeps): Agent {
     connectApp: (uid: string, address: string, port: number) => datapath.connectApp(uid, address, port),
     onRequest: (...args: [string, ServerHttp2Stream, IncomingHttpHeaders, string | undefined, string]) =>
       serveInboundRequest(
-        { view: currentView, apps, onDone: (r) => reportInbound(requests, currentView(), r) },
+        { view: currentView, apps, limiter, onDone: (r) => reportInbound(requests, currentView(), r) },
         ...args,
       ),
   };
@@ -144,11 +157,13 @@ export function createAgent(deps: AgentDeps): Agent {
   });
 
   async function enroll(w: WorkloadInfo, strict: boolean): Promise<void> {
+    // A Kubernetes pod comes with its UID, not its netns: found on this node (agent/node/).
+    const where = await placer.place(w);
     const listeners = await datapath.enroll({
       uid: w.uid,
       address: w.address,
-      netns: w.netns,
-      cgroup: w.cgroup,
+      netns: where.netns,
+      cgroup: where.cgroup,
       strict,
     });
     const inbound = new InboundTunnel(w.uid, listeners.inbound, inboundDeps);
@@ -209,6 +224,7 @@ export function createAgent(deps: AgentDeps): Agent {
       }
     }
     endpoints.retain((key) => next.servicePort(key) !== undefined);
+    resilience.retain(next);
     const closed = connections.recheck((c) => evaluateAuthz(next.authorizationPoliciesFor(c.uid), c.request));
     log.info({ version: next.version, workloads: enrolled.size, closedByPolicy: closed }, "config applied");
   }
@@ -342,6 +358,7 @@ export function createAgent(deps: AgentDeps): Agent {
           ?.services()
           .map((s) => ({ host: s.host, loadBalancer: s.loadBalancer, connectTimeoutMs: s.connectTimeoutMs })),
         balancing: endpoints.dump(),
+        circuitBreakers: resilience.dump(),
         policies: {
           authorization: v?.config.authorizationPolicies.map(
             (p) => `${p.metadata.namespace}/${p.metadata.name} ${p.spec.action}`,

@@ -28,6 +28,8 @@ export interface AgentArgs {
   readonly node: string | undefined;
   readonly controller: string;
   readonly token: string | undefined;
+  /** Set when the token came from a file: the client re-reads it on every reconnect (rotation). */
+  readonly tokenFile: string | undefined;
   readonly caFile: string | undefined;
   readonly pinDir: string;
   readonly cgroup: string | undefined;
@@ -70,6 +72,7 @@ export function parseAgentArgs(argv: string[], env: NodeJS.ProcessEnv = process.
     node: values.node ?? env["NODEMESH_NODE_NAME"],
     controller: values.controller ?? env["NODEMESH_CONTROLLER"] ?? "127.0.0.1:15012",
     token,
+    tokenFile: (values.token ?? env["NODEMESH_NODE_TOKEN"]) ? undefined : tokenFile,
     caFile: values["ca-file"] ?? env["NODEMESH_CA_FILE"],
     pinDir: values["pin-dir"] ?? env["NODEMESH_PIN_DIR"] ?? "/sys/fs/bpf/nodemesh",
     cgroup: values.cgroup ?? env["NODEMESH_CGROUP"],
@@ -116,6 +119,7 @@ export async function agentMain(argv: string[]): Promise<number> {
     address: args.controller,
     node: settings.nodeName,
     token: args.token,
+    tokenFile: args.tokenFile,
     caFile: args.caFile,
     log: log.child({ part: "control" }),
   });

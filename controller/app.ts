@@ -13,6 +13,7 @@ import { loadRoot } from "./ca/root.ts";
 import type { RootSource } from "./ca/root.ts";
 import { ConfigHub } from "./distribution/hub.ts";
 import type { Version } from "./distribution/hub.ts";
+import type { NodeAuthenticator } from "./distribution/node-auth.ts";
 import { StreamServer } from "./distribution/server.ts";
 import { FileConfigSource } from "./sources/file.ts";
 import type { Source } from "./sources/source.ts";
@@ -32,6 +33,8 @@ export interface ControllerOptions {
   svidTtlMs: number;
   /** token → node. */
   nodeTokens: ReadonlyMap<string, string>;
+  /** Checks tokens that are not in `nodeTokens` (`--node-auth tokenreview`); else they are refused. */
+  nodeAuthenticator?: NodeAuthenticator;
   /** SANs of the controller's serving certificate (agents connect to one of these). */
   serverNames: { dns: string[]; ips: string[] };
   heartbeatMs?: number;
@@ -83,6 +86,7 @@ export class ControllerApp {
       hub: this.hub,
       ca: this.ca,
       tokens: opts.nodeTokens,
+      authenticate: opts.nodeAuthenticator,
       metrics: this.metrics,
       log: opts.log,
       tls: this.ca.issueServing(opts.serverNames, SERVING_CERT_TTL_MS),
@@ -131,6 +135,7 @@ export class ControllerApp {
         monitoring: this.monitoringAddress,
         trustDomain: this.#opts.trustDomain,
         nodes: new Set(this.#opts.nodeTokens.values()).size,
+        nodeAuth: this.#opts.nodeAuthenticator ? "tokenreview" : "tokens",
       },
       "controller started",
     );

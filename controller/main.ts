@@ -7,6 +7,7 @@ import { hostname } from "node:os";
 import { parseArgs } from "node:util";
 import pino from "pino";
 import type { Logger } from "pino";
+import type { KubeConfig } from "@kubernetes/client-node";
 import {
   CONTROLLER_MONITORING_PORT,
   CONTROLLER_PORT,
@@ -22,6 +23,7 @@ import type { SessionLimits } from "./distribution/limits.ts";
 import { ConfigError } from "./errors.ts";
 import { LeaderElector } from "./sources/kube/leader.ts";
 import { KubeSource, loadKubeConfig } from "./sources/kube/source.ts";
+import { TokenReviewAuthenticator } from "./sources/kube/token-review.ts";
 import type { Source } from "./sources/source.ts";
 import { DEFAULT_SETTLE_MS } from "./file-settle.ts";
 
@@ -40,6 +42,9 @@ export const USAGE = `usage: nodemesh controller (--config <file|dir> | --source
   --svid-ttl <duration>    workload certificate lifetime [24h]          env NODEMESH_SVID_TTL
   --node-token <node=tok>  bootstrap token of a node (repeatable)
   --node-tokens-file <f>   lines "node token" or "node=token"           env NODEMESH_NODE_TOKENS_FILE
+  --node-auth <tokens|tokenreview>  tokenreview (with --source kube): a token that is not a bootstrap token
+                           is checked by a TokenReview (projected agent token, audience nodemesh) [tokens]  env NODEMESH_NODE_AUTH
+  --agent-service-account <ns/name>  with tokenreview: the agents' ServiceAccount  env NODEMESH_AGENT_SERVICE_ACCOUNT
   --server-name <name>     DNS name or IP in the controller certificate (repeatable) [localhost, 127.0.0.1, hostname]
   --max-removal-percent <n>  a change removing more of the resources waits for SIGHUP [${DEFAULT_MAX_REMOVAL_PERCENT}]  env NODEMESH_CONTROLLER_MAX_REMOVAL_PERCENT
   --settle <duration>      quiet time before a changed file is read [${DEFAULT_SETTLE_MS}ms]  env NODEMESH_CONTROLLER_SETTLE
@@ -119,6 +124,32 @@ function addToken(tokens: Map<string, string>, spec: string, where: string): voi
   tokens.set(token, node);
 }
 
+/** How agents authenticate: bootstrap tokens only, or also TokenReview for the agents' ServiceAccount. */
+export type NodeAuthKind = { kind: "tokens" } | { kind: "tokenreview"; agentServiceAccount: string };
+
+function nodeAuthOf(
+  flag: string | undefined,
+  serviceAccount: string | undefined,
+  sourceKind: "file" | "kube",
+  env: NodeJS.ProcessEnv,
+): NodeAuthKind {
+  const kind = flag ?? env.NODEMESH_NODE_AUTH ?? "tokens";
+  const sa = serviceAccount ?? env.NODEMESH_AGENT_SERVICE_ACCOUNT;
+  if (kind === "tokens") {
+    if (serviceAccount) throw new ConfigError("--agent-service-account needs --node-auth tokenreview");
+    return { kind };
+  }
+  if (kind !== "tokenreview")
+    throw new ConfigError(`--node-auth must be "tokens" or "tokenreview", got "${kind}"`);
+  if (sourceKind !== "kube")
+    throw new ConfigError("--node-auth tokenreview needs --source kube (the API server reviews the tokens)");
+  if (!sa || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/.test(sa))
+    throw new ConfigError(
+      `--node-auth tokenreview needs --agent-service-account "<namespace>/<name>" (the agents' ServiceAccount; only its tokens are accepted), got "${sa ?? ""}"`,
+    );
+  return { kind, agentServiceAccount: sa };
+}
+
 /** Parses argv + env into options (exported for tests). */
 export function parseControllerArgs(
   argv: string[],
@@ -127,6 +158,7 @@ export function parseControllerArgs(
   logLevel: string;
   sourceKind: "file" | "kube";
   kubeconfig: string | undefined;
+  nodeAuth: NodeAuthKind;
 } {
   const { values } = parseArgs({
     args: argv,
@@ -145,6 +177,8 @@ export function parseControllerArgs(
       "svid-ttl": { type: "string" },
       "node-token": { type: "string", multiple: true },
       "node-tokens-file": { type: "string" },
+      "node-auth": { type: "string" },
+      "agent-service-account": { type: "string" },
       "server-name": { type: "string", multiple: true },
       "log-level": { type: "string" },
       "max-removal-percent": { type: "string" },
@@ -169,6 +203,7 @@ export function parseControllerArgs(
     throw new ConfigError("--config and --source kube are exclusive: the Kubernetes API is the source");
   const kubeconfig = values.kubeconfig ?? env.NODEMESH_KUBECONFIG;
   if (kubeconfig && sourceKind !== "kube") throw new ConfigError("--kubeconfig needs --source kube");
+  const nodeAuth = nodeAuthOf(values["node-auth"], values["agent-service-account"], sourceKind, env);
   const tokens = new Map<string, string>();
   for (const t of values["node-token"] ?? []) addToken(tokens, t, "--node-token");
   const tokensFile = values["node-tokens-file"] ?? env.NODEMESH_NODE_TOKENS_FILE;
@@ -194,6 +229,7 @@ export function parseControllerArgs(
     configPath: sourceKind === "file" ? configPath : undefined,
     sourceKind,
     kubeconfig,
+    nodeAuth,
     listen: hostPort(
       values.listen ?? env.NODEMESH_CONTROLLER_LISTEN ?? `0.0.0.0:${CONTROLLER_PORT}`,
       "--listen",
@@ -239,7 +275,8 @@ export async function controllerMain(argv: string[]): Promise<void> {
     level: opts.logLevel,
     base: { pid: process.pid, hostname: hostname(), component: "controller" },
   });
-  if (opts.nodeTokens.size === 0) log.warn("no --node-token given: no agent can authenticate");
+  if (opts.nodeTokens.size === 0 && opts.nodeAuth.kind === "tokens")
+    log.warn("no --node-token given: no agent can authenticate");
   let kube: ReturnType<typeof kubeSource> | undefined;
   if (opts.sourceKind === "kube") {
     try {
@@ -250,7 +287,19 @@ export async function controllerMain(argv: string[]): Promise<void> {
       return;
     }
   }
-  const app = new ControllerApp({ ...opts, log, source: kube?.source });
+  const reviewer =
+    kube && opts.nodeAuth.kind === "tokenreview"
+      ? new TokenReviewAuthenticator({
+          kubeConfig: kube.kubeConfig,
+          agentServiceAccount: opts.nodeAuth.agentServiceAccount,
+        })
+      : undefined;
+  const app = new ControllerApp({
+    ...opts,
+    log,
+    source: kube?.source,
+    nodeAuthenticator: reviewer && ((token) => reviewer.authenticate(token)),
+  });
   kube?.leader.start();
   await app.start();
   process.on("SIGHUP", () => {
@@ -278,7 +327,10 @@ export async function controllerMain(argv: string[]): Promise<void> {
  * The Kubernetes source and its leader election: every replica watches and serves agents; only the
  * Lease holder writes status and Events. POD_NAME and POD_NAMESPACE come from the downward API.
  */
-function kubeSource(kubeconfig: string | undefined, log: Logger): { source: Source; leader: LeaderElector } {
+function kubeSource(
+  kubeconfig: string | undefined,
+  log: Logger,
+): { source: Source; leader: LeaderElector; kubeConfig: KubeConfig } {
   const kubeConfig = loadKubeConfig(kubeconfig);
   const identity = process.env.POD_NAME ?? hostname();
   const source = new KubeSource({
@@ -298,5 +350,5 @@ function kubeSource(kubeconfig: string | undefined, log: Logger): { source: Sour
       if (leading) source.reportAll();
     },
   });
-  return { source, leader };
+  return { source, leader, kubeConfig };
 }

@@ -1,9 +1,10 @@
 // The agent's side of the controller API: the config stream and CSR signing, over one HTTP/2+TLS
 // connection to the controller (verified with the trust bundle; the node proves itself with its
-// bootstrap token). It reconnects with jittered exponential backoff forever, resumes from the
-// last version it holds (the controller answers with a delta or, if it does not know that version,
-// a full snapshot), ACKs every version it applies, and keeps the last config when the controller
-// is gone. Consumers get whole immutable MeshConfig snapshots, never deltas.
+// bootstrap token, or a token file re-read on every reconnect: node-token.ts). It reconnects with
+// jittered exponential backoff forever, resumes from the last version it holds (the controller
+// answers with a delta or, if it does not know that version, a full snapshot), ACKs every version
+// it applies, and keeps the last config when the controller is gone. Consumers get whole
+// immutable MeshConfig snapshots, never deltas.
 // The stream is requested with `accept-encoding: deflate`; a controller that answers with
 // `content-encoding: deflate` sends one endless zlib stream (controller/distribution/deflate.ts),
 // inflated here with sync flushes; one that does not sends plain NDJSON, handled as before.
@@ -33,6 +34,7 @@ import {
   applyDelta,
 } from "../../controller/api/index.ts";
 import type { MeshConfig } from "../../controller/api/index.ts";
+import { NodeToken } from "./node-token.ts";
 
 const STREAM_WINDOW = 1 << 20;
 const SESSION_WINDOW = 2 << 20;
@@ -44,7 +46,10 @@ export interface ControllerClientOptions {
   /** host:port of the controller (default port 15012). */
   address: string;
   node: string;
-  token: string;
+  /** The node's bootstrap token; or `tokenFile`. */
+  token?: string;
+  /** File holding the token, re-read on every (re)connect (projected service-account tokens rotate). */
+  tokenFile?: string;
   /** PEM roots that verify the controller; or `caFile`. Roots pushed in the stream are added. */
   trustBundle?: string[];
   caFile?: string;
@@ -105,6 +110,7 @@ interface Events {
 export class ControllerClient extends EventEmitter<Events> {
   readonly #opts: ControllerClientOptions;
   readonly #log: Logger;
+  readonly #token: NodeToken;
   readonly #initialRoots: string[];
   #roots: string[];
   #config: MeshConfig | undefined;
@@ -124,6 +130,7 @@ export class ControllerClient extends EventEmitter<Events> {
     super();
     this.#opts = opts;
     this.#log = opts.log.child({ component: "controller-client" });
+    this.#token = new NodeToken({ token: opts.token, file: opts.tokenFile, log: this.#log });
     this.#initialRoots = opts.trustBundle ?? (opts.caFile ? [readFileSync(opts.caFile, "utf8")] : []);
     if (this.#initialRoots.length === 0) throw new TypeError("ControllerClient needs trustBundle or caFile");
     this.#roots = [...this.#initialRoots];
@@ -202,7 +209,7 @@ export class ControllerClient extends EventEmitter<Events> {
   }
 
   #headers(): http2.OutgoingHttpHeaders {
-    return { authorization: `Bearer ${this.#opts.token}`, [HEADER_NODE]: this.#opts.node };
+    return { authorization: `Bearer ${this.#token.value}`, [HEADER_NODE]: this.#opts.node };
   }
 
   #newSession(): ClientHttp2Session {
@@ -222,6 +229,7 @@ export class ControllerClient extends EventEmitter<Events> {
 
   #connect(): void {
     if (!this.#running) return;
+    this.#token.refresh();
     const session = this.#newSession();
     this.#session = session;
     session.on("close", () => this.#lost(session, "connection closed"));

@@ -17,7 +17,7 @@ import type {
 } from "node:http2";
 import type { AddressInfo, Socket } from "node:net";
 import type { Logger } from "pino";
-import { CsrRequest, HEADER_NODE, HEADER_VERSION, NDJSON, PATH_CSR, PATH_STREAM } from "../api/index.ts";
+import { CsrRequest, HEADER_VERSION, NDJSON, PATH_CSR, PATH_STREAM } from "../api/index.ts";
 import type { CsrResponse, ErrorBody } from "../api/index.ts";
 import type { CertificateAuthority } from "../ca/ca.ts";
 import { CsrRejectedError } from "../errors.ts";
@@ -28,6 +28,8 @@ import { SessionGuard } from "./admission.ts";
 import { DEFLATE } from "./deflate.ts";
 import type { ConfigHub, StreamEncoding } from "./hub.ts";
 import { startKeepalive } from "./keepalive.ts";
+import { authenticateNode } from "./node-auth.ts";
+import type { NodeAuthDecision, NodeAuthenticator } from "./node-auth.ts";
 import { resolveSessionLimits } from "./limits.ts";
 import type { SessionLimits } from "./limits.ts";
 import { AgentSession, SnapshotGate } from "./session.ts";
@@ -56,8 +58,10 @@ export function negotiateEncoding(acceptEncoding: string | string[] | undefined)
 export interface StreamServerOptions {
   hub: ConfigHub;
   ca: CertificateAuthority;
-  /** token → node name. */
+  /** token → node name (bootstrap tokens). */
   tokens: ReadonlyMap<string, string>;
+  /** Checks a token not in `tokens` (TokenReview); without it such a token is refused. */
+  authenticate?: NodeAuthenticator;
   metrics: ControllerMetrics;
   log: Logger;
   tls: { certPem: string; keyPem: string };
@@ -163,31 +167,6 @@ export class StreamServer {
     await closed;
   }
 
-  #nodeOf(
-    headers: IncomingHttpHeaders,
-  ): { node: string } | { status: number; reason: string; message: string } {
-    const auth = headers.authorization ?? "";
-    const token = auth.startsWith("Bearer ") ? auth.slice(7).trim() : "";
-    const node = token ? this.#opts.tokens.get(token) : undefined;
-    if (!node) {
-      return {
-        status: 401,
-        reason: "unknown_token",
-        message:
-          "unknown or missing bootstrap token; check the agent's --token and the controller's --node-token",
-      };
-    }
-    const claimed = headers[HEADER_NODE];
-    if (typeof claimed === "string" && claimed !== "" && claimed !== node) {
-      return {
-        status: 403,
-        reason: "node_mismatch",
-        message: `token belongs to node ${node}, not ${claimed}`,
-      };
-    }
-    return { node };
-  }
-
   #route(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
     stream.on("error", () => {});
     const session = stream.session as ServerHttp2Session;
@@ -199,9 +178,20 @@ export class StreamServer {
       });
       return this.#guard.unauthenticated(session, "not_found");
     }
-    const who = this.#nodeOf(headers);
+    const who = authenticateNode(headers, this.#opts.tokens, this.#opts.authenticate);
+    if (!(who instanceof Promise)) return this.#admit(stream, headers, path, who);
+    // Only a token that is not a bootstrap token gets here; the session stays pending (and under
+    // the auth deadline) while it is checked.
+    void who.then((w) => {
+      if (!stream.destroyed) this.#admit(stream, headers, path, w);
+    });
+  }
+
+  #admit(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, path: string, who: NodeAuthDecision): void {
+    const session = stream.session as ServerHttp2Session;
     if (!("node" in who)) {
-      if (path === PATH_CSR && who.reason === "unknown_token")
+      // The csr metric's reasons are a fixed set: every authentication refusal counts as unknown_token.
+      if (path === PATH_CSR && who.status === 401)
         this.#opts.metrics.csrRejected.inc({ reason: "unknown_token" });
       this.#opts.log.warn({ path, reason: who.reason }, who.message);
       reply(stream, who.status, {

@@ -18,6 +18,10 @@ const POD_NAME = "authentication.kubernetes.io/pod-name";
 const POD_UID = "authentication.kubernetes.io/pod-uid";
 const NODE_NAME = "authentication.kubernetes.io/node-name";
 
+/** header.payload.signature, base64url; a projected token is about 1 KB. */
+const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+const MAX_TOKEN_LENGTH = 16 * 1024;
+
 export type NodeAuthResult = { node: string } | { reason: string; message: string };
 
 export interface TokenReviewOptions {
@@ -53,6 +57,13 @@ export class TokenReviewAuthenticator {
 
   async authenticate(token: string): Promise<NodeAuthResult> {
     if (!token) return { reason: "unknown_token", message: "no bearer token" };
+    // Anyone who can open a TLS connection can send a token: what is not even a JWT costs no
+    // review (and no cache entry), so junk cannot be turned into API server load.
+    if (!JWT_SHAPE.test(token) || token.length > MAX_TOKEN_LENGTH)
+      return {
+        reason: "token_rejected",
+        message: "the token is not a service-account JWT; mount a projected token (audience nodemesh)",
+      };
     const key = createHash("sha256").update(token).digest("hex");
     const hit = this.#cache.get(key);
     const now = this.#now();

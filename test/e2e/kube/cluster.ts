@@ -5,6 +5,9 @@
 //
 // Teardown is certain: stop() kills both processes and removes the dir, and an exit hook does the
 // same if the test process dies first. The admin authenticates with a static token (system:masters).
+// With `netns`, everything (etcd, the API server, kubectl, the readiness probe) runs in that
+// network namespace, e.g. a lab's root where the controller runs; kubeConfig() is then only for
+// processes started in that namespace.
 import { execFile, spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import { generateKeyPairSync, randomBytes } from "node:crypto";
@@ -46,9 +49,20 @@ export class KubeCluster {
   #apiserver: [string, string[]] = ["", []];
   readonly #logs: string[] = [];
   readonly #onExit = () => this.#kill();
+  readonly #netns: string | undefined;
+  #apiProc: ChildProcess | undefined;
   server = "";
   kubectlPath = "";
   helmPath = "";
+
+  constructor(opts: { netns?: string } = {}) {
+    this.#netns = opts.netns;
+  }
+
+  /** argv run in the cluster's network namespace (as is, without one). */
+  #in(cmd: string, args: string[]): [string, string[]] {
+    return this.#netns ? ["nsenter", [`--net=${this.#netns}`, "--", cmd, ...args]] : [cmd, args];
+  }
 
   async start(): Promise<void> {
     process.once("exit", this.#onExit);
@@ -90,7 +104,7 @@ export class KubeCluster {
         "--enable-priority-and-fairness=false",
       ],
     ];
-    this.#spawn(...this.#apiserver);
+    this.#apiProc = this.#spawn(...this.#apiserver);
     this.server = `https://127.0.0.1:${apiPort}`;
     await this.#waitReady();
     writeFileSync(this.kubeconfigPath, this.#kubeconfigYaml());
@@ -116,15 +130,13 @@ export class KubeCluster {
 
   /** Kills the API server (etcd keeps the data) and starts it again on the same port: an outage. */
   async restartApiServer(downMs: number): Promise<void> {
-    const p = this.#procs.find(
-      (x) => x.spawnfile === this.#apiserver[0] && x.exitCode === null && x.signalCode === null,
-    );
-    if (!p) throw new Error("kube-apiserver is not running");
+    const p = this.#apiProc;
+    if (!p || p.exitCode !== null || p.signalCode !== null) throw new Error("kube-apiserver is not running");
     const exited = new Promise((r) => p.once("exit", r));
     p.kill("SIGKILL");
     await exited;
     await new Promise((r) => setTimeout(r, downMs));
-    this.#spawn(...this.#apiserver);
+    this.#apiProc = this.#spawn(...this.#apiserver);
     await this.#waitReady();
   }
 
@@ -147,8 +159,9 @@ export class KubeCluster {
     for (const p of this.#procs) if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
   }
 
-  #spawn(cmd: string, args: string[]): void {
-    const p = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
+  #spawn(cmd: string, args: string[]): ChildProcess {
+    // nsenter execs the program (no fork): the pid, and so kill(), are the program's.
+    const p = spawn(...this.#in(cmd, args), { stdio: ["ignore", "pipe", "pipe"] });
     const keep = (b: Buffer) => {
       this.#logs.push(b.toString());
       if (this.#logs.length > 2000) this.#logs.splice(0, 1000);
@@ -156,6 +169,7 @@ export class KubeCluster {
     p.stdout?.on("data", keep);
     p.stderr?.on("data", keep);
     this.#procs.push(p);
+    return p;
   }
 
   async #waitReady(): Promise<void> {
@@ -165,14 +179,16 @@ export class KubeCluster {
       for (const p of this.#procs)
         if (p.exitCode !== null) throw new Error(`${p.spawnfile} exited (${p.exitCode}):\n${this.logs()}`);
       try {
-        const out = await run("curl", [
-          "-sk",
-          "-m",
-          "2",
-          "-H",
-          `Authorization: Bearer ${this.token}`,
-          `${this.server}/readyz`,
-        ]);
+        const out = await run(
+          ...this.#in("curl", [
+            "-sk",
+            "-m",
+            "2",
+            "-H",
+            `Authorization: Bearer ${this.token}`,
+            `${this.server}/readyz`,
+          ]),
+        );
         if (out.stdout.trim() === "ok") return;
         last = out.stdout.slice(0, 300);
       } catch (err) {
@@ -201,7 +217,10 @@ current-context: test
     env: Record<string, string> = {},
   ): Promise<string> {
     return new Promise((resolve, reject) => {
-      const p = spawn(bin, args, { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, ...env } });
+      const p = spawn(...this.#in(bin, args), {
+        stdio: ["pipe", "pipe", "pipe"],
+        env: { ...process.env, ...env },
+      });
       let out = "";
       let err = "";
       p.stdout.on("data", (b: Buffer) => (out += b.toString()));

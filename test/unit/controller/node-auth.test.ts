@@ -55,7 +55,11 @@ describe("authenticateNode", () => {
 
   test("no token never reaches the authenticator", () => {
     const review = vi.fn<NodeAuthenticator>();
-    expect(authenticateNode(h(undefined), TOKENS, review)).toMatchObject({ status: 401 });
+    expect(authenticateNode(h(undefined), TOKENS, review)).toMatchObject({
+      status: 401,
+      reason: "unknown_token",
+      message: expect.stringContaining("--token-file"),
+    });
     expect(review).not.toHaveBeenCalled();
   });
 

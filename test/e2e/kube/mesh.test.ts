@@ -1,0 +1,224 @@
+// Kubernetes as the only source, end to end: a real API server (cluster.ts) in the lab's root
+// namespace, the controller process beside it as the chart runs it (`--source kube --node-auth
+// tokenreview`, no bootstrap token), one agent per lab node presenting a projected-style token of
+// the agent ServiceAccount bound to its own (API-only) pod. Two pods are registered in the API with
+// spec.nodeName and a kubelet's status; on the lab their processes run in the pods' network
+// namespaces inside cgroups laid out as a kubelet with the systemd driver and containerd lays them
+// out (under a scratch parent, as a nested kubelet does). The agents find them by pod UID alone,
+// enroll them, and a request to the Service's ClusterIP crosses the mesh with mTLS identities.
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { pinDirOf, uninstallPins } from "../../../demo/mesh.ts";
+import { Lab } from "../../../lab/index.ts";
+import type { LabNode, LabPod, LabProcess } from "../../../lab/index.ts";
+import { cgroup2Mount, requireRoot } from "../../helpers/privileges.ts";
+import { eventually } from "../../helpers/mesh-fixture.ts";
+import { KubeCluster } from "./cluster.ts";
+
+const run = promisify(execFile);
+const ROOT = join(import.meta.dirname, "../../..");
+const CLI = join(ROOT, "bin/nodemesh.js");
+const NS = "nodemesh-system";
+const SA = "nodemesh-agent";
+const dir = mkdtempSync(join(tmpdir(), "nodemesh-kube-mesh-"));
+const scratch = join(cgroup2Mount(), `nodemesh-test-kubemesh-${process.pid}`);
+let lab: Lab;
+let cluster: KubeCluster;
+const procs: LabProcess[] = [];
+const agents: { node: LabNode; process: LabProcess }[] = [];
+let vip = "";
+
+const yaml = (docs: string[]) => docs.join("---\n");
+const apiPod = (ns: string, name: string, node: string, sa: string, ports = "") => `apiVersion: v1
+kind: Pod
+metadata: {name: ${name}, namespace: ${ns}, labels: {app: ${name}}}
+spec: {nodeName: ${node}, serviceAccountName: ${sa}, containers: [{name: c, image: example.invalid/c${ports}}]}
+`;
+
+async function markReady(name: string, ip: string): Promise<string> {
+  const status = {
+    phase: "Running",
+    podIP: ip,
+    podIPs: [{ ip }],
+    conditions: [{ type: "Ready", status: "True" }],
+  };
+  const patch = ["-n", "shop", "patch", "pod", name, "--subresource=status", "--type=merge"];
+  await cluster.kubectl([...patch, "-p", JSON.stringify({ status })]);
+  const pod = JSON.parse(await cluster.kubectl(["-n", "shop", "get", "pod", name, "-o", "json"])) as {
+    metadata: { uid: string };
+    status: { qosClass: string };
+  };
+  expect(pod.status.qosClass).toBe("BestEffort");
+  return pod.metadata.uid;
+}
+
+/** Runs argv in the lab pod's network namespace inside the kubelet's cgroup for pod `uid`. */
+function inKubeletCgroup(pod: LabPod, uid: string, argv: string[], env?: NodeJS.ProcessEnv): LabProcess {
+  const slice = `kubepods-besteffort-pod${uid.replaceAll("-", "_")}.slice`;
+  const scope = join(
+    scratch,
+    "kubepods.slice/kubepods-besteffort.slice",
+    slice,
+    `cri-containerd-${pod.name}.scope`,
+  );
+  mkdirSync(scope, { recursive: true });
+  const p = lab.spawn({ ...pod, cgroupPath: scope }, argv, { env: env ?? process.env });
+  procs.push(p);
+  return p;
+}
+
+async function agentToken(pod: string): Promise<string> {
+  const args = ["-n", NS, "create", "token", SA, "--duration=1h", "--audience=nodemesh"];
+  return (await cluster.kubectl([...args, "--bound-object-kind=Pod", `--bound-object-name=${pod}`])).trim();
+}
+
+async function ready(host: string, port: number, path: string, p: LabProcess, what: string): Promise<void> {
+  await eventually(
+    `${what} ready`,
+    async () => {
+      if (p.exitStatus !== undefined) throw new Error(`${what} exited:\n${p.output.slice(-4000)}`);
+      const r = await lab.exec(host, [
+        "curl",
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        `127.0.0.1:${port}${path}`,
+      ]);
+      return r.stdout === "200";
+    },
+    60_000,
+  );
+}
+
+describe("a mesh fed only by Kubernetes", () => {
+  beforeAll(async () => {
+    requireRoot("the Kubernetes mesh test");
+    lab = await Lab.up({ name: "kmesh", nodes: 2, podsPerNode: 1 });
+    cluster = new KubeCluster({ netns: lab.root.netnsPath });
+    await cluster.start();
+    const [n1, n2] = lab.nodes as [LabNode, LabNode];
+    const [client, echo] = [lab.pod(1, 1), lab.pod(2, 1)];
+    for (const ns of [NS, "shop"]) await cluster.kubectl(["create", "namespace", ns]);
+    await cluster.kubectl(["label", "namespace", "shop", "nodemesh.io/mesh=enabled"]);
+    await cluster.kubectl(["-n", NS, "create", "serviceaccount", SA]);
+    for (const sa of ["client", "echo"])
+      await cluster.kubectl(["-n", "shop", "create", "serviceaccount", sa]);
+    const http = ", ports: [{name: http, containerPort: 8080}]";
+    await cluster.kubectl(
+      ["apply", "-f", "-"],
+      yaml([
+        apiPod(NS, "agent-n1", n1.name, SA),
+        apiPod(NS, "agent-n2", n2.name, SA),
+        apiPod("shop", "client", n1.name, "client"),
+        apiPod("shop", "echo", n2.name, "echo", http),
+        `apiVersion: v1
+kind: Service
+metadata: {name: echo, namespace: shop}
+spec: {selector: {app: echo}, ports: [{name: http, port: 80, targetPort: http, appProtocol: http}]}
+`,
+      ]),
+    );
+    vip = (
+      await cluster.kubectl(["-n", "shop", "get", "svc", "echo", "-o", "jsonpath={.spec.clusterIP}"])
+    ).trim();
+    // The processes first, then Ready: a kubelet reports Ready once the containers run.
+    const echoUid = (
+      await cluster.kubectl(["-n", "shop", "get", "pod", "echo", "-o", "jsonpath={.metadata.uid}"])
+    ).trim();
+    const clientUid = (
+      await cluster.kubectl(["-n", "shop", "get", "pod", "client", "-o", "jsonpath={.metadata.uid}"])
+    ).trim();
+    const server = inKubeletCgroup(
+      echo,
+      echoUid,
+      [process.execPath, join(ROOT, "demo/apps/echo-server.ts")],
+      {
+        ...process.env,
+        POD_NAME: "echo",
+        PORT: "8080",
+        GRPC_PORT: "off",
+      },
+    );
+    await server.waitForOutput("listening");
+    inKubeletCgroup(client, clientUid, ["sleep", "600"]);
+    expect(await markReady("echo", echo.address)).toBe(echoUid);
+    expect(await markReady("client", client.address)).toBe(clientUid);
+
+    const controller = lab.spawn(
+      lab.root,
+      [
+        process.execPath,
+        CLI,
+        "controller",
+        ...["--source", "kube", "--kubeconfig", cluster.kubeconfigPath],
+        ...["--node-auth", "tokenreview", "--agent-service-account", `${NS}/${SA}`],
+        ...["--listen", `${lab.controllerAddress}:15012`, "--monitoring", "127.0.0.1:15014"],
+        ...["--ca-dir", join(dir, "ca"), "--server-name", lab.controllerAddress, "--root-namespace", NS],
+      ],
+      { env: { ...process.env, POD_NAMESPACE: NS, POD_NAME: "controller-0" } },
+    );
+    procs.push(controller);
+    await ready(lab.root.name, 15014, "/readyz", controller, "controller");
+    for (const node of [n1, n2]) {
+      const tokenFile = join(dir, `token-${node.name}`);
+      writeFileSync(tokenFile, await agentToken(`agent-${node.name}`), { mode: 0o600 });
+      const pinDir = pinDirOf(lab, node);
+      await uninstallPins(lab, node, pinDir);
+      const p = lab.spawn(node, [
+        process.execPath,
+        CLI,
+        "agent",
+        ...["--node", node.name, "--controller", `${lab.controllerAddress}:15012`],
+        ...["--token-file", tokenFile, "--ca-file", join(dir, "ca/ca-cert.pem"), "--pin-dir", pinDir],
+      ]);
+      agents.push({ node, process: p });
+    }
+    for (const a of agents)
+      await ready(a.node.name, 15021, "/healthz/ready", a.process, `agent ${a.node.name}`);
+  }, 900_000);
+
+  afterAll(async () => {
+    for (const a of agents) a.process.kill("SIGTERM");
+    await Promise.all(agents.map((a) => a.process.exited));
+    for (const a of agents) await uninstallPins(lab, a.node, pinDirOf(lab, a.node)).catch(() => undefined);
+    for (const p of procs) p.kill("SIGKILL");
+    await Promise.all(procs.map((p) => p.exited));
+    await cluster?.stop();
+    await lab?.down();
+    await run("find", [scratch, "-depth", "-type", "d", "-exec", "rmdir", "{}", ";"]).catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+  }, 120_000);
+
+  test("the agents find the pods by UID and enroll them; the ClusterIP carries traffic with mTLS identities", async () => {
+    const dump = async (node: string) =>
+      JSON.parse((await lab.exec(node, ["curl", "-s", "127.0.0.1:15000/config_dump"])).stdout) as {
+        workloads: { uid: string; identity: string; mtls: string }[];
+      };
+    await eventually("both pods enrolled", async () => {
+      const [d1, d2] = [await dump("n1"), await dump("n2")];
+      return (
+        d1.workloads.some((w) => w.uid === "shop/client") && d2.workloads.some((w) => w.uid === "shop/echo")
+      );
+    });
+    expect((await dump("n2")).workloads).toEqual([
+      expect.objectContaining({ uid: "shop/echo", identity: "spiffe://cluster.local/ns/shop/sa/echo" }),
+    ]);
+    const r = await lab.exec(lab.pod(1, 1), ["curl", "-sS", "--max-time", "5", `http://${vip}/hello`]);
+    expect(r.stderr).toBe("");
+    expect(JSON.parse(r.stdout)).toMatchObject({ pod: "echo" });
+    // The destination agent counts the request from the client workload over mutual TLS.
+    const counted =
+      /nodemesh_requests_total\{reporter="destination",source_workload_namespace="shop",source_workload="client",[^}]*destination_workload="echo",[^}]*response_code="200",[^}]*connection_security_policy="mutual_tls"\} 1/;
+    let metrics = "";
+    await eventually("the destination agent's request metric", async () => {
+      metrics = (await lab.exec("n2", ["curl", "-s", "127.0.0.1:15020/metrics"])).stdout;
+      return counted.test(metrics);
+    });
+  });
+});

@@ -1,63 +1,50 @@
-// The data-plane benchmark (issue 4): 1 KiB HTTP/1.1 requests from pod n1p1 to a server in pod
-// n2p1 of a 2-node lab, over three paths on the same cores:
-//   (a) direct   pod -> pod, no proxy                                   baseline for latency
-//   (b) mesh     pod -> agent node1 -> mTLS HBONE -> agent node2 -> pod  demo/mesh.ts startMesh(),
-//                called by the service VIP (unroutable without the mesh, so a reply proves capture)
-//   (c) haproxy  pod -> HAProxy node1 -> mTLS -> HAProxy node2 -> pod   peer proxy, TCP mode
-// The mesh runs last: once it is up, its redirection captures the client's connections. If
-// demo/mesh.ts is missing or fails, (b) is reported as "not available (<reason>)" and the rest runs.
-import { existsSync } from "node:fs";
+// The data-plane benchmark (issues 4 and 7): 1 KiB HTTP/1.1 requests from pod n1p1 to a server in
+// pod n2p1 of a 2-node lab, over five paths on the same cores:
+//   (a) direct        pod -> pod, no proxy                                baseline for latency
+//   L4 (opaque TCP; keep-alive and a new connection per request):
+//   (b) mesh          pod -> agent node1 -> mTLS HBONE -> agent node2 -> pod, port declared `tcp`
+//   (c) haproxy       pod -> HAProxy node1 -> mTLS -> HAProxy node2 -> pod, TCP mode
+//   L7 (HTTP/1.1 keep-alive):
+//   (b) mesh-http     the same agents, port declared `appProtocol: http` with one HTTPRoute
+//   (c) haproxy-http  the same HAProxies in HTTP mode, HTTP/2 between them
+// The mesh runs last: once it is up, its redirection captures the client's connections. Both mesh
+// paths share one mesh (bench/mesh-path.ts). If it fails to start, the mesh rows are reported as
+// "not available (<reason>)" and the rest runs.
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Lab } from "../lab/index.ts";
+import type { HaproxyMode } from "./haproxy-config.ts";
 import { startHaproxy } from "./haproxy.ts";
 import { emptyResult, Measurer } from "./measure.ts";
 import type { Durations, PathResult, PathUnderTest } from "./measure.ts";
+import { MESH_PATHS, startBenchMesh } from "./mesh-path.ts";
+import type { MeshPathName } from "./mesh-path.ts";
 
 export interface DataplaneOptions {
   quick?: boolean;
   /** lab name (1-6 of [a-z0-9]) */
   labName?: string;
   log?: (line: string) => void;
-  /** which paths to run (default all three), e.g. ["mesh"] while working on the agent */
+  /** which paths to run (default all), e.g. ["mesh-http"] while working on the agent */
   paths?: readonly PathName[];
 }
 
-export const PATH_NAMES = ["direct", "haproxy", "mesh"] as const;
+export const PATH_NAMES = ["direct", "haproxy", "haproxy-http", "mesh", "mesh-http"] as const;
 export type PathName = (typeof PATH_NAMES)[number];
 
 export const DEFAULT_DURATIONS: Durations = { warmup: 1, duration: 5, maxDuration: 5, connections: 1000 };
 export const QUICK_DURATIONS: Durations = { warmup: 0.5, duration: 2, maxDuration: 2, connections: 1000 };
 
 const SERVER = fileURLToPath(new URL("./bench-server.ts", import.meta.url));
-const MESH_MODULE = new URL("../demo/mesh.ts", import.meta.url);
-const MESH_CONFIG_MODULE = new URL("../demo/mesh-config.ts", import.meta.url);
-/** The bench service's VIP: unroutable in the lab, so a reply proves the mesh carried the request. */
-const MESH_VIP = "10.96.0.80";
 const SERVER_PORT = 8080;
-const MESH_START_TIMEOUT_MS = 60_000;
+const HAPROXY_PATHS: readonly (readonly [PathName, HaproxyMode])[] = [
+  ["haproxy", "tcp"],
+  ["haproxy-http", "http"],
+];
 
-// demo/mesh.ts and demo/mesh-config.ts belong to the lead and are loaded at run time, so the bench
-// still runs (without the mesh) when they are missing or broken. Only what the bench uses is typed.
-interface MeshAgent {
-  node: string | { name: string };
-  pid?: number;
-  process?: { pid: number };
-}
-interface MeshHandle {
-  agents: MeshAgent[];
-  stop(): Promise<void>;
-}
-interface MeshModule {
-  startMesh(opts: { lab: Lab; yaml: string; log?: (line: string) => void }): Promise<MeshHandle>;
-}
-interface MeshConfigModule {
-  meshConfigForLab(lab: Lab, spec: { pods: Record<string, { app: string }>; services: object[] }): string;
-}
-
-/** Runs the three paths and returns one result per path (mesh possibly unavailable). */
+/** Runs the chosen paths and returns one result per path (mesh paths possibly unavailable). */
 export async function runDataplane(opts: DataplaneOptions = {}): Promise<PathResult[]> {
   const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   const durations = opts.quick ? QUICK_DURATIONS : DEFAULT_DURATIONS;
@@ -73,7 +60,6 @@ export async function runDataplane(opts: DataplaneOptions = {}): Promise<PathRes
     const serverAddr = `${serverPod.address}:${SERVER_PORT}`;
     const m = new Measurer(lab, lab.pod(1, 1), durations, tmp, log);
     const results: PathResult[] = [];
-
     const wanted = (p: PathName) => !opts.paths || opts.paths.includes(p);
 
     if (wanted("direct")) {
@@ -81,17 +67,24 @@ export async function runDataplane(opts: DataplaneOptions = {}): Promise<PathRes
       await m.waitReady(direct);
       results.push(await m.measure(direct));
     }
-    if (wanted("haproxy")) {
-      const hap = await startHaproxy(lab, serverAddr);
+    for (const [name, mode] of HAPROXY_PATHS) {
+      if (!wanted(name)) continue;
+      const hap = await startHaproxy(lab, serverAddr, mode);
       try {
-        const path: PathUnderTest = { name: "haproxy", target: hap.target, proxies: hap.proxies };
+        const path: PathUnderTest = {
+          name,
+          target: hap.target,
+          proxies: hap.proxies,
+          ...(mode === "http" ? { conns: ["keepalive"] as const } : {}),
+        };
         await m.waitReady(path);
         results.push(await m.measure(path));
       } finally {
         await hap.stop();
       }
     }
-    if (wanted("mesh")) results.push(await measureMesh(lab, m, serverAddr, log));
+    const meshPaths = MESH_PATHS.filter(wanted);
+    if (meshPaths.length) results.push(...(await measureMesh(lab, m, meshPaths, log)));
     return results;
   } finally {
     await lab.down().catch((err: Error) => log(`lab teardown: ${err.message}`));
@@ -99,67 +92,37 @@ export async function runDataplane(opts: DataplaneOptions = {}): Promise<PathRes
   }
 }
 
+/** Measures the mesh paths on one mesh; on any failure the rest are reported unavailable. */
 async function measureMesh(
   lab: Lab,
   m: Measurer,
-  serverAddr: string,
+  names: readonly MeshPathName[],
   log: (l: string) => void,
-): Promise<PathResult> {
-  const unavailable = (reason: string): PathResult => {
-    log(`mesh: not available (${reason})`);
-    return { ...emptyResult("mesh"), reason };
+): Promise<PathResult[]> {
+  const out: PathResult[] = [];
+  const unavailable = (name: string, reason: string): PathResult => {
+    log(`${name}: not available (${reason})`);
+    return { ...emptyResult(name), reason };
   };
-  for (const f of [MESH_MODULE, MESH_CONFIG_MODULE]) {
-    if (!existsSync(fileURLToPath(f))) return unavailable(`demo/${f.pathname.split("/").pop()} is missing`);
-  }
-  let mod: Partial<MeshModule & MeshConfigModule>;
+  let mesh: Awaited<ReturnType<typeof startBenchMesh>> | undefined;
   try {
-    mod = {
-      ...((await import(MESH_CONFIG_MODULE.href)) as Partial<MeshConfigModule>),
-      ...((await import(MESH_MODULE.href)) as Partial<MeshModule>),
-    };
+    mesh = await startBenchMesh(lab, SERVER_PORT);
+    for (const name of names) {
+      const path = mesh.paths[name];
+      try {
+        await m.waitReady(path);
+        out.push(await m.measure(path));
+      } catch (err) {
+        out.push(unavailable(name, (err as Error).message));
+      }
+    }
   } catch (err) {
-    return unavailable(`demo/mesh.ts does not load: ${(err as Error).message}`);
-  }
-  if (typeof mod.startMesh !== "function" || typeof mod.meshConfigForLab !== "function") {
-    return unavailable("demo/mesh.ts does not export startMesh() or demo/mesh-config.ts meshConfigForLab()");
-  }
-  const meshLog: string[] = [];
-  let mesh: MeshHandle | undefined;
-  try {
-    const port = Number(serverAddr.split(":")[1]);
-    const yaml = mod.meshConfigForLab(lab, {
-      pods: { n1p1: { app: "bench-client" }, n2p1: { app: "bench-server" } },
-      services: [{ name: "bench-server", vip: MESH_VIP, port, targetPort: port, app: "bench-server" }],
-    });
-    mesh = await withTimeout(
-      mod.startMesh({
-        lab,
-        yaml,
-        log: (l) => {
-          meshLog.push(l);
-          if (meshLog.length > 20) meshLog.shift();
-        },
-      }),
-      MESH_START_TIMEOUT_MS,
-      "startMesh()",
-    );
-    const path: PathUnderTest = {
-      name: "mesh",
-      target: `${MESH_VIP}:${port}`,
-      proxies: mesh.agents.map((a) => ({
-        node: typeof a.node === "string" ? a.node : a.node.name,
-        pid: a.pid ?? a.process?.pid ?? 0,
-      })),
-    };
-    await m.waitReady(path);
-    return await m.measure(path);
-  } catch (err) {
-    const tail = meshLog.length ? `; last mesh log: ${meshLog.slice(-3).join(" | ")}` : "";
-    return unavailable(`${(err as Error).message}${tail}`);
+    for (const name of names)
+      if (!out.some((r) => r.name === name)) out.push(unavailable(name, (err as Error).message));
   } finally {
     await mesh?.stop().catch((err: Error) => log(`mesh stop: ${err.message}`));
   }
+  return out;
 }
 
 /**
@@ -174,18 +137,8 @@ async function tuneLab(lab: Lab): Promise<void> {
       lab.exec(
         h,
         ["sysctl", "-q", "-w", "net.ipv4.tcp_tw_reuse=1", "net.ipv4.ip_local_port_range=1024 65000"],
-        {
-          check: true,
-        },
+        { check: true },
       ),
     ),
   );
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }

@@ -1,16 +1,16 @@
-// Path (c), the peer proxy: two HAProxy processes in TCP mode with mTLS between them, on the same
-// topology as the mesh: client pod -> HAProxy in node 1 -> TLS 1.3 + client certificates ->
-// HAProxy in node 2 -> server pod. Certificates (ECDSA P-256, a throw-away CA) are made with
-// openssl in a temporary directory that stop() removes.
-//
-// One thread per HAProxy (`nbthread 1`): the agent is one Node event loop per node, so the two
-// proxies get the same cores and the per-core figures compare like with like.
+// Path (c), the peer proxy: two HAProxy processes with mTLS between them, on the same topology as
+// the mesh: client pod -> HAProxy in node 1 -> TLS 1.3 + client certificates -> HAProxy in node 2 ->
+// server pod, in TCP mode (against the L4 mesh) or HTTP mode (against the L7 mesh); the configs are
+// bench/haproxy-config.ts. Certificates (ECDSA P-256, a throw-away CA) are made with openssl in a
+// temporary directory that stop() removes.
 import { execFile } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import type { Lab, LabProcess } from "../lab/index.ts";
+import { clientSideConfig, serverSideConfig } from "./haproxy-config.ts";
+import type { HaproxyMode } from "./haproxy-config.ts";
 
 const run = promisify(execFile);
 
@@ -73,39 +73,8 @@ async function makeCerts(dir: string): Promise<void> {
   }
 }
 
-// maxconn 8000: HAProxy needs about two descriptors per connection and the hard limit here is 20000.
-const GLOBAL = `global
-  nbthread 1
-  maxconn 8000
-defaults
-  mode tcp
-  timeout connect 5s
-  timeout client 600s
-  timeout server 600s
-`;
-
-/** Node 1's config: plain TCP in from the client pod, mTLS out to node 2. */
-export function clientSideConfig(dir: string, listen: string, peer: string): string {
-  return `${GLOBAL}frontend from_pods
-  bind ${listen}
-  default_backend to_node2
-backend to_node2
-  server node2 ${peer} ssl ssl-min-ver TLSv1.3 crt ${dir}/n1.pem ca-file ${dir}/ca.pem verify required verifyhost n2
-`;
-}
-
-/** Node 2's config: mTLS in (client certificate required), plain TCP to the server pod. */
-export function serverSideConfig(dir: string, listen: string, server: string): string {
-  return `${GLOBAL}frontend from_nodes
-  bind ${listen} ssl ssl-min-ver TLSv1.3 crt ${dir}/n2.pem ca-file ${dir}/ca.pem verify required
-  default_backend to_pod
-backend to_pod
-  server pod ${server}
-`;
-}
-
-/** Starts both HAProxy processes; the server is at `server` (host:port) behind node 2. */
-export async function startHaproxy(lab: Lab, server: string): Promise<HaproxyPath> {
+/** Starts both HAProxy processes in `mode`; the server is at `server` (host:port) behind node 2. */
+export async function startHaproxy(lab: Lab, server: string, mode: HaproxyMode): Promise<HaproxyPath> {
   const dir = await mkdtemp(join(tmpdir(), "nodemesh-bench-haproxy-"));
   const procs: LabProcess[] = [];
   const stop = async () => {
@@ -118,13 +87,14 @@ export async function startHaproxy(lab: Lab, server: string): Promise<HaproxyPat
     const n1 = lab.node(1);
     const n2 = lab.node(2);
     const front = `${n1.address}:${HAPROXY_FRONT_PORT}`;
+    const tunnel = `${n2.address}:${HAPROXY_TUNNEL_PORT}`;
     await writeFile(
       join(dir, "n1.cfg"),
-      clientSideConfig(dir, front, `${n2.address}:${HAPROXY_TUNNEL_PORT}`),
+      clientSideConfig(mode, { certDir: dir, listen: front, upstream: tunnel }),
     );
     await writeFile(
       join(dir, "n2.cfg"),
-      serverSideConfig(dir, `${n2.address}:${HAPROXY_TUNNEL_PORT}`, server),
+      serverSideConfig(mode, { certDir: dir, listen: tunnel, upstream: server }),
     );
     for (const [node, cfg] of [
       [n2, "n2.cfg"],

@@ -18,6 +18,8 @@ export interface PathUnderTest {
   target: string;
   /** the proxies on the path (none for direct) */
   proxies: { node: string; pid: number }[];
+  /** connection modes to run (default CONN_MODES); the L7 paths run keep-alive only */
+  conns?: readonly ConnMode[];
 }
 
 export interface Durations {
@@ -124,7 +126,7 @@ export class Measurer {
     const result = emptyResult(path.name, true);
     await new Promise((r) => setTimeout(r, 500));
     result.rssIdleMiB = rss();
-    for (const conn of CONN_MODES) {
+    for (const conn of path.conns ?? CONN_MODES) {
       for (const rate of FIXED_RATES) {
         result.fixed.push(await this.#fixed(path, pids, conn, rate));
         await this.#settle(path, pids);

@@ -1,7 +1,8 @@
-// Turns the data-plane results into tables: one row per figure, one column per path, then every
-// figure as a ratio against the baselines of the same run (direct for latency and throughput,
-// HAProxy for what only proxies have: CPU, RSS, throughput per core), and the issue's targets.
-// Pure: no I/O, so the layout can be checked without a lab.
+// Turns the data-plane results into tables, one for L4 and one for L7: one row per figure, one
+// column per path, then every figure as a ratio against the baselines of the same run (direct for
+// latency and throughput, HAProxy in the same mode for what only proxies have: CPU, RSS, throughput
+// per core), and the issues' targets. Pure: no I/O, so the layout can be checked without a lab.
+import type { ConnMode } from "./loadgen-core.ts";
 import { emptyResult, type PathResult } from "./measure.ts";
 
 export interface Row {
@@ -10,36 +11,74 @@ export interface Row {
   values: Record<string, number>;
 }
 
-const PATHS = ["direct", "mesh", "haproxy"] as const;
-const RATIOS: [string, string][] = [
-  ["mesh", "direct"],
-  ["haproxy", "direct"],
-  ["mesh", "haproxy"],
-];
+/** One table: a baseline (direct), the mesh path and the peer proxy path of the same run. */
+export interface TableSpec {
+  title: string;
+  baseline: string;
+  mesh: string;
+  peer: string;
+  conns: readonly ConnMode[];
+  /** requests per CPU figure: 10k for the L4 table (its historic rows), 1k for L7 (the issue's unit) */
+  cpuPer: number;
+}
+
+export const L4_TABLE: TableSpec = {
+  title: "L4: opaque TCP (port declared tcp; HAProxy in TCP mode)",
+  baseline: "direct",
+  mesh: "mesh",
+  peer: "haproxy",
+  conns: ["keepalive", "new"],
+  cpuPer: 10_000,
+};
+export const L7_TABLE: TableSpec = {
+  title: "L7: HTTP/1.1 keep-alive (appProtocol http + one HTTPRoute; HAProxy in HTTP mode, h2 between hops)",
+  baseline: "direct",
+  mesh: "mesh-http",
+  peer: "haproxy-http",
+  conns: ["keepalive"],
+  cpuPer: 1_000,
+};
+
 const CONN_LABEL = { keepalive: "keep-alive", new: "new conn" } as const;
+const pathsOf = (t: TableSpec) => [t.baseline, t.mesh, t.peer];
+const ratiosOf = (t: TableSpec): [string, string][] => [
+  [t.mesh, t.baseline],
+  [t.peer, t.baseline],
+  [t.mesh, t.peer],
+];
+const per = (n: number) => (n >= 10_000 ? `${n / 1000}k` : n === 1000 ? "1k" : String(n));
 
 const get = (results: readonly PathResult[], name: string) =>
   results.find((r) => r.name === name && r.available);
 
-/** The figures of the data-plane run as rows (values by path name). */
-export function dataplaneRows(results: readonly PathResult[]): Row[] {
+/** The figures of one table of the data-plane run as rows (values by path name). */
+export function dataplaneRows(results: readonly PathResult[], spec: TableSpec = L4_TABLE): Row[] {
   const rows: Row[] = [];
+  const paths = pathsOf(spec);
   const row = (label: string, pick: (r: PathResult) => number | undefined) => {
     const values: Record<string, number> = {};
-    for (const p of PATHS) values[p] = pick(get(results, p) ?? emptyResult(p)) ?? Number.NaN;
+    for (const p of paths) values[p] = pick(get(results, p) ?? emptyResult(p)) ?? Number.NaN;
     rows.push({ label, values });
   };
-  const any = results.find((r) => r.available);
-  for (const f of any?.fixed ?? []) {
+  const any = paths.map((p) => get(results, p)).find((r) => r !== undefined);
+  const base = get(results, spec.baseline);
+  for (const f of any?.fixed.filter((x) => spec.conns.includes(x.conn)) ?? []) {
     const pick = (r: PathResult) => r.fixed.find((x) => x.conn === f.conn && x.rate === f.rate);
     const tag = `${CONN_LABEL[f.conn]} ${f.rate} rps`;
     row(`${tag}: p50 ms`, (r) => pick(r)?.p50);
+    const b = base && pick(base);
+    row(`${tag}: p50 added over ${spec.baseline} ms`, (r) =>
+      r.name === spec.baseline || !b ? undefined : (pick(r)?.p50 ?? Number.NaN) - b.p50,
+    );
     row(`${tag}: p99 ms`, (r) => pick(r)?.p99);
     row(`${tag}: achieved rps`, (r) => pick(r)?.achievedRps);
     row(`${tag}: errors`, (r) => pick(r)?.errors);
-    row(`${tag}: proxy CPU s / 10k req`, (r) => pick(r)?.cpuPer10k);
+    row(`${tag}: proxy CPU s / ${per(spec.cpuPer)} req`, (r) => {
+      const v = pick(r)?.cpuPer10k;
+      return v === undefined ? undefined : (v * spec.cpuPer) / 10_000;
+    });
   }
-  for (const m of any?.max ?? []) {
+  for (const m of any?.max.filter((x) => spec.conns.includes(x.conn)) ?? []) {
     const pick = (r: PathResult) => r.max.find((x) => x.conn === m.conn);
     row(`max ${CONN_LABEL[m.conn]}: rps`, (r) => pick(r)?.rps);
     row(`max ${CONN_LABEL[m.conn]}: rps per proxy core`, (r) => pick(r)?.perCoreRps);
@@ -77,18 +116,33 @@ export function table(header: string[], body: string[][]): string {
   return [line(header), widths.map((w) => "-".repeat(w)).join("  "), ...body.map(line)].join("\n");
 }
 
+/** One table per spec that has a path in `results` (the L4 table always), with its notes. */
 export function renderDataplane(results: readonly PathResult[]): string {
-  const rows = dataplaneRows(results);
-  const header = ["figure", ...PATHS, ...RATIOS.map(([a, b]) => `${a}/${b}`)];
-  const body = rows.map((r) => [
+  return tablesFor(results)
+    .map((t) => renderTable(results, t))
+    .join("\n\n");
+}
+
+/** The tables whose mesh or peer path is in `results`; the L4 table when neither is (direct alone). */
+export function tablesFor(results: readonly PathResult[]): TableSpec[] {
+  const has = (t: TableSpec) => results.some((r) => r.name === t.mesh || r.name === t.peer);
+  const l7 = has(L7_TABLE);
+  return [...(has(L4_TABLE) || !l7 ? [L4_TABLE] : []), ...(l7 ? [L7_TABLE] : [])];
+}
+
+function renderTable(results: readonly PathResult[], spec: TableSpec): string {
+  const paths = pathsOf(spec);
+  const ratios = ratiosOf(spec);
+  const header = ["figure", ...paths, ...ratios.map(([a, b]) => `${a}/${b}`)];
+  const body = dataplaneRows(results, spec).map((r) => [
     r.label,
-    ...PATHS.map((p) => fmt(r.values[p])),
-    ...RATIOS.map(([a, b]) => ratio(r.values[a], r.values[b])),
+    ...paths.map((p) => fmt(r.values[p])),
+    ...ratios.map(([a, b]) => ratio(r.values[a], r.values[b])),
   ]);
   const notes = results
-    .filter((r) => !r.available)
+    .filter((r) => !r.available && paths.includes(r.name))
     .map((r) => `${r.name}: not available (${r.reason ?? "unknown"})`);
-  return [table(header, body), ...notes].join("\n");
+  return [spec.title, table(header, body), ...notes].join("\n");
 }
 
 export interface TargetCheck {
@@ -97,44 +151,41 @@ export interface TargetCheck {
   ok: boolean | undefined;
 }
 
-/** The issue's targets for the mesh, each with the measured value; ok undefined = not measured. */
+const ka1k = (r: PathResult | undefined) => r?.fixed.find((f) => f.conn === "keepalive" && f.rate === 1000);
+const perCore = (r: PathResult | undefined) => r?.max.find((m) => m.conn === "keepalive")?.perCoreRps;
+const missing = (v: number | undefined): v is undefined => v === undefined || Number.isNaN(v);
+
+function check(target: string, v: number | undefined, ok: (v: number) => boolean, unit: string): TargetCheck {
+  return missing(v)
+    ? { target, value: "not measured", ok: undefined }
+    : { target, value: `${fmt(v)}${unit}`, ok: ok(v) };
+}
+
+/** The figures every target is about, for one table's paths. */
+function keyFigures(results: readonly PathResult[], spec: TableSpec) {
+  const d = ka1k(get(results, spec.baseline));
+  const m = ka1k(get(results, spec.mesh));
+  const pc = perCore(get(results, spec.mesh));
+  const hc = perCore(get(results, spec.peer));
+  return {
+    addedP50: m && d ? m.p50 - d.p50 : undefined,
+    addedP99: m && d ? m.p99 - d.p99 : undefined,
+    perCoreVsPeer: pc && hc ? pc / hc : undefined,
+    cpuPer1k: m ? m.cpuPer10k / 10 : undefined,
+  };
+}
+
+/** Issue 4's targets for the L4 mesh, each with the measured value; ok undefined = not measured. */
 export function checkTargets(results: readonly PathResult[]): TargetCheck[] {
-  const direct = get(results, "direct");
+  const k = keyFigures(results, L4_TABLE);
   const mesh = get(results, "mesh");
-  const haproxy = get(results, "haproxy");
-  const ka1k = (r: PathResult | undefined) => r?.fixed.find((f) => f.conn === "keepalive" && f.rate === 1000);
-  const perCore = (r: PathResult | undefined) => r?.max.find((m) => m.conn === "keepalive")?.perCoreRps;
-  const check = (target: string, v: number | undefined, ok: (v: number) => boolean, unit: string) => ({
-    target,
-    value: v === undefined || Number.isNaN(v) ? "not measured" : `${fmt(v)}${unit}`,
-    ok: v === undefined || Number.isNaN(v) ? undefined : ok(v),
-  });
-  const d = ka1k(direct);
-  const m = ka1k(mesh);
-  const pc = perCore(mesh);
-  const hc = perCore(haproxy);
   return [
-    check(
-      "mesh adds <= 0.25 ms p50 at 1k rps (keep-alive)",
-      m && d ? m.p50 - d.p50 : undefined,
-      (v) => v <= 0.25,
-      " ms",
-    ),
-    check(
-      "mesh adds <= 0.5 ms p99 at 1k rps (keep-alive)",
-      m && d ? m.p99 - d.p99 : undefined,
-      (v) => v <= 0.5,
-      " ms",
-    ),
-    check(
-      "throughput per core >= 0.7x HAProxy (aim 1.0x)",
-      pc && hc ? pc / hc : undefined,
-      (v) => v >= 0.7,
-      "x",
-    ),
+    check("mesh adds <= 0.25 ms p50 at 1k rps (keep-alive)", k.addedP50, (v) => v <= 0.25, " ms"),
+    check("mesh adds <= 0.5 ms p99 at 1k rps (keep-alive)", k.addedP99, (v) => v <= 0.5, " ms"),
+    check("throughput per core >= 0.7x HAProxy (aim 1.0x)", k.perCoreVsPeer, (v) => v >= 0.7, "x"),
     check(
       "both agents <= 0.15 CPU s per 1k requests (1k rps keep-alive)",
-      m ? m.cpuPer10k / 10 : undefined,
+      k.cpuPer1k,
       (v) => v <= 0.15,
       " s",
     ),
@@ -145,6 +196,28 @@ export function checkTargets(results: readonly PathResult[]): TargetCheck[] {
       " MiB",
     ),
   ];
+}
+
+/** Issue 7's targets for the L7 mesh (against HAProxy in HTTP mode); ok undefined = not measured. */
+export function checkL7Targets(results: readonly PathResult[]): TargetCheck[] {
+  const k = keyFigures(results, L7_TABLE);
+  return [
+    check(
+      "L7 throughput per core >= 0.5x HAProxy HTTP mode (aim 1.0x)",
+      k.perCoreVsPeer,
+      (v) => v >= 0.5,
+      "x",
+    ),
+    check("L7 mesh adds <= 0.5 ms p50 at 1k rps over direct", k.addedP50, (v) => v <= 0.5, " ms"),
+    check("L7: both agents <= 0.4 CPU s per 1k requests (1k rps)", k.cpuPer1k, (v) => v <= 0.4, " s"),
+  ];
+}
+
+/** The targets of the tables that `tablesFor()` renders. */
+export function checkAllTargets(results: readonly PathResult[]): TargetCheck[] {
+  return tablesFor(results).flatMap((t) =>
+    t === L7_TABLE ? checkL7Targets(results) : checkTargets(results),
+  );
 }
 
 export function renderTargets(checks: readonly TargetCheck[]): string {

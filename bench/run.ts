@@ -2,14 +2,14 @@
 // (bench/dataplane.ts) runs in this process; bench/controller.ts and bench/connect-redirect.ts,
 // owned by their areas, run as child processes when present and print their own tables.
 //   npm run bench -- [--quick] [--only dataplane|controller|connect-redirect] [--json <file>]
-//                    [--paths direct,haproxy,mesh]   (data-plane paths to run; default all)
+//                    [--paths direct,haproxy,haproxy-http,mesh,mesh-http]   (data-plane paths; default all)
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { PATH_NAMES, runDataplane } from "./dataplane.ts";
 import type { PathName } from "./dataplane.ts";
-import { checkTargets, renderDataplane, renderTargets } from "./report.ts";
+import { checkAllTargets, renderDataplane, renderTargets } from "./report.ts";
 
 export const BENCHES = ["dataplane", "controller", "connect-redirect"] as const;
 export type BenchName = (typeof BENCHES)[number];
@@ -65,10 +65,10 @@ async function main(): Promise<number> {
   if (wanted("dataplane")) {
     const started = Date.now();
     process.stdout.write(
-      `== dataplane: 1 KiB HTTP/1.1, pod n1p1 -> pod n2p1${args.quick ? " (quick)" : ""}\n`,
+      `== dataplane: 1 KiB HTTP/1.1, pod n1p1 -> pod n2p1, L4 and L7 paths${args.quick ? " (quick)" : ""}\n`,
     );
     const results = await runDataplane({ quick: args.quick, ...(args.paths ? { paths: args.paths } : {}) });
-    process.stdout.write(`\n${renderDataplane(results)}\n\n${renderTargets(checkTargets(results))}\n`);
+    process.stdout.write(`\n${renderDataplane(results)}\n\n${renderTargets(checkAllTargets(results))}\n`);
     process.stdout.write(`(dataplane took ${Math.round((Date.now() - started) / 1000)} s)\n`);
     if (args.json) await writeFile(args.json, `${JSON.stringify({ dataplane: results }, null, 2)}\n`);
   }

@@ -1,7 +1,7 @@
 // The CPU-profile summary: self time per function and file from samples and deltas, idle left out
 // of the shares, and malformed profiles refused with what is wrong.
 import { describe, expect, it } from "vitest";
-import { renderSummary, summarizeProfile } from "../../../bench/cpu-profile.ts";
+import { parseProfileArgs, renderSummary, summarizeProfile } from "../../../bench/cpu-profile.ts";
 import type { CpuProfile } from "../../../bench/cpu-profile.ts";
 
 const frame = (functionName: string, url = "", lineNumber = 0) => ({ functionName, url, lineNumber });
@@ -39,5 +39,17 @@ describe("cpu profile summary", () => {
     expect(() => summarizeProfile({} as CpuProfile)).toThrow(/nodes, samples and timeDeltas/);
     expect(() => summarizeProfile({ ...profile, timeDeltas: [0] })).toThrow(/5 samples but 1 timeDeltas/);
     expect(() => summarizeProfile({ ...profile, samples: [9, 9, 9, 9, 9] })).toThrow(/node 9/);
+  });
+
+  it("takes several files and a --top count, and refuses anything else", () => {
+    expect(parseProfileArgs(["a.cpuprofile", "b.cpuprofile", "--top", "30"])).toEqual({
+      files: ["a.cpuprofile", "b.cpuprofile"],
+      top: 30,
+    });
+    expect(parseProfileArgs(["a.cpuprofile"])).toEqual({ files: ["a.cpuprofile"], top: 25 });
+    expect(parseProfileArgs([])).toBeUndefined();
+    expect(parseProfileArgs(["a", "--top", "0"])).toBeUndefined();
+    expect(parseProfileArgs(["a", "--top"])).toBeUndefined();
+    expect(parseProfileArgs(["a", "--bottom", "3"])).toBeUndefined();
   });
 });

@@ -189,38 +189,46 @@ function exchangeOn(
 ): Promise<ResponseHead> {
   const started = performance.now();
   deps.endpoints.active.inc(ep.key);
-  stream.once("close", () => deps.endpoints.active.dec(ep.key));
   // The client going away or the try being cancelled (timeout) resets the stream: the backend sees it.
   const onAbort = () => stream.close(constants.NGHTTP2_CANCEL);
   const signals = ex.trySignal ? [ex.signal, ex.trySignal] : [ex.signal];
   for (const sig of signals) {
     if (sig.aborted) onAbort();
     sig.addEventListener("abort", onAbort, { once: true });
-    stream.once("close", () => sig.removeEventListener("abort", onAbort));
   }
   if (ex.body) forwardBody(ex, stream);
-  const trailers = new Promise<OutgoingHttpHeaders | undefined>((resolve) => {
-    stream.once("trailers", (t: IncomingHttpHeaders) => resolve(t as OutgoingHttpHeaders));
-    stream.once("close", () => resolve(undefined));
-  });
+  let resolveTrailers: (t: OutgoingHttpHeaders | undefined) => void = () => {};
+  const trailers = new Promise<OutgoingHttpHeaders | undefined>((r) => (resolveTrailers = r));
+  stream.once("trailers", (t: IncomingHttpHeaders) => resolveTrailers(t as OutgoingHttpHeaders));
   return new Promise((resolve, reject) => {
-    stream.once("error", (err: NodeJS.ErrnoException) =>
-      reject(
-        new TunnelError("UpstreamConnectionTermination", `stream to ${ep.key} failed: ${err.message}`, true, {
-          cause: err,
-        }),
-      ),
-    );
-    stream.once("close", () =>
+    let settled = false;
+    // One 'close' listener for everything a stream's end releases; errors are built only when the
+    // response never came (an Error captures a stack: not something to pay on every request).
+    stream.once("close", () => {
+      deps.endpoints.active.dec(ep.key);
+      for (const sig of signals) sig.removeEventListener("abort", onAbort);
+      resolveTrailers(undefined);
+      if (settled) return;
+      settled = true;
       reject(
         new TunnelError(
           "UpstreamConnectionTermination",
           `stream to ${ep.key} was reset before the response`,
           true,
         ),
-      ),
-    );
+      );
+    });
+    stream.once("error", (err: NodeJS.ErrnoException) => {
+      if (settled) return;
+      settled = true;
+      reject(
+        new TunnelError("UpstreamConnectionTermination", `stream to ${ep.key} failed: ${err.message}`, true, {
+          cause: err,
+        }),
+      );
+    });
     stream.once("response", (headers, flags) => {
+      settled = true;
       const status = Number(headers[":status"]);
       const latency = performance.now() - started;
       ex.upstreamMs = performance.now() - ex.start;
@@ -253,5 +261,4 @@ function forwardBody(ex: Exchange, stream: ClientHttp2Stream): void {
   });
   body.once("end", () => stream.end());
   body.once("error", () => stream.close(constants.NGHTTP2_CANCEL));
-  stream.once("close", () => body.unpipe?.());
 }

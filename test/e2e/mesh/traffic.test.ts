@@ -219,7 +219,10 @@ describe("a dead backend", () => {
       const tookMs = Date.now() - started;
       expect(r.code).not.toBe(0);
       expect(r.code).not.toBe(28); // not a timeout
-      expect(r.stderr).toMatch(/reset|recv failure|empty reply/i);
+      // The agent resets the client connection once every endpoint failed. When that takes only a few
+      // milliseconds the RST can reach curl before its non-blocking connect() is reported done, and curl
+      // then calls it "Couldn't connect" (seen once in CI, 3 ms): a prompt failure either way, not a hang.
+      expect(r.stderr).toMatch(/reset|recv failure|empty reply|couldn't connect/i);
       expect(tookMs).toBeLessThan(3000);
       await eventually("the failure in the source agent's access log", () =>
         fx

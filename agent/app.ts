@@ -11,7 +11,8 @@ import { AdminServer, Readiness } from "./admin/server.ts";
 import { DEFAULT_OUTLIER, type AgentSettings } from "./config.ts";
 import type { Datapath } from "./datapath/datapath.ts";
 import { runWithDrain } from "./drain.ts";
-import { PodPlacer, podLocatorOptionsFromEnv } from "./node/pod-placement.ts";
+import { POD_UID_ANNOTATION, PodPlacer, podLocatorOptionsFromEnv } from "./node/pod-placement.ts";
+import type { PodEnrollment } from "./node/cni-server.ts";
 import { IdentityManager, type CsrSigner } from "./identity/manager.ts";
 import { accessLogger, createLogger, type Logger } from "./log.ts";
 import { evaluateAuthz } from "./policy/authz.ts";
@@ -26,7 +27,6 @@ import { serveInboundRequest } from "./http/inbound.ts";
 import { reportInbound } from "./http/inbound-report.ts";
 import { HttpOutbound } from "./http/outbound.ts";
 import { createResilience } from "./http/resilience.ts";
-import { faultLayer } from "./http/fault.ts";
 import { LocalRateLimiter } from "./http/local-ratelimit.ts";
 import { ResilienceMetrics } from "./telemetry/resilience.ts";
 import { RequestTelemetry } from "./telemetry/http.ts";
@@ -61,6 +61,8 @@ export interface Agent {
   /** Resolves once every config received so far has been applied. */
   settled(): Promise<void>;
   configDump(): object;
+  /** Enrolment by pod UID, for the CNI plugin's socket (agent/node/cni-server.ts). */
+  readonly pods: PodEnrollment;
 }
 
 interface Enrolled {
@@ -68,6 +70,8 @@ interface Enrolled {
   readonly inbound: InboundTunnel;
   /** PeerAuthentication STRICT as last handed to the datapath. */
   strict: boolean;
+  /** Where it was enrolled: a recreated sandbox (new netns) of the same pod must re-enroll. */
+  readonly netns: string | undefined;
 }
 
 export function createAgent(deps: AgentDeps): Agent {
@@ -104,7 +108,7 @@ export function createAgent(deps: AgentDeps): Agent {
   const http = new HttpOutbound({
     view: currentView,
     telemetry: requests,
-    layers: [faultLayer(), ...resilience.layers],
+    layers: resilience.layers,
     pool,
     identities,
     endpoints,
@@ -168,7 +172,7 @@ export function createAgent(deps: AgentDeps): Agent {
     });
     const inbound = new InboundTunnel(w.uid, listeners.inbound, inboundDeps);
     outbound.attach(w.uid, listeners.outbound);
-    enrolled.set(w.uid, { workload: w, inbound, strict });
+    enrolled.set(w.uid, { workload: w, inbound, strict, netns: where.netns });
     identities.want(w.spiffeId);
     const svid = identities.get(w.spiffeId);
     if (svid) inbound.setCredentials(svid, identities.bundle);
@@ -228,6 +232,47 @@ export function createAgent(deps: AgentDeps): Agent {
     const closed = connections.recheck((c) => evaluateAuthz(next.authorizationPoliciesFor(c.uid), c.request));
     log.info({ version: next.version, workloads: enrolled.size, closedByPolicy: closed }, "config applied");
   }
+
+  const podUidOf = (w: WorkloadInfo) => w.entry.metadata.annotations?.[POD_UID_ANNOTATION];
+  const enrolledPod = (podUid: string) => [...enrolled.values()].find((e) => podUidOf(e.workload) === podUid);
+
+  /** A CNI hint for a pod the config already has: enroll it now, in the sandbox's netns. */
+  async function enrollHinted(podUid: string, netns: string): Promise<void> {
+    const v = view;
+    if (stopping || !v) return;
+    const w = v.localWorkloads().find((x) => podUidOf(x) === podUid);
+    if (!w) return; // not in the config yet: apply() enrolls it with the hint when it arrives
+    const e = enrolled.get(w.uid);
+    if (e?.netns === netns) return;
+    if (e) await release(w.uid);
+    try {
+      await enroll(w, v.refusesPlaintext(w));
+    } catch (err) {
+      log.error({ err, workload: w.uid, podUid }, "cannot enroll hinted pod; its sandbox stays held");
+    }
+  }
+
+  const pods: PodEnrollment = {
+    hintPod(podUid, netns) {
+      placer.hint(podUid, netns);
+      chain = chain
+        .then(() => enrollHinted(podUid, netns))
+        .catch((err: unknown) => log.error({ err, podUid }, "hinted enrolment failed"));
+    },
+    forgetPod: (podUid) => placer.forget(podUid),
+    whyNotEnrolled(podUid, netns) {
+      const e = enrolledPod(podUid);
+      if (e && (netns === undefined || e.netns === netns)) return undefined;
+      if (e) return `enrolled in ${e.netns ?? "another netns"}, not yet in ${netns}`;
+      if (!view) return "the agent has no config from the controller yet";
+      if (view.localWorkloads().some((w) => podUidOf(w) === podUid))
+        return "the agent could not enroll it (see the agent's log)";
+      return (
+        `the controller's config has no workload for this pod on node ${settings.nodeName} yet ` +
+        "(is its namespace labelled nodemesh.io/mesh=enabled?)"
+      );
+    },
+  };
 
   function onConfig(config: MeshConfig): void {
     chain = chain
@@ -338,6 +383,7 @@ export function createAgent(deps: AgentDeps): Agent {
     identities,
     view: () => view,
     settled: () => chain,
+    pods,
     configDump() {
       const v = view;
       return {

@@ -8,6 +8,7 @@ import { ControllerClient } from "./control/client.ts";
 import { EbpfDatapath } from "./datapath/ebpf.ts";
 import { ConfigError } from "./errors.ts";
 import { createLogger } from "./log.ts";
+import { CniServer } from "./node/cni-server.ts";
 import { configSourceOf } from "./state/source.ts";
 
 export const USAGE = `usage: nodemesh agent --node <name> --controller <host:port> --token-file <f> --ca-file <pem> [options]
@@ -18,6 +19,7 @@ export const USAGE = `usage: nodemesh agent --node <name> --controller <host:por
   --ca-file <pem>          trust bundle that verifies the controller             env NODEMESH_CA_FILE
   --pin-dir <dir>          bpffs directory of this agent's programs [/sys/fs/bpf/nodemesh]  env NODEMESH_PIN_DIR
   --cgroup <dir>           cgroup v2 directory to attach at [the cgroup2 mount]  env NODEMESH_CGROUP
+  --cni-socket <path>      listen there for the chained CNI plugin (off when unset)  env NODEMESH_CNI_SOCKET
   --uninstall              remove this agent's BPF programs, links and maps, then exit
   --log-level <level>      [info]                                                env LOG_LEVEL
   Ports and timeouts: NODEMESH_ADMIN_PORT (15000), NODEMESH_METRICS_PORT (15020), NODEMESH_HEALTH_PORT (15021),
@@ -33,6 +35,8 @@ export interface AgentArgs {
   readonly caFile: string | undefined;
   readonly pinDir: string;
   readonly cgroup: string | undefined;
+  /** Unix socket for the CNI plugin (cni/nodemesh-cni.ts); no server when unset. */
+  readonly cniSocket: string | undefined;
   readonly uninstall: boolean;
   readonly logLevel: string | undefined;
 }
@@ -51,6 +55,7 @@ export function parseAgentArgs(argv: string[], env: NodeJS.ProcessEnv = process.
         "ca-file": { type: "string" },
         "pin-dir": { type: "string" },
         cgroup: { type: "string" },
+        "cni-socket": { type: "string" },
         uninstall: { type: "boolean", default: false },
         "log-level": { type: "string" },
       },
@@ -76,6 +81,7 @@ export function parseAgentArgs(argv: string[], env: NodeJS.ProcessEnv = process.
     caFile: values["ca-file"] ?? env["NODEMESH_CA_FILE"],
     pinDir: values["pin-dir"] ?? env["NODEMESH_PIN_DIR"] ?? "/sys/fs/bpf/nodemesh",
     cgroup: values.cgroup ?? env["NODEMESH_CGROUP"],
+    cniSocket: values["cni-socket"] ?? (env["NODEMESH_CNI_SOCKET"] || undefined),
     uninstall: values.uninstall ?? false,
     logLevel: values["log-level"],
   };
@@ -124,10 +130,12 @@ export async function agentMain(argv: string[]): Promise<number> {
     log: log.child({ part: "control" }),
   });
   let quitting: Promise<void> | undefined;
+  let cni: CniServer | undefined;
   const quit = (reason: string): Promise<void> =>
     (quitting ??= (async () => {
       log.info({ reason }, "agent stopping");
       datapath.keepEnrollmentOnRelease();
+      await cni?.close();
       await agent.stop();
       await client.stop();
       await datapath.close();
@@ -143,6 +151,10 @@ export async function agentMain(argv: string[]): Promise<number> {
   });
   client.start();
   await agent.start();
+  if (args.cniSocket) {
+    cni = new CniServer({ socketPath: args.cniSocket, pods: agent.pods, log: log.child({ part: "cni" }) });
+    await cni.listen();
+  }
   void agent.whenReady(120_000).then(
     () => {
       const pruned = datapath.pruneInherited();

@@ -436,6 +436,7 @@ function freeze(c: MeshConfig): MeshConfig {
     c.trafficPolicies,
     c.httpRoutes,
     c.grpcRoutes,
+    c.faultInjections,
     c.trustBundle,
   ])
     Object.freeze(list);

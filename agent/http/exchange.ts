@@ -3,7 +3,7 @@
 // response is the upstream's (or a layer's own), body streaming, trailers when the upstream sends them.
 import type { OutgoingHttpHeaders } from "node:http";
 import type { Readable } from "node:stream";
-import type { CompiledRule } from "../state/routes.ts";
+import type { CompiledRule, RuleFault } from "../state/routes.ts";
 import type { MeshView, ServicePortInfo, WorkloadInfo } from "../state/view.ts";
 
 export interface RequestHead {
@@ -37,6 +37,8 @@ export interface Exchange {
   rule?: CompiledRule;
   /** Set by the route layer: where the request goes. */
   backend?: ServicePortInfo;
+  /** Set by the route layer: the backendRef's or rule's FaultInjection (it wins over the TrafficPolicy's). */
+  fault?: RuleFault;
   /** Set by the route layer: where copies of the request go (RequestMirror); their answers are dropped. */
   mirrors?: ServicePortInfo[];
   /** Response headers the route's filters add/set/remove once the response is known. */

@@ -1,7 +1,7 @@
 // The resilience layers assembled for the outbound HTTP path, in their order (docs/http.md
-// "Resilience"): whole-request timeout → retry → circuit breaker → per-try timeout → upstream. Owns the
-// per-destination state they keep across requests (retry budgets, breakers) and hands the composition
-// root its config-dump page content and its cleanup on each snapshot.
+// "Resilience"): fault injection → whole-request timeout → retry → circuit breaker → per-try timeout
+// → upstream. Owns the per-destination state they keep across requests (retry budgets, breakers) and
+// hands the composition root its config-dump page content and its cleanup on each snapshot.
 import type { AgentSettings } from "../config.ts";
 import { Breakers } from "../breaker/breakers.ts";
 import { RetryBudgets } from "../retry/budget.ts";
@@ -9,6 +9,7 @@ import type { Layer } from "../stack/compose.ts";
 import type { MeshView } from "../state/view.ts";
 import type { ResilienceMetrics } from "../telemetry/resilience.ts";
 import { breakerLayer } from "./breaker.ts";
+import { faultLayer } from "./fault.ts";
 import type { Exchange, ResponseHead } from "./exchange.ts";
 import { retryLayer } from "./retry.ts";
 import { requestTimeoutLayer, tryTimeoutLayer } from "./timeout.ts";
@@ -33,6 +34,7 @@ export function createResilience(
   const budgets = new RetryBudgets(now);
   return {
     layers: [
+      faultLayer({ metrics }),
       requestTimeoutLayer(settings),
       retryLayer({ budgets, metrics }),
       breakerLayer(breakers),

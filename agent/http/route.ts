@@ -2,8 +2,10 @@
 // them (agent/state/routes.ts compiled the precedence); no match → 404, as the Gateway API says. The
 // matched rule's filters rewrite the request or answer it (redirect), then one backend is picked by
 // weight and the request continues to it. A service port without routes goes to its own endpoints.
+// The rule's (or backendRef's) FaultInjection is handed to the fault layer on `ex.fault`; one that
+// does not exist answers 500, as the spec says for an unresolvable ExtensionRef.
 import type { Layer } from "../stack/compose.ts";
-import type { RouteMatchResult } from "../state/routes.ts";
+import type { CompiledRule, RouteMatchResult, RuleFault } from "../state/routes.ts";
 import type { ServicePortInfo } from "../state/view.ts";
 import { localReply, type Exchange, type ResponseHead } from "./exchange.ts";
 import { applyRequestFilters, mirrorsFor, pickWeighted } from "./filters.ts";
@@ -43,6 +45,8 @@ export function selectBackend(ex: Exchange): ServicePortInfo | ResponseHead {
     );
   }
   ex.rule = match.rule;
+  const dangling = danglingFault(match.rule.fault, match.rule, grpc);
+  if (dangling) return dangling;
   const answered = applyRequestFilters(ex, match);
   if (answered) return answered;
   const backend = pickWeighted(match.rule.backends);
@@ -64,6 +68,10 @@ export function selectBackend(ex: Exchange): ServicePortInfo | ResponseHead {
       grpc,
     );
   }
+  const fault = backend.fault ?? match.rule.fault;
+  const danglingBackend = danglingFault(backend.fault, match.rule, grpc);
+  if (danglingBackend) return danglingBackend;
+  if (fault) ex.fault = fault;
   const byBackend = backend.filters.length > 0 ? applyRequestFilters(ex, match, backend.filters) : undefined;
   if (byBackend) return byBackend;
   const mirrors = mirrorsFor([...match.rule.filters, ...backend.filters]);
@@ -72,4 +80,19 @@ export function selectBackend(ex: Exchange): ServicePortInfo | ResponseHead {
     if (target) (ex.mirrors ??= []).push(target);
   }
   return sp;
+}
+
+/** The spec's answer for a filter whose ExtensionRef resolves to nothing: 500, never a skipped filter. */
+function danglingFault(
+  fault: RuleFault | undefined,
+  rule: CompiledRule,
+  grpc: boolean,
+): ResponseHead | undefined {
+  if (!fault || fault.settings) return undefined;
+  return localReply(
+    500,
+    "NoRoute",
+    `route ${rule.route} rule ${rule.index} references FaultInjection ${fault.ref}, which does not exist`,
+    grpc,
+  );
 }

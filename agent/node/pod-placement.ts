@@ -5,10 +5,11 @@
 // real cgroup and a container's /proc/<pid>/ns/net itself (pod-locator.ts). That happens only for
 // an entry with the pod-UID annotation and no netns; anything else is used as given.
 //
-// A pod reaches the config once Ready, so its containers run and the first look almost always
-// finds it; a short bounded backoff covers a cgroup that is still being populated. When the pod is
-// still not found the error says so and enrollment fails for this config version (app.ts logs it
-// and tries again at the next one): the agent never enrolls a guess.
+// The chained CNI plugin (cni/, agent/node/cni-server.ts) hints a pod's netns path while its
+// sandbox is set up, before any of its processes run: a hinted pod is placed in that netns without
+// a look. Without a hint, a short bounded backoff covers a cgroup that is still being populated.
+// When the pod is still not found the error says so and enrollment fails for this config version
+// (app.ts logs it and tries again at the next one or at a hint): the agent never enrolls a guess.
 import { readFileSync } from "node:fs";
 import type { Logger } from "pino";
 import { AgentError } from "../errors.ts";
@@ -85,15 +86,26 @@ export function podLocatorOptionsFromEnv(
 
 export class PodPlacer {
   readonly #opts: PodPlacerOptions;
+  /** Pod UID → netns path told by the CNI plugin; trusted as the runtime's own answer. */
+  readonly #hints = new Map<string, string>();
 
   constructor(opts: PodPlacerOptions) {
     this.#opts = opts;
+  }
+
+  hint(podUid: string, netns: string): void {
+    this.#hints.set(podUid, netns);
+  }
+  forget(podUid: string): void {
+    this.#hints.delete(podUid);
   }
 
   /** Where to enroll `w`; looks the pod up by UID when needed; throws when it is not on this node. */
   async place(w: PlaceableWorkload): Promise<Placement> {
     const pod = podToLocate(w);
     if (!pod) return { netns: w.netns, cgroup: w.cgroup };
+    const hinted = this.#hints.get(pod.uid);
+    if (hinted) return { netns: hinted, cgroup: w.cgroup, podUid: pod.uid };
     const found = await this.#find(w.uid, pod.uid, pod.qosClass);
     this.#opts.log.info(
       { workload: w.uid, podUid: pod.uid, cgroup: found.cgroup, pid: found.pid },

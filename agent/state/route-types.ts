@@ -2,6 +2,7 @@
 // and GRPCRoutes and what the HTTP data path (agent/http/route.ts, filters.ts) consumes. Everything
 // here is plain frozen data; names of headers are lowercase, durations are milliseconds, Service
 // references are resolved against the snapshot ("namespace/name", undefined = unresolvable).
+import type { FaultInjectionSettings } from "../../controller/api/index.ts";
 
 export interface RouteRequest {
   readonly method: string;
@@ -54,6 +55,14 @@ export type HttpFilter =
       readonly denominator: number;
     };
 
+/** An ExtensionRef filter to a FaultInjection, resolved against the snapshot. */
+export interface RuleFault {
+  /** "namespace/name" of the FaultInjection (the route's namespace: a LocalObjectReference). */
+  readonly ref: string;
+  /** undefined = not in the snapshot: matched requests get the spec's 500 for an unresolved filter. */
+  readonly settings: FaultInjectionSettings | undefined;
+}
+
 export interface RouteBackend {
   /** "namespace/name" of a Service in the snapshot; undefined = unresolvable (answer 500). */
   readonly service: string | undefined;
@@ -61,6 +70,8 @@ export interface RouteBackend {
   readonly port: number;
   readonly weight: number;
   readonly filters: readonly HttpFilter[];
+  /** The backendRef's own FaultInjection; it replaces the rule's for requests sent to this backend. */
+  readonly fault?: RuleFault;
 }
 
 /** GEP-1731 values; `attempts` counts retries (1 + attempts tries at most). */
@@ -83,6 +94,8 @@ export interface CompiledRule {
   /** 0 = disabled explicitly ("0s"); absent = not set. */
   readonly timeouts: { readonly requestMs?: number; readonly backendRequestMs?: number };
   readonly retry: RouteRetry | undefined;
+  /** The rule's FaultInjection (ExtensionRef filter); it replaces the TrafficPolicy `fault`. */
+  readonly fault?: RuleFault;
 }
 
 export interface RouteMatchResult {

@@ -8,10 +8,13 @@
 // - within one audience, when both kinds attach to a port, GRPCRoute wins and the HTTPRoutes are
 //   ignored (GEP-1294 route-type specificity; the spec calls the losers Conflicted);
 // - backendRefs resolve to "namespace/name" when the Service and its port exist; otherwise
-//   `service` is undefined and the data path answers 500 for that share, as the spec says.
+//   `service` is undefined and the data path answers 500 for that share, as the spec says;
+// - an ExtensionRef filter names a FaultInjection in the route's namespace; it is carried as the
+//   rule's (or backendRef's) `fault`, with `settings` undefined when it dangles (500, as for backends).
 import { gatewayDurationMs, isCoreService } from "../../controller/api/index.ts";
 import type {
   BackendObjectRef,
+  FaultInjection,
   GRPCRoute,
   GrpcRouteFilter,
   HTTPRoute,
@@ -30,6 +33,7 @@ import type {
   PathModifier,
   RouteBackend,
   RouteTable,
+  RuleFault,
 } from "./route-types.ts";
 import { PASSTHROUGH_ROUTE } from "./route-types.ts";
 
@@ -41,8 +45,20 @@ const PRODUCER = "";
 
 class Resolver {
   readonly #services = new Map<string, Service>();
-  constructor(services: readonly Service[]) {
+  readonly #faults = new Map<string, FaultInjection>();
+  constructor(services: readonly Service[], faults: readonly FaultInjection[]) {
     for (const s of services) this.#services.set(`${s.metadata.namespace}/${s.metadata.name}`, s);
+    for (const f of faults) this.#faults.set(`${f.metadata.namespace}/${f.metadata.name}`, f);
+  }
+  /** The list's FaultInjection ExtensionRef (the schema allows at most one), resolved or dangling. */
+  fault(
+    list: readonly (HttpRouteFilter | GrpcRouteFilter)[] | undefined,
+    routeNs: string,
+  ): RuleFault | undefined {
+    const ext = list?.find((f) => f.type === "ExtensionRef")?.extensionRef;
+    if (!ext) return undefined;
+    const ref = `${routeNs}/${ext.name}`;
+    return Object.freeze({ ref, settings: this.#faults.get(ref)?.spec });
   }
   service(namespace: string, name: string): Service | undefined {
     return this.#services.get(`${namespace}/${name}`);
@@ -54,6 +70,11 @@ class Resolver {
     const s = this.service(ns, ref.name);
     return s && s.spec.ports.some((p) => p.port === ref.port) ? `${ns}/${ref.name}` : undefined;
   }
+}
+
+/** `{ [key]: value }` when value is set, else `{}` (exactOptionalPropertyTypes forbids an explicit undefined). */
+function optional<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
+  return value === undefined ? {} : ({ [key]: value } as { [P in K]?: V });
 }
 
 /** Oldest creationTimestamp first (routes without one after those with one), then "namespace/name". */
@@ -141,6 +162,7 @@ function routeEntries(route: AnyRoute, order: number, r: Resolver): MatchEntry[]
         port: b.port ?? 0,
         weight: b.weight,
         filters: compileFilters(b.filters, ns, r),
+        ...optional("fault", r.fault(b.filters, ns)),
       }),
     );
     const t = "timeouts" in rule ? rule.timeouts : undefined;
@@ -163,6 +185,7 @@ function routeEntries(route: AnyRoute, order: number, r: Resolver): MatchEntry[]
             backoffMs: retry.backoff === undefined ? undefined : gatewayDurationMs(retry.backoff),
           })
         : undefined,
+      ...optional("fault", r.fault(rule.filters, ns)),
     });
     if (route.kind === "HTTPRoute") {
       const matches = (rule as HTTPRoute["spec"]["rules"][number]).matches;
@@ -224,7 +247,7 @@ function passthrough(key: string): CompiledRule {
 
 /** Key: "namespace/name:port". A service port with no route attached has no entry. */
 export function compileRoutes(config: MeshConfig): ReadonlyMap<string, RouteTable> {
-  const r = new Resolver(config.services);
+  const r = new Resolver(config.services, config.faultInjections ?? []);
   const routes: AnyRoute[] = [...(config.httpRoutes ?? []), ...(config.grpcRoutes ?? [])].sort(byAge);
   const entries = new Map<AnyRoute, MatchEntry[]>();
   routes.forEach((route, order) => entries.set(route, routeEntries(route, order, r)));

@@ -1,5 +1,5 @@
-// Metrics of the resilience layers: retries by reason, exhausted retry budgets, and each endpoint's
-// circuit-breaker state and transitions. These fire on failures only (not per request), so plain
+// Metrics of the resilience layers: retries by reason, exhausted retry budgets, each endpoint's
+// circuit-breaker state and transitions, and injected faults. These fire on failures only (not per request), so plain
 // prom-client series are cheap enough here; `destination_service` is the destination key
 // ("namespace/name:port"), `endpoint` the endpoint key ("podIP:port").
 import { createRequire } from "node:module";
@@ -19,6 +19,7 @@ export class ResilienceMetrics {
   readonly #exhausted: Counter<"destination_service">;
   readonly #state: Gauge<"destination_service" | "endpoint" | "state">;
   readonly #transitions: Counter<"destination_service" | "endpoint" | "from" | "to">;
+  readonly #faults: Counter<"destination_service" | "fault" | "source">;
 
   constructor(registry: PromClient.Registry) {
     const registers = [registry];
@@ -46,6 +47,16 @@ export class ResilienceMetrics {
       labelNames: ["destination_service", "endpoint", "from", "to"],
       registers,
     });
+    this.#faults = new Counter({
+      name: "nodemesh_faults_injected_total",
+      help: "Faults injected by the calling agent, by destination, fault (delay, abort) and source (route: a FaultInjection ExtensionRef; policy: the TrafficPolicy).",
+      labelNames: ["destination_service", "fault", "source"],
+      registers,
+    });
+  }
+
+  faultInjected(destination: string, fault: "delay" | "abort", source: "route" | "policy"): void {
+    this.#faults.inc({ destination_service: destination, fault, source });
   }
 
   retry(destination: string, reason: string): void {

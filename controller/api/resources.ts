@@ -108,6 +108,11 @@ export const WorkloadEntrySpec = z
     cgroup: z.string().min(1).optional(),
     /** Named ports, as Istio's WorkloadEntry: {http: 8080}; Service.targetPort may refer to them. */
     ports: z.record(NamespaceName, Port).optional(),
+    /**
+     * Absent means true. false: enrolled (captured, identity issued) but no Service's endpoint, as a
+     * Kubernetes pod that runs before it is Ready; capture must start before its first connect.
+     */
+    ready: z.boolean({ error: "ready must be true or false" }).optional(),
   })
   .strict()
   .refine((s) => s.netns !== undefined || s.cgroup !== undefined, {
@@ -453,16 +458,16 @@ export const FaultInjectionSettings = z
     abort: z
       .object({
         httpStatus: z
-          .number()
-          .int()
-          .min(200)
+          .number({ error: "must be an HTTP status (200-599)" })
+          .int({ error: "must be an HTTP status (200-599)" })
+          .min(200, { error: "must be an HTTP status (200-599)" })
           .max(599, { error: "must be an HTTP status (200-599)" })
           .optional(),
         /** A gRPC status code (1-16) for gRPC requests; HTTP requests get `httpStatus` (default 503). */
         grpcStatus: z
-          .number()
-          .int()
-          .min(1)
+          .number({ error: "must be a gRPC status code (1-16)" })
+          .int({ error: "must be a gRPC status code (1-16)" })
+          .min(1, { error: "must be a gRPC status code (1-16)" })
           .max(16, { error: "must be a gRPC status code (1-16)" })
           .optional(),
         percentage: Percentage.default(100),
@@ -532,9 +537,20 @@ export const TrafficPolicySpec = z
 
 export const TrafficPolicy = z.object({ ...header("TrafficPolicy"), spec: TrafficPolicySpec }).strict();
 
+// ---- FaultInjection (Istio's HTTPFaultInjection as a kind of its own) ------------------------------
+
+/**
+ * The same delay/abort shape as TrafficPolicy `fault`, attached to an HTTPRoute/GRPCRoute rule by an
+ * ExtensionRef filter (group nodemesh.io, kind FaultInjection) so that the rule's matches (a header,
+ * say) confine the faults to test traffic. Same namespace as the route, as LocalObjectReference says.
+ */
+export const FaultInjection = z
+  .object({ ...header("FaultInjection"), spec: FaultInjectionSettings })
+  .strict();
+
 // ---- The union -----------------------------------------------------------------------------------
 
-/** Kinds reserved for later (RateLimitPolicy, FaultInjection) join this union. */
+/** Kinds reserved for later (RateLimitPolicy) join this union. */
 export const Resource = z.discriminatedUnion("kind", [
   Service,
   WorkloadEntry,
@@ -543,6 +559,7 @@ export const Resource = z.discriminatedUnion("kind", [
   TrafficPolicy,
   HTTPRoute,
   GRPCRoute,
+  FaultInjection,
 ]);
 
 export const KINDS = [
@@ -553,6 +570,7 @@ export const KINDS = [
   "TrafficPolicy",
   "HTTPRoute",
   "GRPCRoute",
+  "FaultInjection",
 ] as const;
 export const Kind = z.enum(KINDS);
 
@@ -574,6 +592,7 @@ export type LoadBalancerSettings = z.infer<typeof LoadBalancerSettings>;
 export type RetrySettings = z.infer<typeof RetrySettings>;
 export type CircuitBreakerSettings = z.infer<typeof CircuitBreakerSettings>;
 export type FaultInjectionSettings = z.infer<typeof FaultInjectionSettings>;
+export type FaultInjection = z.infer<typeof FaultInjection>;
 export type RateLimitSettings = z.infer<typeof RateLimitSettings>;
 export type Resource = z.infer<typeof Resource>;
 export type Kind = z.infer<typeof Kind>;

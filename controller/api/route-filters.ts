@@ -1,10 +1,18 @@
 // Gateway API route filters (HTTPRouteFilter, GRPCRouteFilter) as zod schemas, with the CRD's CEL
 // rules: a filter carries exactly the field its `type` names, list-level rules forbid repeating a
 // filter or combining RequestRedirect with URLRewrite, and a header filter names each header once.
-// Supported types are the five the mesh implements; CORS, ExtensionRef and ExternalAuth are
-// rejected by name (the spec forbids skipping a filter an implementation cannot apply).
+// Supported types are the five the mesh implements plus ExtensionRef to a nodemesh.io FaultInjection
+// (at most one per list); CORS, ExternalAuth and ExtensionRefs to any other kind are rejected by name
+// (the spec forbids skipping a filter an implementation cannot apply).
 import { z } from "zod";
-import { BackendObjectRef, Fraction, GatewayPort, HeaderName, PreciseHostname } from "./route-parts.ts";
+import {
+  BackendObjectRef,
+  Fraction,
+  GatewayPort,
+  HeaderName,
+  ObjectName,
+  PreciseHostname,
+} from "./route-parts.ts";
 
 const HeaderValue = z
   .string()
@@ -111,12 +119,34 @@ export const RequestMirror = z
     path: ["fraction"],
   });
 
+/** Gateway API LocalObjectReference, narrowed to the one extension the mesh implements. */
+export const ExtensionRef = z
+  .object({
+    group: z.literal("nodemesh.io", {
+      error: (iss) =>
+        `group must be "nodemesh.io"` +
+        (typeof iss.input === "string"
+          ? ` (extension group "${iss.input}" is not supported by nodemesh)`
+          : ""),
+    }),
+    kind: z.literal("FaultInjection", {
+      error: (iss) =>
+        `kind must be "FaultInjection"` +
+        (typeof iss.input === "string"
+          ? ` (extension kind "${iss.input}" is not supported by nodemesh)`
+          : ""),
+    }),
+    name: ObjectName,
+  })
+  .strict();
+
 const FIELD = {
   RequestHeaderModifier: "requestHeaderModifier",
   ResponseHeaderModifier: "responseHeaderModifier",
   RequestRedirect: "requestRedirect",
   URLRewrite: "urlRewrite",
   RequestMirror: "requestMirror",
+  ExtensionRef: "extensionRef",
 } as const;
 type FilterType = keyof typeof FIELD;
 
@@ -153,8 +183,14 @@ const HTTP_TYPES = [
   "RequestMirror",
   "RequestRedirect",
   "URLRewrite",
+  "ExtensionRef",
 ] as const;
-const GRPC_TYPES = ["RequestHeaderModifier", "ResponseHeaderModifier", "RequestMirror"] as const;
+const GRPC_TYPES = [
+  "RequestHeaderModifier",
+  "ResponseHeaderModifier",
+  "RequestMirror",
+  "ExtensionRef",
+] as const;
 
 export const HttpRouteFilter = z
   .object({
@@ -164,6 +200,7 @@ export const HttpRouteFilter = z
     requestRedirect: RequestRedirect.optional(),
     urlRewrite: UrlRewrite.optional(),
     requestMirror: RequestMirror.optional(),
+    extensionRef: ExtensionRef.optional(),
   })
   .strict()
   .superRefine(fieldMatchesType(HTTP_TYPES));
@@ -174,11 +211,15 @@ export const GrpcRouteFilter = z
     requestHeaderModifier: HeaderFilter.optional(),
     responseHeaderModifier: HeaderFilter.optional(),
     requestMirror: RequestMirror.optional(),
+    extensionRef: ExtensionRef.optional(),
   })
   .strict()
   .superRefine(fieldMatchesType(GRPC_TYPES));
 
-/** List rules: at most 16, no repeats of the single-use types, not Redirect and URLRewrite together. */
+/**
+ * List rules: at most 16, no repeats of the single-use types, not Redirect and URLRewrite together.
+ * ExtensionRef may repeat in the spec, but two FaultInjections on one rule would be ambiguous.
+ */
 function filterList<T extends z.ZodType<{ type: string }>>(item: T, once: readonly FilterType[]) {
   return z
     .array(item)
@@ -187,6 +228,11 @@ function filterList<T extends z.ZodType<{ type: string }>>(item: T, once: readon
       for (const t of once)
         if (list.filter((f) => f.type === t).length > 1)
           ctx.addIssue({ code: "custom", message: `${t} filter cannot be repeated` });
+      if (list.filter((f) => f.type === "ExtensionRef").length > 1)
+        ctx.addIssue({
+          code: "custom",
+          message: "at most one ExtensionRef filter (FaultInjection) per rule or backendRef",
+        });
       if (list.some((f) => f.type === "RequestRedirect") && list.some((f) => f.type === "URLRewrite"))
         ctx.addIssue({
           code: "custom",
@@ -212,5 +258,6 @@ export type PathModifier = z.infer<typeof PathModifier>;
 export type RequestRedirect = z.infer<typeof RequestRedirect>;
 export type UrlRewrite = z.infer<typeof UrlRewrite>;
 export type RequestMirror = z.infer<typeof RequestMirror>;
+export type ExtensionRef = z.infer<typeof ExtensionRef>;
 export type HttpRouteFilter = z.infer<typeof HttpRouteFilter>;
 export type GrpcRouteFilter = z.infer<typeof GrpcRouteFilter>;

@@ -47,10 +47,14 @@ export function resolveTargetPort(
   return typeof t === "number" ? t : w.spec.ports?.[t];
 }
 
-/** Workloads of the service's namespace selected by it, one endpoint per (workload, port). */
+/**
+ * Ready workloads of the service's namespace selected by it, one endpoint per (workload, port).
+ * A not-ready workload (spec.ready false) is enrolled but gets no traffic, as Kubernetes Endpoints.
+ */
 export function endpointsOf(service: Service, workloads: Iterable<WorkloadEntry>): Endpoint[] {
   const out: Endpoint[] = [];
   for (const w of workloads) {
+    if (w.spec.ready === false) continue;
     if (w.metadata.namespace !== service.metadata.namespace) continue;
     if (!selectorMatches(service.spec.selector, w.spec.labels)) continue;
     for (const p of service.spec.ports) {

@@ -10,6 +10,7 @@
 import { z } from "zod";
 import {
   AuthorizationPolicy,
+  FaultInjection,
   PeerAuthentication,
   Resource,
   Service,
@@ -48,6 +49,8 @@ export const MeshConfig = z
     /** Absent from a sender that predates routes: no route attached anywhere. */
     httpRoutes: z.array(HTTPRoute).default([]),
     grpcRoutes: z.array(GRPCRoute).default([]),
+    /** Absent from a sender that predates the kind: every ExtensionRef to one dangles (500). */
+    faultInjections: z.array(FaultInjection).default([]),
   })
   .strict();
 
@@ -115,6 +118,7 @@ export const LIST_OF_KIND = {
   TrafficPolicy: "trafficPolicies",
   HTTPRoute: "httpRoutes",
   GRPCRoute: "grpcRoutes",
+  FaultInjection: "faultInjections",
 } as const satisfies Record<Kind, keyof MeshConfig>;
 
 export class DeltaMismatchError extends Error {
@@ -181,6 +185,7 @@ export function applyDelta(config: MeshConfig, delta: MeshDelta): MeshConfig {
     TrafficPolicy: [],
     HTTPRoute: [],
     GRPCRoute: [],
+    FaultInjection: [],
   };
   const rm: Record<Kind, Set<string>> = {
     Service: new Set(),
@@ -190,6 +195,7 @@ export function applyDelta(config: MeshConfig, delta: MeshDelta): MeshConfig {
     TrafficPolicy: new Set(),
     HTTPRoute: new Set(),
     GRPCRoute: new Set(),
+    FaultInjection: new Set(),
   };
   for (const r of delta.upserts) up[r.kind].push(r);
   for (const k of delta.removals) rm[k.kind].add(keyString(k as ResourceKey));
@@ -216,5 +222,10 @@ export function applyDelta(config: MeshConfig, delta: MeshDelta): MeshConfig {
     ),
     httpRoutes: applyToList(config.httpRoutes, up.HTTPRoute as HTTPRoute[], rm.HTTPRoute),
     grpcRoutes: applyToList(config.grpcRoutes, up.GRPCRoute as GRPCRoute[], rm.GRPCRoute),
+    faultInjections: applyToList(
+      config.faultInjections,
+      up.FaultInjection as FaultInjection[],
+      rm.FaultInjection,
+    ),
   };
 }

@@ -2,8 +2,8 @@
 // Every accepted model becomes a Version `<epoch>-<seq>`; the epoch is random per controller start,
 // so a version from before a restart is unknown and the agent gets a full snapshot. The hub keeps
 // the last `historySize` versions for resume, and builds per-node NDJSON messages:
-// - services, workloads, TrafficPolicies, HTTPRoutes and GRPCRoutes go to every node (agents route
-//   to anything, and a route applies wherever its clients run);
+// - services, workloads, TrafficPolicies, HTTPRoutes, GRPCRoutes and FaultInjections go to every
+//   node (agents route to anything, and a route applies wherever its clients run);
 // - AuthorizationPolicies and PeerAuthentications only to nodes with a workload they apply to.
 // Resource JSON is computed once per resource (by the file source) and spliced, never re-serialised.
 //
@@ -52,6 +52,7 @@ interface SharedPieces {
   trafficPolicies: Buffer;
   httpRoutes: Buffer;
   grpcRoutes: Buffer;
+  faultInjections: Buffer;
 }
 
 interface VersionCache {
@@ -165,6 +166,8 @@ export class ConfigHub extends EventEmitter<HubEvents> {
             shared.httpRoutes,
             `,"grpcRoutes":`,
             shared.grpcRoutes,
+            `,"faultInjections":`,
+            shared.faultInjections,
             "}}\n",
           ]
         : [
@@ -178,6 +181,8 @@ export class ConfigHub extends EventEmitter<HubEvents> {
             shared.httpRoutes,
             storedBlocks(`,"grpcRoutes":`),
             shared.grpcRoutes,
+            storedBlocks(`,"faultInjections":`),
+            shared.faultInjections,
             storedBlocks("}}\n"),
           ];
     byEnc[encoding] = parts;
@@ -249,6 +254,7 @@ export class ConfigHub extends EventEmitter<HubEvents> {
       TrafficPolicy: [],
       HTTPRoute: [],
       GRPCRoute: [],
+      FaultInjection: [],
     };
     for (const e of v.model.entries.values()) {
       const k = e.resource.kind;
@@ -264,6 +270,7 @@ export class ConfigHub extends EventEmitter<HubEvents> {
       trafficPolicies: encode(lists.TrafficPolicy),
       httpRoutes: encode(lists.HTTPRoute),
       grpcRoutes: encode(lists.GRPCRoute),
+      faultInjections: encode(lists.FaultInjection),
     };
     cache.pieces[encoding] = pieces;
     return pieces;

@@ -26,8 +26,11 @@ import type {
   BackendObjectRef,
   ConfigIssue,
   Endpoint,
+  FaultInjection,
   GRPCRoute,
+  GrpcRouteFilter,
   HTTPRoute,
+  HttpRouteFilter,
   PeerAuthentication,
   Resource,
   Service,
@@ -86,6 +89,7 @@ export class MeshModel {
   readonly trafficPolicies: readonly TrafficPolicy[] = [];
   readonly httpRoutes: readonly HTTPRoute[] = [];
   readonly grpcRoutes: readonly GRPCRoute[] = [];
+  readonly faultInjections: readonly FaultInjection[] = [];
   readonly #byVipPort = new Map<string, Service>();
   readonly #byAddress = new Map<string, WorkloadEntry>();
   readonly #byNode = new Map<string, WorkloadEntry[]>();
@@ -115,6 +119,7 @@ export class MeshModel {
       TrafficPolicy: this.trafficPolicies as TrafficPolicy[],
       HTTPRoute: this.httpRoutes as HTTPRoute[],
       GRPCRoute: this.grpcRoutes as GRPCRoute[],
+      FaultInjection: this.faultInjections as FaultInjection[],
     };
     for (const { resource: r } of map.values()) (lists[r.kind] as Resource[]).push(r);
     for (const s of this.services)
@@ -299,12 +304,14 @@ function inheritance(
   // Returns false when the change can affect every node.
   const local = (r: Resource): boolean => {
     if (r.kind === "WorkloadEntry") changedNodes.add(r.spec.node);
-    // Routes, like TrafficPolicies, go to every node and change no node's policy set.
+    // Routes and the FaultInjections they reference, like TrafficPolicies, go to every node and
+    // change no node's policy set.
     return (
       r.kind === "WorkloadEntry" ||
       r.kind === "TrafficPolicy" ||
       r.kind === "HTTPRoute" ||
-      r.kind === "GRPCRoute"
+      r.kind === "GRPCRoute" ||
+      r.kind === "FaultInjection"
     );
   };
   for (const [k, e] of next) {
@@ -394,6 +401,7 @@ function routeReferences(
         ),
       );
   });
+  faultReferences(model, e, r, out);
   (r.spec.rules as readonly { backendRefs?: readonly BackendObjectRef[] | undefined }[]).forEach((rule, i) =>
     (rule.backendRefs ?? []).forEach((b, j) => {
       const path = `spec.rules[${i}].backendRefs[${j}]`;
@@ -415,4 +423,36 @@ function routeReferences(
         );
     }),
   );
+}
+
+type AnyFilter = HttpRouteFilter | GrpcRouteFilter;
+interface FilteredRule {
+  filters?: readonly AnyFilter[] | undefined;
+  backendRefs?: readonly { filters?: readonly AnyFilter[] | undefined }[] | undefined;
+}
+
+/** Warnings for ExtensionRefs to a FaultInjection that does not exist (the agent answers 500 for them). */
+function faultReferences(
+  model: MeshModel,
+  e: SourcedResource,
+  r: HTTPRoute | GRPCRoute,
+  out: ConfigIssue[],
+): void {
+  const ns = r.metadata.namespace;
+  const check = (filters: readonly AnyFilter[] | undefined, path: string) =>
+    (filters ?? []).forEach((f, k) => {
+      const ref = f.type === "ExtensionRef" ? f.extensionRef : undefined;
+      if (ref && !model.entries.has(keyString({ kind: "FaultInjection", namespace: ns, name: ref.name })))
+        out.push(
+          issue(
+            e,
+            `${path}.filters[${k}].extensionRef`,
+            `FaultInjection ${ns}/${ref.name} does not exist; requests this filter applies to get 500`,
+          ),
+        );
+    });
+  (r.spec.rules as readonly FilteredRule[]).forEach((rule, i) => {
+    check(rule.filters, `spec.rules[${i}]`);
+    (rule.backendRefs ?? []).forEach((b, j) => check(b.filters, `spec.rules[${i}].backendRefs[${j}]`));
+  });
 }

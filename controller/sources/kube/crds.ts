@@ -14,7 +14,12 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
 import { z } from "zod";
-import { AuthorizationPolicySpec, PeerAuthenticationSpec, TrafficPolicySpec } from "../../api/index.ts";
+import {
+  AuthorizationPolicySpec,
+  FaultInjectionSettings,
+  PeerAuthenticationSpec,
+  TrafficPolicySpec,
+} from "../../api/index.ts";
 import { GrpcRouteSpec, HttpRouteSpec } from "../../api/routes.ts";
 
 type Json = Record<string, unknown>;
@@ -53,6 +58,14 @@ export const MESH_CRDS: readonly CrdSpec[] = [
     plural: "trafficpolicies",
     singular: "trafficpolicy",
     schema: TrafficPolicySpec,
+  },
+  {
+    group: "nodemesh.io",
+    version: "v1alpha1",
+    kind: "FaultInjection",
+    plural: "faultinjections",
+    singular: "faultinjection",
+    schema: FaultInjectionSettings,
   },
 ];
 

@@ -14,6 +14,7 @@ const OURS: ReadonlyArray<Omit<CustomKind, "group" | "version" | "route">> = [
   { kind: "AuthorizationPolicy", plural: "authorizationpolicies" },
   { kind: "PeerAuthentication", plural: "peerauthentications" },
   { kind: "TrafficPolicy", plural: "trafficpolicies" },
+  { kind: "FaultInjection", plural: "faultinjections" },
 ];
 const ROUTES: ReadonlyArray<Omit<CustomKind, "group" | "version" | "route">> = [
   { kind: "HTTPRoute", plural: "httproutes" },

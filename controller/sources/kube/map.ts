@@ -5,9 +5,10 @@
 // with nodemesh.io/mesh=disabled. Services are meshed only in enrolled namespaces: a Service VIP
 // in the model makes every agent capture connections to it, and a Service whose pods are not
 // enrolled would then have no endpoints, so clients would lose it.
-// Readiness: a pod becomes a WorkloadEntry once it is Ready. The model has no readiness field, and a
-// WorkloadEntry is both "capture this pod" and "send it traffic"; serving not-ready pods would break
-// Kubernetes semantics, so until the wire schema can say "enrolled but not an endpoint" we wait.
+// Readiness: a pod becomes a WorkloadEntry as soon as it is scheduled and has an IP (which the
+// kubelet reports once the sandbox's network is set up), with spec.ready from its Ready condition:
+// the agent captures it before its application's first connect, and endpointsOf serves only ready
+// pods, as Kubernetes Endpoints do.
 import type { KubernetesObject, V1Namespace, V1Pod, V1Service } from "@kubernetes/client-node";
 import { API_VERSION } from "../../api/index.ts";
 
@@ -45,7 +46,6 @@ export function podSkipReason(pod: V1Pod, ns: V1Namespace | undefined): string |
   if (!pod.spec?.nodeName) return "pod not scheduled";
   if (!podIPv4(pod)) return "pod has no IPv4 address yet";
   if (!pod.metadata?.uid) return "pod has no uid";
-  if (!podReady(pod)) return "pod not ready";
   return undefined;
 }
 
@@ -97,6 +97,7 @@ export function mapPod(pod: V1Pod, ns: V1Namespace | undefined): Mapped {
         node: pod.spec?.nodeName,
         cgroup: kubeletCgroup(uid, qos),
         ...(ports ? { ports } : {}),
+        ready: podReady(pod),
       },
     },
   };

@@ -57,6 +57,7 @@ export function baseConfig(version: string, trustBundle: string[]): MeshConfig {
     trafficPolicies: [],
     httpRoutes: [],
     grpcRoutes: [],
+    faultInjections: [],
   };
 }
 

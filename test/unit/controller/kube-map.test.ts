@@ -65,6 +65,21 @@ describe("pods", () => {
     });
   });
 
+  test("a pod that is not Ready yet is enrolled with ready false, so it gets no traffic", () => {
+    const r = validateDocument(doc(mapPod(pod({ ready: false }), enrolled)), "kube", 1);
+    expect(r.ok).toBe(true);
+    if (!r.ok || r.resource.kind !== "WorkloadEntry") return;
+    expect(r.resource.spec.ready).toBe(false);
+    expect(r.resource.spec.address).toBe("10.1.0.2");
+  });
+
+  test("a pod with no conditions yet counts as not ready; a Ready one as ready", () => {
+    const fresh = pod();
+    fresh.status = { ...fresh.status, conditions: undefined, phase: "Pending" };
+    expect(doc(mapPod(fresh, enrolled))["spec"]).toMatchObject({ ready: false });
+    expect(doc(mapPod(pod(), enrolled))["spec"]).toMatchObject({ ready: true });
+  });
+
   test.each([
     ["namespace not enrolled", pod(), plain, /namespace not labelled/],
     [
@@ -73,7 +88,6 @@ describe("pods", () => {
       enrolled,
       /opted|disabled/,
     ],
-    ["not ready", pod({ ready: false }), enrolled, /not ready/],
     ["no IPv4", pod({ ip: "fd00::1" }), enrolled, /IPv4/],
     ["finished", pod({ phase: "Succeeded" }), enrolled, /succeeded/],
     ["unscheduled", pod({ node: "" }), enrolled, /not scheduled/],

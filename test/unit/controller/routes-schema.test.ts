@@ -360,7 +360,7 @@ const cases: [string, unknown, string[]][] = [
     "CORS filter",
     filter({ type: "CORS", cors: {} }),
     [
-      `${P}spec.rules[0].filters[0].type: type must be one of RequestHeaderModifier, ResponseHeaderModifier, RequestMirror, RequestRedirect, URLRewrite ("CORS" is not supported by nodemesh)`,
+      `${P}spec.rules[0].filters[0].type: type must be one of RequestHeaderModifier, ResponseHeaderModifier, RequestMirror, RequestRedirect, URLRewrite, ExtensionRef ("CORS" is not supported by nodemesh)`,
       `${P}spec.rules[0].filters[0]: Unrecognized key: "cors"`,
     ],
   ],
@@ -610,7 +610,7 @@ const cases: [string, unknown, string[]][] = [
     "GRPCRoute redirect filter",
     grpc({ rules: [{ filters: [{ type: "RequestRedirect", requestRedirect: {} }] }] }),
     [
-      `${PG}spec.rules[0].filters[0].type: type must be one of RequestHeaderModifier, ResponseHeaderModifier, RequestMirror ("RequestRedirect" is not supported by nodemesh)`,
+      `${PG}spec.rules[0].filters[0].type: type must be one of RequestHeaderModifier, ResponseHeaderModifier, RequestMirror, ExtensionRef ("RequestRedirect" is not supported by nodemesh)`,
       `${PG}spec.rules[0].filters[0]: Unrecognized key: "requestRedirect"`,
     ],
   ],

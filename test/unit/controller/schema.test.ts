@@ -132,7 +132,7 @@ describe("each rejection names file, document, resource, field and reason", () =
       "unknown kind",
       { apiVersion: V, kind: "VirtualService", metadata: { name: "x" } },
       [
-        "mesh.yaml: document 3 (VirtualService default/x): kind: unknown kind; expected one of Service, WorkloadEntry, AuthorizationPolicy, PeerAuthentication, TrafficPolicy, HTTPRoute, GRPCRoute",
+        "mesh.yaml: document 3 (VirtualService default/x): kind: unknown kind; expected one of Service, WorkloadEntry, AuthorizationPolicy, PeerAuthentication, TrafficPolicy, HTTPRoute, GRPCRoute, FaultInjection",
       ],
     ],
     [

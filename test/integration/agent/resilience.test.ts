@@ -4,7 +4,7 @@
 // endpoint, and the retry budget bounding a retry storm; metrics, access log and config dump show it.
 import { createServer, request, type Server } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TrafficPolicy, type MeshConfig } from "../../../controller/api/index.ts";
+import { FaultInjection, HTTPRoute, TrafficPolicy, type MeshConfig } from "../../../controller/api/index.ts";
 import { HEADER, startHarness, workload, type Harness } from "./harness.ts";
 
 const PORT = 8093;
@@ -245,5 +245,51 @@ describe("L7 resilience through the node agents", () => {
     expect(seen.filter((s) => s.path === "/limited")).toHaveLength(6);
     const limited = h.logs.lines.find((l) => l["path"] === "/limited" && l["response_code"] === 429);
     expect(limited?.["response_flags"]).toBe("RateLimited");
+  });
+
+  it("injects a route rule's FaultInjection (ExtensionRef) only on the requests that rule matches", async () => {
+    const next = structuredClone(h.source.current()!) as MeshConfig;
+    next.version = "fi";
+    next.faultInjections = [
+      FaultInjection.parse({
+        ...HEADER,
+        kind: "FaultInjection",
+        metadata: { name: "chaos", namespace: "default" },
+        spec: { abort: { httpStatus: 503, percentage: 100 } },
+      }),
+    ];
+    next.httpRoutes = [
+      HTTPRoute.parse({
+        apiVersion: "gateway.networking.k8s.io/v1",
+        kind: "HTTPRoute",
+        metadata: { name: "chaos", namespace: "default" },
+        spec: {
+          parentRefs: [{ group: "", kind: "Service", name: "delay" }],
+          rules: [
+            {
+              matches: [{ path: { type: "PathPrefix", value: "/chaos" } }],
+              filters: [
+                {
+                  type: "ExtensionRef",
+                  extensionRef: { group: "nodemesh.io", kind: "FaultInjection", name: "chaos" },
+                },
+              ],
+              backendRefs: [{ name: "delay", port: 80 }],
+            },
+            { backendRefs: [{ name: "delay", port: 80 }] },
+          ],
+        },
+      }),
+    ];
+    // The delay service's own TrafficPolicy fault (300 ms) still applies to the unmatched rule.
+    h.source.set(next);
+    await Promise.all([h.agents.a.settled(), h.agents.b.settled()]);
+    const before = seen.filter((s) => s.path === "/chaos/x").length;
+    for (let i = 0; i < 5; i++) expect((await send("delay", "/chaos/x")).status).toBe(503);
+    expect(seen.filter((s) => s.path === "/chaos/x").length).toBe(before);
+    expect((await send("delay", "/other")).status).toBe(200);
+    expect(accessLog("/chaos/x").some((l) => String(l["response_flags"]).includes("FaultInjected"))).toBe(
+      true,
+    );
   });
 });

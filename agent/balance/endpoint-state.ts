@@ -33,6 +33,26 @@ export class EndpointStates {
   /** Active connections or requests per endpoint key, shared by every balancer that weighs load. */
   readonly active = new ActiveConnections();
   readonly #byKey = new Map<string, DestinationState>();
+  /** Per snapshot object (the caller's immutable destination): resolved once, not per request. */
+  readonly #byOwner = new WeakMap<object, DestinationState>();
+
+  /**
+   * The state of `key`, resolved once per `owner` (an object immutable for one config snapshot, such as a
+   * service port): a connection or request then costs one WeakMap lookup, not a signature build.
+   * `settings` is called only on the first lookup for an owner.
+   */
+  stateOf(
+    owner: object,
+    key: string,
+    settings: () => DestinationSettings,
+    endpoints: readonly string[],
+  ): DestinationState {
+    const cached = this.#byOwner.get(owner);
+    if (cached && this.#byKey.get(key) === cached) return cached;
+    const state = this.state(key, settings(), endpoints);
+    this.#byOwner.set(owner, state);
+    return state;
+  }
 
   state(key: string, settings: DestinationSettings, endpoints: readonly string[]): DestinationState {
     const signature = `${settings.loadBalancer}|${JSON.stringify(settings.balancerOptions ?? {})}|${JSON.stringify(settings.outlier)}`;

@@ -135,13 +135,14 @@ function pickEndpoint(
 }
 
 function destinationState(deps: UpstreamDeps, sp: ServicePortInfo): DestinationState {
-  return deps.endpoints.state(
+  return deps.endpoints.stateOf(
+    sp,
     sp.key,
-    {
+    () => ({
       loadBalancer: sp.service.loadBalancer ?? "PEAK_EWMA",
       balancerOptions: sp.service.balancerOptions,
       outlier: { ...deps.defaultOutlier, ...sp.service.outlier },
-    },
+    }),
     sp.endpointKeys,
   );
 }

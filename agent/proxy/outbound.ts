@@ -218,13 +218,16 @@ export class OutboundProxy {
 
   #state(plan: ForwardPlan): DestinationState {
     const sp = plan.servicePort!;
-    return this.#deps.endpoints.state(
+    // Owner: the port's endpoint list, not the port itself, which the HTTP path owns (another default
+    // balancer for the same port key when detection sends some connections each way).
+    return this.#deps.endpoints.stateOf(
+      sp.endpointKeys,
       sp.key,
-      {
+      () => ({
         loadBalancer: sp.service.loadBalancer ?? "ROUND_ROBIN",
         balancerOptions: sp.service.balancerOptions,
         outlier: { ...this.#deps.defaultOutlier, ...sp.service.outlier },
-      },
+      }),
       sp.endpointKeys,
     );
   }

@@ -43,6 +43,8 @@ export class LeaderElector {
   /** What we last saw of the record, and when (by our clock). */
   #observed: { key: string; at: number } | undefined;
   #lastRenew = 0;
+  /** The round in flight, so that stop() releases only after it and never races its write. */
+  #round: Promise<void> | undefined;
 
   constructor(opts: LeaderOptions) {
     this.#opts = opts;
@@ -56,13 +58,14 @@ export class LeaderElector {
 
   start(): void {
     this.#stopped = false;
-    void this.#tick();
+    this.#round = this.#tick();
   }
 
   /** Stops; a leader releases the Lease so a standby takes over at once, not after it expires. */
   async stop(): Promise<void> {
     this.#stopped = true;
     clearTimeout(this.#timer);
+    await this.#round;
     if (!this.#leading) return;
     this.#set(false);
     try {
@@ -95,7 +98,9 @@ export class LeaderElector {
       } else this.#opts.log.warn({ err: describe(err) }, "leader lease round failed");
     }
     if (this.#stopped) return;
-    this.#timer = setTimeout(() => void this.#tick(), this.#opts.retryPeriodMs ?? 2_000);
+    this.#timer = setTimeout(() => {
+      this.#round = this.#tick();
+    }, this.#opts.retryPeriodMs ?? 2_000);
     this.#timer.unref();
   }
 

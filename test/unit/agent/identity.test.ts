@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import { buildCsr, csrUris, generateKeyAndCsr } from "../../../agent/identity/csr.ts";
 import { IdentityManager } from "../../../agent/identity/manager.ts";
 import { inspectCertificate } from "../../../agent/tls/svid.ts";
+import { until } from "../../helpers/until.ts";
 import { createTestCa } from "../../helpers/test-ca.ts";
 
 const ID = "spiffe://cluster.local/ns/default/sa/web";
@@ -27,7 +28,8 @@ describe("CSR builder", () => {
 describe("IdentityManager", () => {
   it("issues, rotates at half-life, and keeps the old certificate while the CA is down", async () => {
     const ca = createTestCa();
-    const signer = ca.signer({ lifetimeMs: 2000 });
+    // Rotation is due at half of the life left; 3 s leaves room for a slow RSA key generation.
+    const signer = ca.signer({ lifetimeMs: 3000 });
     const m = new IdentityManager(
       signer,
       { rotateFraction: 0.5, csrRetryMinMs: 100, csrRetryMaxMs: 200 },
@@ -44,8 +46,8 @@ describe("IdentityManager", () => {
     expect(rotated).toBeGreaterThanOrEqual(first.notAfter);
     expect(signer.calls).toBe(2);
     signer.fail = true;
-    await new Promise((r) => setTimeout(r, 600));
-    expect(signer.calls).toBeGreaterThan(2); // retried with backoff
+    // The next rotation (about 1 s away, after a key generation) fails and is retried with backoff.
+    await until(() => signer.calls > 3 && m.dump()[0]?.lastError !== undefined, 10_000);
     expect(m.get(ID)).toBeDefined(); // still valid, still served
     expect(m.dump()[0]?.lastError).toMatch(/signing disabled/);
     signer.fail = false;

@@ -113,7 +113,8 @@ async function measureMesh(
         await m.waitReady(path);
         out.push(await m.measure(path));
       } catch (err) {
-        out.push(unavailable(name, (err as Error).message));
+        const trouble = mesh.diagnose();
+        out.push(unavailable(name, `${(err as Error).message}${trouble ? `; ${trouble}` : ""}`));
       }
     }
   } catch (err) {

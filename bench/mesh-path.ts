@@ -31,7 +31,7 @@ const LATE_STOP_MS = 30_000;
 interface MeshAgent {
   node: string | { name: string };
   pid?: number;
-  process?: { pid: number };
+  process?: { pid: number; output?: string };
 }
 interface MeshHandle {
   agents: MeshAgent[];
@@ -61,6 +61,8 @@ interface MeshModules {
 
 export interface BenchMesh {
   paths: Record<MeshPathName, PathUnderTest>;
+  /** The agents' last warnings and errors, for a path that does not answer. */
+  diagnose(): string;
   stop(): Promise<void>;
 }
 
@@ -162,8 +164,23 @@ export async function startBenchMesh(lab: Lab, port: number): Promise<BenchMesh>
       mesh: { name: "mesh", target: `${MESH_VIP}:${port}`, proxies },
       "mesh-http": { name: "mesh-http", target: `${MESH_HTTP_VIP}:${port}`, proxies, conns: ["keepalive"] },
     },
+    diagnose: () => agentTrouble(handle.agents),
     stop: () => handle.stop(),
   };
+}
+
+/** The last few warn/error lines (pino levels 40+) of each agent's output. */
+export function agentTrouble(agents: readonly MeshAgent[]): string {
+  const parts: string[] = [];
+  for (const a of agents) {
+    const lines = (a.process?.output ?? "").split("\n").filter((l) => /"level":(4|5|6)\d/.test(l));
+    if (lines.length > 0) parts.push(`agent ${agentNode(a)}: ${lines.slice(-3).join(" | ")}`);
+  }
+  return parts.join("; ");
+}
+
+function agentNode(a: MeshAgent): string {
+  return typeof a.node === "string" ? a.node : a.node.name;
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {

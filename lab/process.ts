@@ -42,7 +42,11 @@ export class LabProcess {
     this.stderr = child.stderr;
     this.#child = child;
     const keep = (d: Buffer) => {
-      this.#output = (this.#output + d.toString("utf8")).slice(-KEEP_OUTPUT);
+      // `+=` makes a rope in O(1); trimming flattens it, so trim only at twice the limit (amortized O(1)
+      // per byte). Slicing on every chunk copied a MiB per chunk: a chatty child (one access-log line per
+      // chunk) then cost a whole core here and starved the processes under test.
+      this.#output += d.toString("utf8");
+      if (this.#output.length > 2 * KEEP_OUTPUT) this.#output = this.#output.slice(-KEEP_OUTPUT);
       for (const w of this.#waiters) w();
     };
     child.stdout.on("data", keep);
@@ -59,7 +63,7 @@ export class LabProcess {
 
   /** stdout and stderr so far, interleaved as they arrived (last MiB). */
   get output(): string {
-    return this.#output;
+    return this.#output.length > KEEP_OUTPUT ? this.#output.slice(-KEEP_OUTPUT) : this.#output;
   }
 
   get exitStatus(): ProcessExit | undefined {
@@ -79,7 +83,7 @@ export class LabProcess {
         clearTimeout(timer);
         this.#waiters.delete(check);
         if (err) reject(err);
-        else resolve(this.#output);
+        else resolve(this.output);
       };
       const fail = (why: string) =>
         new LabError(

@@ -220,7 +220,11 @@ describe("L7 AuthorizationPolicy", () => {
     expect(ok.body).toBe("200");
     const denied = await fx.curl("n1p1", `http://${WEB_VIP}/admin/users`);
     expect(denied.body).toContain("RBAC: access denied");
-    const logs = [...fx.agentLog("n1"), ...fx.agentLog("n2")];
-    expect(logs.some((l) => l["policy"] === "default/no-admin" && l["response_code"] === 403)).toBe(true);
+    // The agents write their logs in batches (at least every 100 ms).
+    await eventually("the denied request's access line", () =>
+      [...fx.agentLog("n1"), ...fx.agentLog("n2")].some(
+        (l) => l["policy"] === "default/no-admin" && l["response_code"] === 403,
+      ),
+    );
   });
 });

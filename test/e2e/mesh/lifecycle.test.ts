@@ -126,7 +126,7 @@ describe("agent restart", () => {
     expect(r.ok).toBeGreaterThan(0);
     // The same kernel link as before: re-adopted, not attached a second time.
     expect(await bpftoolLinks(agent.pinDir)).toEqual(linksBefore);
-    expect(agent.process.output).toContain("re-adopted pinned datapath");
+    await agent.process.waitForOutput("re-adopted pinned datapath"); // logs are written in batches
   });
 });
 

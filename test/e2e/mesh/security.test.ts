@@ -69,16 +69,22 @@ describe("authorization policy", () => {
     const allowed = await fx.curl("n1p1", `http://${VIP}/`, ["--fail"]);
     expect(allowed.code).toBe(0);
 
-    const records = [...fx.agentLog("n1"), ...fx.agentLog("n2")].filter(
-      (l) =>
-        l["log"] === "access" &&
-        l["direction"] === "inbound" &&
-        l["response_flags"] === "AuthorizationPolicyDenied",
-    );
-    const reasons = records.map((r) => String(r["error"]));
-    expect(reasons.some((r) => /policy change/.test(r) && /deny-legacy/.test(r))).toBe(true);
-    expect(reasons.some((r) => /denied by DENY policy default\/deny-legacy/.test(r))).toBe(true);
-    expect(records.every((r) => r["src.identity"] === "spiffe://cluster.local/ns/default/sa/legacy")).toBe(
+    // The agents write their logs in batches (at least every 100 ms).
+    const denials = () =>
+      [...fx.agentLog("n1"), ...fx.agentLog("n2")].filter(
+        (l) =>
+          l["log"] === "access" &&
+          l["direction"] === "inbound" &&
+          l["response_flags"] === "AuthorizationPolicyDenied",
+      );
+    await eventually("both denial records", () => {
+      const reasons = denials().map((r) => String(r["error"]));
+      return (
+        reasons.some((x) => /policy change/.test(x) && /deny-legacy/.test(x)) &&
+        reasons.some((x) => /denied by DENY policy default\/deny-legacy/.test(x))
+      );
+    });
+    expect(denials().every((r) => r["src.identity"] === "spiffe://cluster.local/ns/default/sa/legacy")).toBe(
       true,
     );
 

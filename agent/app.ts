@@ -99,6 +99,13 @@ export function createAgent(deps: AgentDeps): Agent {
   let view: MeshView | undefined;
   let chain: Promise<void> = Promise.resolve();
   let started = false;
+  /**
+   * Set once a config has been applied to the end (every local workload enrolled or refused), not when it
+   * arrived: readiness gates the hand-over and the pruning of a previous agent's enrollments, and a prune
+   * run while enrolls were still in flight removed a pod from the kernel map for a moment, letting its
+   * connects escape the mesh.
+   */
+  let applied = false;
   let stopping = false;
   let unsubscribe: (() => void) | undefined;
   const currentView = () => view as MeshView;
@@ -139,6 +146,8 @@ export function createAgent(deps: AgentDeps): Agent {
     connections,
     log,
     appConnectTimeoutMs: settings.connectTimeoutMs,
+    // Three missed PINGs of a peer that pings as we do, and never under half a minute.
+    sessionIdleMs: settings.pingIntervalMs > 0 ? Math.max(3 * settings.pingIntervalMs, 30_000) : 0,
     connectApp: (uid: string, address: string, port: number) => datapath.connectApp(uid, address, port),
     onRequest: (...args: [string, ServerHttp2Stream, IncomingHttpHeaders, string | undefined, string]) =>
       serveInboundRequest(
@@ -231,6 +240,7 @@ export function createAgent(deps: AgentDeps): Agent {
     resilience.retain(next);
     const closed = connections.recheck((c) => evaluateAuthz(next.authorizationPoliciesFor(c.uid), c.request));
     log.info({ version: next.version, workloads: enrolled.size, closedByPolicy: closed }, "config applied");
+    applied = true;
   }
 
   const podUidOf = (w: WorkloadInfo) => w.entry.metadata.annotations?.[POD_UID_ANNOTATION];
@@ -292,7 +302,7 @@ export function createAgent(deps: AgentDeps): Agent {
 
   const readiness = new Readiness();
   readiness.condition("datapath", () => started);
-  readiness.condition("config", () => view !== undefined);
+  readiness.condition("config", () => applied);
   readiness.condition("certificates", () => identities.allReady());
 
   const admin = new AdminServer("admin");

@@ -39,6 +39,11 @@ export interface InboundDeps {
   readonly connections: ConnectionManager;
   readonly log: Logger;
   readonly appConnectTimeoutMs: number;
+  /**
+   * A session that carried no frame for this long is closed (0: never). Peers PING their sessions every
+   * few seconds, so only a peer that vanished without a FIN (power loss, a partition) gets here.
+   */
+  readonly sessionIdleMs: number;
   /** Opens the connection to the local application (the datapath does it from inside the pod). */
   connectApp(uid: string, address: string, port: number): Promise<Socket>;
   readonly onRequest: RequestStreamHandler;
@@ -80,6 +85,10 @@ export class InboundTunnel {
       session.setLocalWindowSize(CONNECTION_WINDOW);
       this.#peers.set(session, peerSpiffeId((session.socket as TLSSocket).getPeerCertificate()));
       session.on("error", () => {});
+      // HTTP/2 has no half-closed connection: a FIN means the peer agent is gone (crashed, killed). Left
+      // alone, the socket would sit in CLOSE-WAIT with its streams and the apps' connections behind them.
+      session.socket.once("end", () => session.destroy());
+      if (this.#deps.sessionIdleMs > 0) session.setTimeout(this.#deps.sessionIdleMs, () => session.destroy());
     });
     server.on("stream", (stream, headers) => this.#onStream(stream, headers));
     server.on("tlsClientError", (err, socket) => {

@@ -153,3 +153,39 @@ describe("workloads joining and leaving", () => {
     );
   });
 });
+
+describe("agent crash", () => {
+  /** Tunnel sockets from node 1 (its address or its pods') on a pod's 15008 listener, by TCP state. */
+  async function tunnelSockets(pod: string, state: "established" | "close-wait"): Promise<string[]> {
+    const fromNode1 = [
+      fx.lab.node(1).address,
+      ...fx.lab.pods.filter((p) => p.node === 1).map((p) => p.address),
+    ];
+    const r = await fx.lab.exec(fx.lab.host(pod), ["ss", "-Htn", "state", state, "( sport = :15008 )"]);
+    expect(r.code, r.stderr).toBe(0);
+    return r.stdout.split("\n").filter((l) => fromNode1.some((a) => l.includes(` ${a}:`)));
+  }
+
+  it("closes the crashed agent's tunnel sessions on the peer instead of leaving them in CLOSE-WAIT", async () => {
+    const backend = fx.lab.pod(2, 2);
+    const r = await fx.curl("n1p1", `http://${backend.address}:8080/crash`, ["--fail"]);
+    expect(r.code, r.stderr).toBe(0);
+    expect((await tunnelSockets(backend.name, "established")).length).toBeGreaterThan(0);
+    const agent = fx.mesh.agent("n1");
+    agent.process.kill("SIGKILL");
+    await agent.process.exited;
+    // The kernel sends the dead agent's FIN; the peer must close its side, not wait for a timeout.
+    await eventually(
+      "no tunnel socket left on the peer",
+      async () =>
+        (await tunnelSockets(backend.name, "close-wait")).length === 0 &&
+        (await tunnelSockets(backend.name, "established")).length === 0,
+      5_000,
+    );
+    await fx.mesh.restartAgent("n1");
+    await eventually(
+      "traffic through the restarted agent",
+      async () => (await fx.curl("n1p1", `http://${VIP}/`, ["--fail"])).code === 0,
+    );
+  });
+});

@@ -7,6 +7,7 @@
 // Invariants: the HTTP/2 server exists once the workload has a certificate; sockets accepted before that
 // wait (paused) in `#pending`. setCredentials() swaps the context for new handshakes only.
 import {
+  constants,
   createSecureServer,
   type Http2SecureServer,
   type Http2Session,
@@ -54,6 +55,7 @@ export class InboundTunnel {
   readonly #listener: Server;
   readonly #deps: InboundDeps;
   readonly #peers = new WeakMap<Http2Session, string | undefined>();
+  readonly #resets = new WeakMap<Http2Session, ResetCount>();
   #server: Http2SecureServer | undefined;
   #pending: Socket[] = [];
   #closed = false;
@@ -119,6 +121,7 @@ export class InboundTunnel {
 
   #onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
     stream.on("error", () => {});
+    if (this.#countPrematureResets(stream)) return;
     const view = this.#deps.view();
     const principal = this.#peers.get(stream.session as Http2Session);
     const sourceIp = stream.session?.socket?.remoteAddress ?? "";
@@ -159,6 +162,23 @@ export class InboundTunnel {
     const decision = evaluateAuthz(view.authorizationPoliciesFor(this.uid), request);
     if (!decision.allowed) return refuse(401, "AuthorizationPolicyDenied", decision.reason);
 
+    // A stream reset in the same read as its HEADERS (rapid reset) is gone by the next turn: it must not
+    // cost a connection to the application.
+    setImmediate(() => {
+      if (stream.destroyed || stream.closed) return void this.#deps.metrics.finish(rec, true);
+      this.#connect(stream, w, target, rec, labels, request, refuse);
+    });
+  }
+
+  #connect(
+    stream: ServerHttp2Stream,
+    w: WorkloadInfo,
+    target: { address: string; port: number },
+    rec: ConnRecord,
+    labels: TcpLabels,
+    request: AuthzRequest,
+    refuse: (status: number, flag: string, reason: string) => void,
+  ): void {
     this.#deps.connectApp(this.uid, w.address, target.port).then(
       (app) => this.#deliver(stream, app, rec, labels, request, target, refuse),
       (err: Error) =>
@@ -210,6 +230,41 @@ export class InboundTunnel {
     });
   }
 
+  /**
+   * Counts the streams a peer resets before they were answered (CVE-2023-44487, "rapid reset"); a session
+   * where most of at least PREMATURE_RESET_MIN streams ended so is told ENHANCE_YOUR_CALM and closed, as
+   * Envoy's premature-reset limit does. True when the session is being closed.
+   */
+  #countPrematureResets(stream: ServerHttp2Stream): boolean {
+    const session = stream.session;
+    if (!session) return true;
+    let c = this.#resets.get(session);
+    if (!c) this.#resets.set(session, (c = { streams: 0, premature: 0, closed: false }));
+    if (c.closed) return true;
+    const count = c;
+    count.streams++;
+    stream.once("close", () => {
+      if (stream.headersSent || stream.rstCode === constants.NGHTTP2_NO_ERROR) return;
+      count.premature++;
+      if (count.closed || count.streams < PREMATURE_RESET_MIN || count.premature * 2 <= count.streams) return;
+      count.closed = true;
+      this.#deps.log.warn(
+        {
+          workload: this.uid,
+          peer: session.socket?.remoteAddress,
+          streams: count.streams,
+          resets: count.premature,
+        },
+        "closing a tunnel session whose peer resets most streams before they are answered (rapid reset)",
+      );
+      // GOAWAY first so the peer learns why; the socket goes at once if it does not close by itself.
+      session.goaway(constants.NGHTTP2_ENHANCE_YOUR_CALM);
+      session.close();
+      setTimeout(() => session.destroy(), 1000).unref();
+    });
+    return false;
+  }
+
   #labels(
     view: MeshView,
     w: WorkloadInfo | undefined,
@@ -233,6 +288,15 @@ export class InboundTunnel {
       response_flags: "-",
     };
   }
+}
+
+/** Streams a session must have had before its share of premature resets is judged (Envoy: 500). */
+const PREMATURE_RESET_MIN = 100;
+
+interface ResetCount {
+  streams: number;
+  premature: number;
+  closed: boolean;
 }
 
 /** The calling pod's address from `forwarded: for=`, only when the peer's certificate proves that pod. */

@@ -1,8 +1,8 @@
 // Two agents, real TLS 1.3 + HTTP/2 CONNECT tunnels, real sockets, on 127.0.0.0/8.
 import { randomBytes } from "node:crypto";
-import { connect as netConnect, type Server } from "node:net";
+import { connect as netConnect, createServer, type Server } from "node:net";
 import { connect as tlsConnect } from "node:tls";
-import { connect as h2connect } from "node:http2";
+import { constants, connect as h2connect } from "node:http2";
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -247,6 +247,41 @@ describe("agent data plane (two agents, loopback datapath)", () => {
     expect(check.code).toBe(0);
     const ready = await fetch(`http://127.0.0.1:${h.agents.a.ports.health}/healthz/ready`);
     expect(ready.status).toBe(200);
+  });
+
+  it("rapid reset: streams reset before an answer cost no application connection, and the session is closed", async () => {
+    let appConnections = 0;
+    const app = createServer((c) => {
+      appConnections++;
+      c.on("error", () => {});
+      c.end();
+    });
+    await new Promise<void>((r) => app.listen(9099, "127.0.2.2", r));
+    const peer = h.ca.issue("spiffe://cluster.local/ns/default/sa/client");
+    const session = h2connect("https://127.0.2.2:15008", {
+      key: peer.keyPem,
+      cert: peer.certPem,
+      ca: [h.ca.certPem],
+      checkServerIdentity: () => undefined,
+    });
+    session.on("error", () => {});
+    const goaway = new Promise<number>((r) => session.once("goaway", (code: number) => r(code)));
+    const closed = new Promise<void>((r) => session.once("close", () => r()));
+    await new Promise<void>((r, j) => session.once("connect", () => r()).once("error", j));
+    // The CVE-2023-44487 pattern: HEADERS then RST_STREAM at once, over and over, never waiting.
+    for (let i = 0; i < 1000 && !session.destroyed; i++) {
+      const s = session.request({ ":method": "CONNECT", ":authority": "127.0.2.2:9099" });
+      s.on("error", () => {});
+      s.close(constants.NGHTTP2_CANCEL);
+    }
+    expect(await goaway).toBe(constants.NGHTTP2_ENHANCE_YOUR_CALM);
+    await closed;
+    await new Promise((r) => setTimeout(r, 200)); // app connects still in flight would land now
+    expect(appConnections).toBeLessThan(20);
+    await new Promise<void>((r) => app.close(() => r()));
+    // An honest client on a new session is still served.
+    const r = await exchange(h, "still served");
+    expect(r.error).toBeUndefined();
   });
 });
 

@@ -17,6 +17,7 @@ import { IdentityManager, type CsrSigner } from "./identity/manager.ts";
 import { accessLogger, createLogger, type Logger } from "./log.ts";
 import { evaluateAuthz } from "./policy/authz.ts";
 import { ConnectionManager } from "./proxy/connections.ts";
+import { explainPage } from "./proxy/explain-page.ts";
 import { InboundTunnel } from "./proxy/inbound.ts";
 import { OutboundProxy } from "./proxy/outbound.ts";
 import { HboneConnector } from "./proxy/tunnel/hbone.ts";
@@ -26,13 +27,19 @@ import { AppClients } from "./http/app-client.ts";
 import { serveInboundRequest } from "./http/inbound.ts";
 import { reportInbound } from "./http/inbound-report.ts";
 import { HttpOutbound } from "./http/outbound.ts";
+import { GatewayRole } from "./gateway/role.ts";
+import { inboundTracing, outboundTracing } from "./http/trace.ts";
 import { createResilience } from "./http/resilience.ts";
 import { LocalRateLimiter } from "./http/local-ratelimit.ts";
 import { ResilienceMetrics } from "./telemetry/resilience.ts";
 import { RequestTelemetry } from "./telemetry/http.ts";
 import type { ConfigSource } from "./state/source.ts";
 import { MeshView, type WorkloadInfo } from "./state/view.ts";
+import { EgressRole } from "./egress/role.ts";
+import type { EgressGateway } from "./egress/gateway.ts";
 import { AgentMetrics } from "./telemetry/metrics.ts";
+import { tapPage } from "./telemetry/tap-page.ts";
+import { registerTracingMetrics, type MeshTracer } from "./telemetry/tracing/index.ts";
 
 export interface AgentDeps {
   readonly settings: AgentSettings;
@@ -45,6 +52,8 @@ export interface AgentDeps {
   readonly podPlacer?: PodPlacer;
   /** Called by POST /quitquitquit (main.ts exits the process); defaults to stop(). */
   readonly onQuit?: () => void;
+  /** Request spans over OTLP (main.ts loads it when an endpoint is configured); absent = tracing off. */
+  readonly tracer?: MeshTracer;
 }
 
 export interface Agent {
@@ -67,7 +76,8 @@ export interface Agent {
 
 interface Enrolled {
   readonly workload: WorkloadInfo;
-  readonly inbound: InboundTunnel;
+  /** An egress gateway workload (docs/egress.md) is served by an EgressGateway instead. */
+  readonly inbound: InboundTunnel | EgressGateway;
   /** PeerAuthentication STRICT as last handed to the datapath. */
   strict: boolean;
   /** Where it was enrolled: a recreated sandbox (new netns) of the same pod must re-enroll. */
@@ -89,9 +99,24 @@ export function createAgent(deps: AgentDeps): Agent {
     registry: metrics.registry,
     profile: settings.metricsProfile,
     access: accessLogger(log),
+    tap: metrics.tap,
   });
   const apps = new AppClients((uid, address, port) => datapath.connectApp(uid, address, port));
   const connections = new ConnectionManager();
+  // Egress (docs/egress.md): ExternalService DNS, the REGISTRY_ONLY capture mode, direct egress, gateways.
+  const egress = new EgressRole({
+    datapath,
+    log,
+    metrics,
+    requests,
+    connections,
+    settings,
+    view: () => view as MeshView,
+    reapply: () => {
+      const c = deps.configSource.current();
+      if (c) onConfig(c);
+    },
+  });
   const placer =
     deps.podPlacer ??
     new PodPlacer({ locator: podLocatorOptionsFromEnv(), log: log.child({ part: "node" }) });
@@ -110,18 +135,35 @@ export function createAgent(deps: AgentDeps): Agent {
   let unsubscribe: (() => void) | undefined;
   const currentView = () => view as MeshView;
 
-  const limiter = new LocalRateLimiter();
-  const resilience = createResilience(settings, new ResilienceMetrics(metrics.registry));
+  const resilienceMetrics = new ResilienceMetrics(metrics.registry);
+  const limiter = new LocalRateLimiter({ metrics: resilienceMetrics });
+  const resilience = createResilience(settings, resilienceMetrics);
+  if (deps.tracer) registerTracingMetrics(metrics.registry, deps.tracer);
+  const tracingOut = deps.tracer ? outboundTracing(deps.tracer) : undefined;
+  const tracingIn = deps.tracer ? inboundTracing(deps.tracer) : undefined;
   const http = new HttpOutbound({
     view: currentView,
     telemetry: requests,
     layers: resilience.layers,
+    tracing: tracingOut,
     pool,
     identities,
     endpoints,
     settings,
     defaultOutlier: DEFAULT_OUTLIER,
     tunnel: (socket, plan, head) => outbound.carryUpgrade(socket as Socket, plan, head),
+  });
+  // The ingress gateway role (docs/ingress.md): idle unless a Gateway names this node.
+  const gateway = new GatewayRole({
+    nodeName: settings.nodeName,
+    identities,
+    telemetry: requests,
+    layers: resilience.layers,
+    pool,
+    endpoints,
+    settings,
+    defaultOutlier: DEFAULT_OUTLIER,
+    log,
   });
   const outbound: OutboundProxy = new OutboundProxy({
     view: currentView,
@@ -139,6 +181,7 @@ export function createAgent(deps: AgentDeps): Agent {
         reporter: "source",
         destination_service: service,
       }),
+    egress: egress.direct,
   });
   const inboundDeps = {
     view: currentView,
@@ -151,7 +194,13 @@ export function createAgent(deps: AgentDeps): Agent {
     connectApp: (uid: string, address: string, port: number) => datapath.connectApp(uid, address, port),
     onRequest: (...args: [string, ServerHttp2Stream, IncomingHttpHeaders, string | undefined, string]) =>
       serveInboundRequest(
-        { view: currentView, apps, limiter, onDone: (r) => reportInbound(requests, currentView(), r) },
+        {
+          view: currentView,
+          apps,
+          limiter,
+          onDone: (r) => reportInbound(requests, currentView(), r),
+          tracing: tracingIn,
+        },
         ...args,
       ),
   };
@@ -179,7 +228,10 @@ export function createAgent(deps: AgentDeps): Agent {
       cgroup: where.cgroup,
       strict,
     });
-    const inbound = new InboundTunnel(w.uid, listeners.inbound, inboundDeps);
+    const inbound =
+      view && egress.isGateway(view, w.uid)
+        ? egress.gateway(w.uid, listeners.inbound)
+        : new InboundTunnel(w.uid, listeners.inbound, inboundDeps);
     outbound.attach(w.uid, listeners.outbound);
     enrolled.set(w.uid, { workload: w, inbound, strict, netns: where.netns });
     identities.want(w.spiffeId);
@@ -205,10 +257,11 @@ export function createAgent(deps: AgentDeps): Agent {
 
   async function apply(config: MeshConfig): Promise<void> {
     if (stopping) return;
-    const next = new MeshView(config, { nodeName: settings.nodeName });
+    const next = new MeshView(config, { nodeName: settings.nodeName, resolved: egress.resolved() });
     identities.setTrustBundle(config.trustBundle);
     view = next;
     datapath.setMeshedDestinations(next.meshedDestinations());
+    egress.applied(next);
     const wanted = new Map(next.localWorkloads().map((w) => [w.uid, w]));
     for (const [uid, e] of enrolled) {
       const w = wanted.get(uid);
@@ -217,7 +270,8 @@ export function createAgent(deps: AgentDeps): Agent {
         w.address !== e.workload.address ||
         w.netns !== e.workload.netns ||
         w.cgroup !== e.workload.cgroup ||
-        w.spiffeId !== e.workload.spiffeId
+        w.spiffeId !== e.workload.spiffeId ||
+        next.external.isGateway(uid) !== !(e.inbound instanceof InboundTunnel)
       ) {
         await release(uid);
       }
@@ -238,6 +292,11 @@ export function createAgent(deps: AgentDeps): Agent {
     }
     endpoints.retain((key) => next.servicePort(key) !== undefined);
     resilience.retain(next);
+    try {
+      await gateway.apply(next);
+    } catch (err) {
+      log.error({ err }, "cannot apply the gateways of this config; the previous listeners stay");
+    }
     const closed = connections.recheck((c) => evaluateAuthz(next.authorizationPoliciesFor(c.uid), c.request));
     log.info({ version: next.version, workloads: enrolled.size, closedByPolicy: closed }, "config applied");
     applied = true;
@@ -304,6 +363,7 @@ export function createAgent(deps: AgentDeps): Agent {
   readiness.condition("datapath", () => started);
   readiness.condition("config", () => applied);
   readiness.condition("certificates", () => identities.allReady());
+  readiness.condition("outbound-traffic-policy", () => egress.problem === undefined);
 
   const admin = new AdminServer("admin");
   const metricsServer = new AdminServer("metrics");
@@ -320,6 +380,26 @@ export function createAgent(deps: AgentDeps): Agent {
   admin.page("/config_dump", "workloads, services, policies, certificates, connections", () => ({
     body: agent.configDump(),
   }));
+  // The operator commands (cli/) need only the admin address: metrics are served here too, as Envoy's admin does.
+  admin.page("/metrics", "Prometheus metrics (as on the metrics port)", metricsPage);
+  admin.page(
+    "/tap",
+    "GET: NDJSON stream of finished requests and connections (nodemesh tap)",
+    tapPage(metrics.tap),
+  );
+  admin.page(
+    "/explain",
+    "GET ?pod=&to=host:port: would this connection be captured, routed, allowed (nodemesh explain)",
+    explainPage({
+      node: settings.nodeName,
+      settings,
+      view: () => view,
+      enrolled: (uid) => enrolled.has(uid),
+      kernel: datapath.kernelEnrollment?.bind(datapath),
+      balancing: () => endpoints.dump(),
+      breakers: () => resilience.dump(),
+    }),
+  );
   admin.page("/logging", "GET: level; POST ?level=debug sets it", (req, url) => {
     const level = url.searchParams.get("level");
     if (req.method === "POST" || level) {
@@ -355,6 +435,7 @@ export function createAgent(deps: AgentDeps): Agent {
       await chain;
       const result = await runWithDrain({
         stopAccepting: async () => {
+          await gateway.close();
           for (const uid of [...enrolled.keys()]) {
             const e = enrolled.get(uid);
             e?.inbound.close();
@@ -371,6 +452,7 @@ export function createAgent(deps: AgentDeps): Agent {
         deadlineMs: settings.drainMs,
       });
       identities.close();
+      egress.close();
       enrolled.clear();
       await Promise.all([admin.close(), metricsServer.close(), health.close()]);
       log.info(result, "agent stopped");
@@ -415,6 +497,9 @@ export function createAgent(deps: AgentDeps): Agent {
           .map((s) => ({ host: s.host, loadBalancer: s.loadBalancer, connectTimeoutMs: s.connectTimeoutMs })),
         balancing: endpoints.dump(),
         circuitBreakers: resilience.dump(),
+        egress: egress.dump(v),
+        gateways: gateway.dump(),
+        connectionPools: resilience.pools.dump(),
         policies: {
           authorization: v?.config.authorizationPolicies.map(
             (p) => `${p.metadata.namespace}/${p.metadata.name} ${p.spec.action}`,

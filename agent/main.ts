@@ -10,6 +10,7 @@ import { ConfigError } from "./errors.ts";
 import { createLogger } from "./log.ts";
 import { CniServer } from "./node/cni-server.ts";
 import { configSourceOf } from "./state/source.ts";
+import { loadTracer, tracingSettingsFromEnv, type MeshTracer } from "./telemetry/tracing/index.ts";
 
 export const USAGE = `usage: nodemesh agent --node <name> --controller <host:port> --token-file <f> --ca-file <pem> [options]
 
@@ -22,6 +23,10 @@ export const USAGE = `usage: nodemesh agent --node <name> --controller <host:por
   --cni-socket <path>      listen there for the chained CNI plugin (off when unset)  env NODEMESH_CNI_SOCKET
   --uninstall              remove this agent's BPF programs, links and maps, then exit
   --log-level <level>      [info]                                                env LOG_LEVEL
+  --otlp-endpoint <url>    export request spans over OTLP/gRPC, e.g. http://jaeger:4317 (off when unset)
+                           env OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_ENDPOINT
+  Tracing: OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG, OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES,
+  OTEL_BSP_* (see docs/tracing.md).
   Ports and timeouts: NODEMESH_ADMIN_PORT (15000), NODEMESH_METRICS_PORT (15020), NODEMESH_HEALTH_PORT (15021),
   NODEMESH_HBONE_PORT (15008), NODEMESH_OUTBOUND_PORT (15001), NODEMESH_CONNECT_TIMEOUT_MS, NODEMESH_DRAIN_MS.
 `;
@@ -39,6 +44,7 @@ export interface AgentArgs {
   readonly cniSocket: string | undefined;
   readonly uninstall: boolean;
   readonly logLevel: string | undefined;
+  readonly otlpEndpoint: string | undefined;
 }
 
 export function parseAgentArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): AgentArgs {
@@ -58,6 +64,7 @@ export function parseAgentArgs(argv: string[], env: NodeJS.ProcessEnv = process.
         "cni-socket": { type: "string" },
         uninstall: { type: "boolean", default: false },
         "log-level": { type: "string" },
+        "otlp-endpoint": { type: "string" },
       },
     });
   } catch (err) {
@@ -84,6 +91,7 @@ export function parseAgentArgs(argv: string[], env: NodeJS.ProcessEnv = process.
     cniSocket: values["cni-socket"] ?? (env["NODEMESH_CNI_SOCKET"] || undefined),
     uninstall: values.uninstall ?? false,
     logLevel: values["log-level"],
+    otlpEndpoint: values["otlp-endpoint"],
   };
 }
 
@@ -115,7 +123,25 @@ export async function agentMain(argv: string[]): Promise<number> {
   if (!args.token)
     throw new ConfigError("no node token: pass --token-file <file> (or NODEMESH_NODE_TOKEN_FILE)");
   if (!args.caFile) throw new ConfigError("no trust bundle: pass --ca-file <pem> to verify the controller");
+  // Validated before the datapath is installed (but not for --uninstall, which must always work): a bad
+  // OTEL_* value stops the agent at startup.
+  const tracing = tracingSettingsFromEnv(process.env, { endpoint: args.otlpEndpoint });
 
+  const tracer: MeshTracer | undefined = tracing.enabled
+    ? await loadTracer(tracing, {
+        nodeName: settings.nodeName,
+        version: "0.1.0",
+        onExportState: (failing, err) =>
+          failing
+            ? log.warn(
+                { err, endpoint: tracing.endpoint },
+                "span export failing; spans are dropped (counted)",
+              )
+            : log.info({ endpoint: tracing.endpoint }, "span export recovered"),
+      })
+    : undefined;
+  if (tracer)
+    log.info({ endpoint: tracing.endpoint, sampler: tracing.sampler, ratio: tracing.ratio }, "tracing on");
   const datapath = await EbpfDatapath.open(datapathOpts);
   log.info(
     { pinDir: args.pinDir, adopted: datapath.adopted },
@@ -138,6 +164,7 @@ export async function agentMain(argv: string[]): Promise<number> {
       await cni?.close();
       await agent.stop();
       await client.stop();
+      await tracer?.shutdown();
       await datapath.close();
     })());
   const agent = createAgent({
@@ -147,6 +174,7 @@ export async function agentMain(argv: string[]): Promise<number> {
     signer: client,
     log,
     version: "0.1.0",
+    tracer,
     onQuit: () => void quit("quitquitquit").then(() => process.exit(0)),
   });
   client.start();

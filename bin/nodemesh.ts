@@ -9,6 +9,12 @@ commands:
   controller [flags]             run the controller (config source, CA, config stream)
   agent [flags]                  run the per-node agent (proxy + eBPF datapath)
   lab up|down|status|exec ...    build or tear down local hosts from network namespaces
+  stat [service|workload|route]  golden signals from the agents' metrics over a window
+  tap <workload|service>         live stream of requests and connections (bounded, sampled)
+  check [--pre]                  pre-flight and health checks, each with a fix hint
+  explain <pod> <dest[:port]>    would this connection be captured, routed, allowed, and why
+  config <node> [section]        an agent's config dump
+  (the operator commands find agents with --agent, or use the one lab; see <command> --help)
   help                           this text
 `;
 
@@ -19,6 +25,11 @@ const commands: Record<string, () => Promise<Command>> = {
   controller: async () => (await import("../controller/main.ts")).controllerMain,
   agent: async () => (await import("../agent/main.ts")).agentMain,
   lab: async () => (await import("../lab/cli.ts")).labCli,
+  stat: async () => (await import("../cli/stat.ts")).statMain,
+  tap: async () => (await import("../cli/tap.ts")).tapMain,
+  check: async () => (await import("../cli/check.ts")).checkMain,
+  explain: async () => (await import("../cli/explain.ts")).explainMain,
+  config: async () => (await import("../cli/config.ts")).configMain,
 };
 
 async function main(argv: string[]): Promise<number> {

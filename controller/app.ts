@@ -18,6 +18,7 @@ import { StreamServer } from "./distribution/server.ts";
 import { FileConfigSource } from "./sources/file.ts";
 import type { Source } from "./sources/source.ts";
 import { ControllerMetrics } from "./metrics.ts";
+import type { OutboundTrafficPolicy } from "./api/index.ts";
 import { buildModel } from "./model/model.ts";
 
 export interface ControllerOptions {
@@ -30,6 +31,8 @@ export interface ControllerOptions {
   ca: RootSource;
   trustDomain: string;
   rootNamespace: string;
+  /** Mesh-wide outbound traffic policy sent to every agent (docs/egress.md); default ALLOW_ANY. */
+  outboundTrafficPolicy?: OutboundTrafficPolicy;
   svidTtlMs: number;
   /** token → node. */
   nodeTokens: ReadonlyMap<string, string>;

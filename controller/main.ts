@@ -13,8 +13,10 @@ import {
   CONTROLLER_PORT,
   DEFAULT_ROOT_NAMESPACE,
   DEFAULT_TRUST_DOMAIN,
+  OUTBOUND_MODES,
   durationMs,
 } from "./api/index.ts";
+import type { OutboundTrafficPolicy } from "./api/index.ts";
 import { ControllerApp } from "./app.ts";
 import type { ControllerOptions } from "./app.ts";
 import { DEFAULT_MAX_REMOVAL_PERCENT } from "./config-guard.ts";
@@ -39,6 +41,8 @@ export const USAGE = `usage: nodemesh controller (--config <file|dir> | --source
   --ca-extra-roots <pem>   extra roots to trust (rotation)              env NODEMESH_CA_EXTRA_ROOTS
   --trust-domain <td>      [${DEFAULT_TRUST_DOMAIN}]                    env NODEMESH_TRUST_DOMAIN
   --root-namespace <ns>    mesh-wide policy namespace [${DEFAULT_ROOT_NAMESPACE}]  env NODEMESH_ROOT_NAMESPACE
+  --outbound-traffic-policy <ALLOW_ANY|REGISTRY_ONLY>  destinations that are no service, workload or
+                           ExternalService: passed by, or refused [ALLOW_ANY]  env NODEMESH_OUTBOUND_TRAFFIC_POLICY
   --svid-ttl <duration>    workload certificate lifetime [24h]          env NODEMESH_SVID_TTL
   --node-token <node=tok>  bootstrap token of a node (repeatable)
   --node-tokens-file <f>   lines "node token" or "node=token"           env NODEMESH_NODE_TOKENS_FILE
@@ -150,6 +154,15 @@ function nodeAuthOf(
   return { kind, agentServiceAccount: sa };
 }
 
+/** The mesh-wide outbound traffic policy; a typo must not silently leave the mesh open (or closed). */
+function outboundPolicyOf(value: string | undefined): OutboundTrafficPolicy {
+  if (value === undefined || value === "") return { mode: "ALLOW_ANY" };
+  const mode = OUTBOUND_MODES.find((m) => m === value);
+  if (!mode)
+    throw new ConfigError(`--outbound-traffic-policy must be ${OUTBOUND_MODES.join(" or ")}, got "${value}"`);
+  return { mode };
+}
+
 /** Parses argv + env into options (exported for tests). */
 export function parseControllerArgs(
   argv: string[],
@@ -174,6 +187,7 @@ export function parseControllerArgs(
       "ca-extra-roots": { type: "string" },
       "trust-domain": { type: "string" },
       "root-namespace": { type: "string" },
+      "outbound-traffic-policy": { type: "string" },
       "svid-ttl": { type: "string" },
       "node-token": { type: "string", multiple: true },
       "node-tokens-file": { type: "string" },
@@ -246,6 +260,9 @@ export function parseControllerArgs(
     },
     trustDomain: values["trust-domain"] ?? env.NODEMESH_TRUST_DOMAIN ?? DEFAULT_TRUST_DOMAIN,
     rootNamespace: values["root-namespace"] ?? env.NODEMESH_ROOT_NAMESPACE ?? DEFAULT_ROOT_NAMESPACE,
+    outboundTrafficPolicy: outboundPolicyOf(
+      values["outbound-traffic-policy"] ?? env.NODEMESH_OUTBOUND_TRAFFIC_POLICY,
+    ),
     svidTtlMs,
     nodeTokens: tokens,
     serverNames: { dns: names.filter((n) => isIP(n) === 0), ips: names.filter((n) => isIP(n) !== 0) },

@@ -7,13 +7,23 @@ import { parseArgs } from "node:util";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Lab, type LabProcess } from "../lab/index.ts";
-import { API_VERSION, DEMO_MESH, DEMO_ROUTES, DEMO_VIP, WEB_VIP, meshConfigForLab } from "./mesh-config.ts";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import {
+  API_VERSION,
+  DEMO_MESH,
+  DEMO_ROUTES,
+  DEMO_VIP,
+  INGRESS_HOST,
+  WEB_VIP,
+  ingressDocs,
+  meshConfigForLab,
+} from "./mesh-config.ts";
+import { makeIngressCerts } from "./ingress-certs.ts";
 import { startMesh, type Mesh } from "./mesh.ts";
 
 const APPS = join(resolve(dirname(fileURLToPath(import.meta.url))), "apps");
 const VIP = DEMO_VIP;
-/** The demo's routes on `web` are there from the start: a header route and a 90/10 canary split. */
-const MESH = { ...DEMO_MESH, extra: DEMO_ROUTES };
 const DENY_AFTER_S = 8;
 
 const DENY_LEGACY = {
@@ -47,7 +57,26 @@ export async function demoMain(argv: string[]): Promise<number> {
   const say = (s: string) => process.stdout.write(`${s}\n`);
 
   say("building the lab: 2 nodes x 2 pods (network namespaces + cgroups)...");
-  const lab = await Lab.up({ name: values.name ?? "demo", nodes: 2, podsPerNode: 2 });
+  const lab = await Lab.up({ name: values.name ?? "demo", nodes: 2, podsPerNode: 2, outside: true });
+  // The ingress (docs/ingress.md): a Gateway on n1 with a certificate an external client can verify.
+  const certDir = mkdtempSync(join(tmpdir(), "nodemesh-demo-ingress-"));
+  const certs = makeIngressCerts(certDir);
+  const ingress = ingressDocs(certs.certFile, certs.keyFile);
+  const MESH = { ...DEMO_MESH, extra: [...DEMO_ROUTES, ...ingress] };
+  const gatewayAddress = lab.node(1).address;
+  const external = [
+    "curl",
+    "-s",
+    "--max-time",
+    "2",
+    "--cacert",
+    certs.caFile,
+    "--resolve",
+    `${INGRESS_HOST}:443:${gatewayAddress}`,
+    "-w",
+    "\n%{http_code}",
+    `https://${INGRESS_HOST}/`,
+  ];
   let mesh: Mesh | undefined;
   let stopRequested = false;
   const stop = () => {
@@ -108,6 +137,9 @@ node agent reaches them.
     x-canary: yes → v2 (n2p2); everything else 90 % v1 (n1p2) / 10 % v2 — and carried as its own
     HTTP/2 stream on the same pooled mTLS sessions.
   client n1p1 = spiffe://cluster.local/ns/default/sa/client     legacy n2p1 = .../sa/legacy
+  https://${INGRESS_HOST}/ from the lab's "outside" host (in no mesh): the ingress gateway on n1
+    (${gatewayAddress}:443, TLS with a certificate curl checks) routes it 3:1 to web-v1/web-v2 over mTLS
+    under its own identity spiffe://cluster.local/ns/default/sa/ingress; http:// is redirected (301).
   after ${DENY_AFTER_S} s a DENY AuthorizationPolicy for sa/legacy is applied live.
 look around (in another shell, after \`. scripts/env.sh\`):
   node bin/nodemesh.js lab exec --name ${lab.name} n1 -- curl -s 127.0.0.1:15000/config_dump
@@ -115,6 +147,15 @@ look around (in another shell, after \`. scripts/env.sh\`):
   node bin/nodemesh.js lab exec --name ${lab.name} n1p1 -- curl -s http://${VIP}/hello
   node bin/nodemesh.js lab exec --name ${lab.name} n1p1 -- curl -s -H 'x-canary: yes' http://${WEB_VIP}/hello
   node bin/nodemesh.js lab exec --name ${lab.name} n1 -- curl -s 127.0.0.1:15020/metrics | grep nodemesh_requests_total
+  node bin/nodemesh.js lab exec --name ${lab.name} outside -- ${external.slice(0, -3).join(" ")} https://${INGRESS_HOST}/hello
+operator commands (they find this lab's agents by themselves; add --lab ${lab.name} when several labs exist):
+  node bin/nodemesh.js stat service            golden signals per service (also: stat workload, stat route)
+  node bin/nodemesh.js tap web --max 20         live requests matched by the web route
+  node bin/nodemesh.js tap workload/legacy-n2p1 --kind tcp     legacy's connections, denied after ${DENY_AFTER_S} s
+  node bin/nodemesh.js explain n2p1 echo:80     why legacy's connections to echo are (or are not) denied
+  node bin/nodemesh.js explain n1p1 web:80 --header 'x-canary: yes'   which route rule and endpoints apply
+  node bin/nodemesh.js check                    kernel, BPF, pins, agents, controller, certificates, clocks
+  node bin/nodemesh.js config n1                the n1 agent's config dump (-o json for all of it)
 `);
     const started = Date.now();
     let denyApplied = false;
@@ -122,17 +163,24 @@ look around (in another shell, after \`. scripts/env.sh\`):
       await new Promise((r) => setTimeout(r, 2000));
       const t = Math.round((Date.now() - started) / 1000);
       if (!denyApplied && t >= DENY_AFTER_S) {
-        mesh.writeConfig(meshConfigForLab(lab, { ...MESH, extra: [...DEMO_ROUTES, DENY_LEGACY] }));
+        mesh.writeConfig(meshConfigForLab(lab, { ...MESH, extra: [...MESH.extra, DENY_LEGACY] }));
         denyApplied = true;
         say(`[${t}s] applied AuthorizationPolicy default/deny-legacy (DENY from sa/legacy to app=echo)`);
       }
       say(`[${t}s] ${summary(clients, identities, denials)}`);
+      const ext = await lab.exec("outside", external);
+      const [body = "", code = "000"] = ext.stdout.trim().split("\n").slice(-2);
+      const pod = /"pod":"([^"]+)"/.exec(body)?.[1] ?? "-";
+      say(
+        `  external client (outside) → https://${INGRESS_HOST}/ via the ingress on n1: ${code} from ${pod}`,
+      );
     }
     return 0;
   } finally {
     say("stopping: agents, controller, apps, BPF pins, namespaces...");
     await mesh?.stop();
     await lab.down();
+    rmSync(certDir, { recursive: true, force: true });
     say("clean.");
   }
 }

@@ -197,3 +197,82 @@ export function meshConfigForLab(lab: Lab, spec: LabMeshSpec): string {
   docs.push(...(spec.extra ?? []));
   return docs.map((d) => stringify(d)).join("---\n");
 }
+
+/** The demo's ingress: the Gateway's node, hostnames, and its service account (its SPIFFE ID's). */
+export const INGRESS_NODE = "n1";
+export const INGRESS_HOST = "shop.example.com";
+export const INGRESS_SERVICE_ACCOUNT = "ingress";
+
+/**
+ * An ingress gateway on node n1 (docs/ingress.md): HTTPS on 443 for `*.example.com` with the given
+ * certificate files, plain HTTP on 80 redirected to HTTPS; `shop.example.com` routes `/v2` to web-v2
+ * and splits the rest 3:1 over web-v1 and web-v2.
+ */
+export function ingressDocs(certFile: string, keyFile: string): object[] {
+  const gateway = "gateway.networking.k8s.io/v1";
+  return [
+    {
+      apiVersion: gateway,
+      kind: "Gateway",
+      metadata: {
+        name: "ingress",
+        namespace: "default",
+        annotations: {
+          "nodemesh.io/gateway-nodes": INGRESS_NODE,
+          "nodemesh.io/gateway-service-account": INGRESS_SERVICE_ACCOUNT,
+        },
+      },
+      spec: {
+        gatewayClassName: "nodemesh",
+        listeners: [
+          { name: "http", port: 80, protocol: "HTTP" },
+          {
+            name: "https",
+            port: 443,
+            protocol: "HTTPS",
+            hostname: "*.example.com",
+            tls: { certificateRefs: [{ group: "nodemesh.io", kind: "TLSCertificate", name: "shop" }] },
+          },
+        ],
+      },
+    },
+    {
+      apiVersion: API_VERSION,
+      kind: "TLSCertificate",
+      metadata: { name: "shop", namespace: "default" },
+      spec: { certFile, keyFile },
+    },
+    {
+      apiVersion: gateway,
+      kind: "HTTPRoute",
+      metadata: { name: "shop", namespace: "default" },
+      spec: {
+        parentRefs: [{ name: "ingress", sectionName: "https" }],
+        hostnames: [INGRESS_HOST],
+        rules: [
+          {
+            matches: [{ path: { type: "PathPrefix", value: "/v2" } }],
+            backendRefs: [{ name: "web-v2", port: 80 }],
+          },
+          {
+            backendRefs: [
+              { name: "web-v1", port: 80, weight: 3 },
+              { name: "web-v2", port: 80, weight: 1 },
+            ],
+          },
+        ],
+      },
+    },
+    {
+      apiVersion: gateway,
+      kind: "HTTPRoute",
+      metadata: { name: "to-https", namespace: "default" },
+      spec: {
+        parentRefs: [{ name: "ingress", sectionName: "http" }],
+        rules: [
+          { filters: [{ type: "RequestRedirect", requestRedirect: { scheme: "https", statusCode: 301 } }] },
+        ],
+      },
+    },
+  ];
+}

@@ -8,6 +8,7 @@ export type { LabErrorCode } from "./errors.ts";
 export {
   CONTROLLER_ADDRESS,
   NODE_SUBNET,
+  OUTSIDE_ADDRESS,
   POD_SUPERNET,
   SERVICE_CIDR,
   netnsName,
@@ -15,7 +16,7 @@ export {
   planLab,
   validateLabName,
 } from "./plan.ts";
-export type { LabHost, LabNode, LabPlan, LabPod, LabRoot, LabSpec } from "./plan.ts";
+export type { LabHost, LabNode, LabOutside, LabPlan, LabPod, LabRoot, LabSpec } from "./plan.ts";
 export type { ExecResult } from "./system.ts";
 export type { TeardownReport } from "./teardown.ts";
 export { labCli, parseLabArgs } from "./cli.ts";

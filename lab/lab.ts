@@ -16,13 +16,14 @@ import {
   findHost,
   netnsName,
   nodeBatch,
+  outsideBatch,
   parseNetnsName,
   planLab,
   podBatch,
   rootBatch,
   validateLabName,
 } from "./plan.ts";
-import type { LabHost, LabNode, LabPlan, LabPod, LabRoot, LabSpec } from "./plan.ts";
+import type { LabHost, LabNode, LabOutside, LabPlan, LabPod, LabRoot, LabSpec } from "./plan.ts";
 import { LabProcess } from "./process.ts";
 import { cgroup2Mount, listNetns, requireRoot, run } from "./system.ts";
 import type { ExecResult, RunOptions } from "./system.ts";
@@ -48,6 +49,8 @@ export class Lab {
   readonly root: LabRoot;
   readonly nodes: readonly LabNode[];
   readonly pods: readonly LabPod[];
+  /** The host in no mesh (`outside: true` in the spec), else undefined. */
+  readonly outside: LabOutside | undefined;
   /** `<cgroup2>/nodemesh-lab/<name>`: all the lab's cgroups are below it. */
   readonly cgroupPath: string;
   #plan: LabPlan;
@@ -60,6 +63,7 @@ export class Lab {
     this.root = plan.root;
     this.nodes = plan.nodes;
     this.pods = plan.pods;
+    this.outside = plan.outside;
     this.cgroupPath = plan.cgroupPath;
     if (opts.cleanupOnExit ?? true) {
       const name = plan.name;
@@ -116,7 +120,10 @@ export class Lab {
     }
     const nodes = Math.max(0, ...hosts.map((h) => h?.node ?? 0));
     const podsPerNode = Math.max(0, ...hosts.map((h) => h?.pod ?? 0));
-    return new Lab(planLab({ name, nodes, podsPerNode }, await cgroup2Mount()), { cleanupOnExit: false });
+    const outside = hosts.some((h) => h?.host === "outside");
+    return new Lab(planLab({ name, nodes, podsPerNode, outside }, await cgroup2Mount()), {
+      cleanupOnExit: false,
+    });
   }
 
   get rootNetns(): string {
@@ -234,6 +241,13 @@ async function build(plan: LabPlan): Promise<void> {
   for (const pod of plan.pods) {
     steps.push(run(["ip", "-n", pod.netns, "-batch", "-"], { input: podBatch(plan, pod), check: true }));
   }
+  if (plan.outside)
+    steps.push(
+      run(["ip", "-n", plan.outside.netns, "-batch", "-"], {
+        input: outsideBatch(plan.outside),
+        check: true,
+      }),
+    );
   const results = await Promise.allSettled(steps);
   const failed = results.find((r) => r.status === "rejected");
   if (failed) throw failed.reason;

@@ -9,6 +9,8 @@
 //               veth-p<j> 10.1.<i>.1/32 (gateway of every local pod, point-to-point),
 //               10.1.<i>.<j+1>/32 dev veth-p<j>; 10.1.<k>.0/24 via 10.0.0.<k> for other nodes
 //   nm-x-n<i>p<j> eth0 10.1.<i>.<j+1>/32, 10.1.<i>.1 dev eth0 scope link, default via 10.1.<i>.1
+//   nm-x-outside eth0 10.0.0.250/24 on br0 (peer of veth-outside), only with `outside: true`: a host
+//               that is in no mesh, standing in for the internet and external clients (ingress, egress)
 // Service VIPs (10.96.0.0/16) are routed nowhere: only the mesh's redirection reaches them.
 // Nothing lives in the host namespace: every link is created directly inside a lab namespace.
 import { LabError } from "./errors.ts";
@@ -20,6 +22,8 @@ export const CONTROLLER_ADDRESS = "10.0.0.254";
 export const NODE_SUBNET = "10.0.0.0/24";
 export const POD_SUPERNET = "10.1.0.0/16";
 export const SERVICE_CIDR = "10.96.0.0/16";
+/** The `outside` host's address: on the nodes' bridge, below the controller's .254, far above the nodes. */
+export const OUTSIDE_ADDRESS = "10.0.0.250";
 // Node addresses 10.0.0.1..N must stay below the controller's .254; pods use .2..M+1 of their
 // node's /24. Far larger labs than a laptop can usefully run are allowed; the cap only keeps a
 // typo (`--nodes 300`) from building thousands of namespaces.
@@ -34,6 +38,8 @@ export interface LabSpec {
   name: string;
   nodes: number;
   podsPerNode: number;
+  /** Adds the `outside` host (a namespace on the bridge that is in no mesh); default false. */
+  outside?: boolean;
 }
 
 export interface LabRoot {
@@ -81,13 +87,25 @@ export interface LabPod {
   readonly hostInterface: string;
 }
 
-export type LabHost = LabRoot | LabNode | LabPod;
+/** A host on the bridge that runs no agent and no workload: the internet, an external client. */
+export interface LabOutside {
+  readonly kind: "outside";
+  readonly name: "outside";
+  readonly netns: string;
+  readonly netnsPath: string;
+  /** 10.0.0.250, on `eth0` in the outside namespace. */
+  readonly address: string;
+}
+
+export type LabHost = LabRoot | LabNode | LabPod | LabOutside;
 
 export interface LabPlan {
   readonly name: string;
   readonly root: LabRoot;
   readonly nodes: readonly LabNode[];
   readonly pods: readonly LabPod[];
+  /** Present when the spec asked for it. */
+  readonly outside?: LabOutside;
   /** `<cgroup2>/nodemesh-lab/<name>`: every cgroup of the lab is below it. */
   readonly cgroupPath: string;
 }
@@ -117,6 +135,7 @@ export function validateSpec(spec: LabSpec): LabSpec {
     name: validateLabName(spec.name),
     nodes: checkCount("node count", spec.nodes, 1, MAX_NODES),
     podsPerNode: checkCount("pods per node", spec.podsPerNode, 0, MAX_PODS_PER_NODE),
+    ...(spec.outside === undefined ? {} : { outside: spec.outside === true }),
   };
 }
 
@@ -125,7 +144,7 @@ export function netnsName(lab: string, host: string): string {
   return `${NETNS_PREFIX}${lab}-${host}`;
 }
 
-const LAB_NETNS = /^nm-([a-z0-9]{1,6})-(root|n([1-9][0-9]*)(?:p([1-9][0-9]*))?)$/;
+const LAB_NETNS = /^nm-([a-z0-9]{1,6})-(root|outside|n([1-9][0-9]*)(?:p([1-9][0-9]*))?)$/;
 
 /** Parses a namespace name of some lab; undefined for any namespace the lab did not name. */
 export function parseNetnsName(
@@ -184,13 +203,27 @@ export function planLab(input: LabSpec, cgroup2Mount: string): LabPlan {
       });
     }
   }
-  return { name: spec.name, root, nodes, pods, cgroupPath };
+  const outside: LabOutside | undefined = spec.outside
+    ? {
+        kind: "outside",
+        name: "outside",
+        netns: ns("outside"),
+        netnsPath: `${NETNS_DIR}/${ns("outside")}`,
+        address: OUTSIDE_ADDRESS,
+      }
+    : undefined;
+  return { name: spec.name, root, nodes, pods, cgroupPath, ...(outside ? { outside } : {}) };
 }
 
 /** Run in the host namespace: creates the namespaces and every link, each directly in its namespace. */
 export function createBatch(plan: LabPlan): string {
-  const lines = [plan.root, ...plan.nodes, ...plan.pods].map((h) => `netns add ${h.netns}`);
+  const hosts: LabHost[] = [plan.root, ...plan.nodes, ...plan.pods, ...(plan.outside ? [plan.outside] : [])];
+  const lines = hosts.map((h) => `netns add ${h.netns}`);
   lines.push(`link add br0 netns ${plan.root.netns} type bridge`);
+  if (plan.outside)
+    lines.push(
+      `link add veth-outside netns ${plan.root.netns} type veth peer name eth0 netns ${plan.outside.netns}`,
+    );
   for (const n of plan.nodes) {
     lines.push(`link add veth-${n.name} netns ${plan.root.netns} type veth peer name eth0 netns ${n.netns}`);
   }
@@ -211,6 +244,7 @@ function nodeOf(plan: LabPlan, pod: LabPod): LabNode {
 export function rootBatch(plan: LabPlan): string {
   const lines = ["link set lo up", `address add ${CONTROLLER_ADDRESS}/24 dev br0`, "link set br0 up"];
   for (const n of plan.nodes) lines.push(`link set veth-${n.name} master br0`, `link set veth-${n.name} up`);
+  if (plan.outside) lines.push("link set veth-outside master br0", "link set veth-outside up");
   // So that the controller host (and a test running there) can reach pods directly.
   for (const n of plan.nodes) lines.push(`route add ${n.podCidr} via ${n.address} dev br0 onlink`);
   return lines.join("\n") + "\n";
@@ -248,8 +282,16 @@ export function podBatch(plan: LabPlan, pod: LabPod): string {
   );
 }
 
-/** Host short names as the CLI takes them: `root`, `n<i>` or `n<i>p<j>`. */
+/** Run inside the outside namespace: on the bridge, no route to pods or VIPs (it is not in the mesh). */
+export function outsideBatch(outside: LabOutside): string {
+  return (
+    ["link set lo up", `address add ${outside.address}/24 dev eth0`, "link set eth0 up"].join("\n") + "\n"
+  );
+}
+
+/** Host short names as the CLI takes them: `root`, `outside`, `n<i>` or `n<i>p<j>`. */
 export function findHost(plan: LabPlan, host: string): LabHost | undefined {
   if (host === "root") return plan.root;
+  if (host === "outside") return plan.outside;
   return plan.nodes.find((n) => n.name === host) ?? plan.pods.find((p) => p.name === host);
 }

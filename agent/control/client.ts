@@ -437,6 +437,7 @@ function freeze(c: MeshConfig): MeshConfig {
     c.httpRoutes,
     c.grpcRoutes,
     c.faultInjections,
+    c.rateLimitPolicies ?? [],
     c.trustBundle,
   ])
     Object.freeze(list);

@@ -42,6 +42,12 @@ export interface Datapath {
   release(uid: string): Promise<void>;
   /** Destinations whose connects are redirected; everything else bypasses the agent. Replaces the set. */
   setMeshedDestinations(dsts: readonly Destination[]): void;
+  /**
+   * REGISTRY_ONLY (docs/egress.md): true redirects every TCP connect of the enrolled workloads to the agent,
+   * which refuses what it does not know; false captures only the meshed destinations. Absent = this
+   * datapath cannot capture everything, and the agent reports REGISTRY_ONLY as not applied.
+   */
+  setCaptureAll?(on: boolean): void;
   /** Changes a workload's PeerAuthentication enforcement (STRICT refuses plaintext from outside). */
   setStrict(uid: string, strict: boolean): Promise<void>;
   /**
@@ -52,6 +58,8 @@ export interface Datapath {
   connectApp(uid: string, address: string, port: number): Promise<Socket>;
   /** Plaintext connection attempts refused for STRICT workloads, per workload, as running totals. */
   plaintextRefused?(): { uid: string; count: number }[];
+  /** The kernel's workload-map entry of an enrolled workload (`nodemesh explain`); undefined = not enrolled here. */
+  kernelEnrollment?(uid: string): { enrolled: boolean; strict: boolean } | undefined;
   /** The destination the workload connected to, for a socket accepted on an outbound server. */
   originalDestination(socket: Socket): Destination | undefined;
   close(): Promise<void>;

@@ -174,8 +174,21 @@ export class EbpfDatapath implements Datapath {
     return out;
   }
 
+  /** Reads the kernel map back: what the BPF programs see, not what this agent believes it enrolled. */
+  kernelEnrollment(uid: string): { enrolled: boolean; strict: boolean } | undefined {
+    const e = this.#enrolled.get(uid);
+    if (!e) return undefined;
+    const entry = this.#dp.workloads().netns.find((w) => w.id === e.netnsCookie);
+    return { enrolled: entry !== undefined, strict: entry?.strict ?? false };
+  }
+
   setMeshedDestinations(dsts: readonly Destination[]): void {
     this.#dp.setMeshedDestinations(dsts.map((d) => ({ address: d.address, port: d.port })));
+  }
+
+  /** All-TCP capture in the kernel (nm_config.all_tcp): one map write, applied to the next connect. */
+  setCaptureAll(on: boolean): void {
+    this.#dp.setCaptureMode({ allTcp: on });
   }
 
   originalDestination(socket: Socket): Destination | undefined {

@@ -35,6 +35,8 @@ export interface Exchange {
   requestBytes: number;
   /** Set by the route layer: the matched rule (undefined when the service port has no routes). */
   rule?: CompiledRule;
+  /** Set by the route layer: the path match that selected `rule` (the tracing layer's `http.route`). */
+  pathMatch?: { readonly type: string; readonly value: string };
   /** Set by the route layer: where the request goes. */
   backend?: ServicePortInfo;
   /** Set by the route layer: the backendRef's or rule's FaultInjection (it wins over the TrafficPolicy's). */

@@ -1,7 +1,9 @@
 // The destination agent's side of a per-request stream (any method but CONNECT on 15008): checks that the
 // target is this workload, authorizes the request (L7 AuthorizationPolicy), and sends it to the
 // application over a keep-alive connection from inside the pod, HTTP/1.1 or h2c as the port speaks. The
-// answer goes back on the same stream: status, headers, body with backpressure, trailers (gRPC).
+// answer goes back on the same stream: status, headers, body with backpressure, trailers (gRPC). Rate
+// limits are checked after authorization (local-ratelimit.ts), and an HTTP/1.1 application connection
+// is closed after the destination's `connectionPool.http.maxRequestsPerConnection` requests.
 import type { IncomingMessage, OutgoingHttpHeaders } from "node:http";
 import {
   constants,
@@ -17,7 +19,11 @@ import type { AppClients } from "./app-client.ts";
 import type { LocalRateLimiter } from "./local-ratelimit.ts";
 import { grpcStatusOf } from "./exchange.ts";
 import { APP_PROTOCOL_HEADER, TARGET_HEADER, endToEnd, headerValue } from "./headers.ts";
+import type { InboundTracing } from "./trace.ts";
 import { FLAG_HEADER } from "./upstream.ts";
+import { RULE_HEADER } from "./ratelimit-policy.ts";
+import { closeAfterRequests } from "./app-connection-limit.ts";
+import type { TraceSpan } from "../telemetry/tracing/index.ts";
 
 /** One request as the destination reporter records it. */
 export interface InboundRequest {
@@ -35,6 +41,8 @@ export interface InboundRequest {
   requestBytes: number;
   responseBytes: number;
   grpcStatus?: string;
+  /** The SERVER span (tracing on): ended when the request is reported. */
+  readonly span?: TraceSpan;
 }
 
 export interface InboundHttpDeps {
@@ -42,6 +50,8 @@ export interface InboundHttpDeps {
   readonly apps: AppClients;
   readonly limiter: LocalRateLimiter;
   readonly onDone: (req: InboundRequest) => void;
+  /** SERVER spans (agent/http/trace.ts); absent = tracing off. */
+  readonly tracing?: InboundTracing;
 }
 
 export function serveInboundRequest(
@@ -65,22 +75,30 @@ export function serveInboundRequest(
     flag: "-",
     requestBytes: 0,
     responseBytes: 0,
+    span: deps.tracing?.start(headers, sourceAddress),
   };
   let reported = false;
   const report = () => {
     if (reported) return;
     reported = true;
     deps.onDone(rec);
+    deps.tracing?.finish(rec, view);
   };
   stream.once("close", report);
   const grpc = headerValue(headers, "content-type").startsWith("application/grpc");
-  const refuse = (status: number, flag: string, reason: string, extra: OutgoingHttpHeaders = {}) => {
+  const refuse = (
+    status: number,
+    flag: string,
+    reason: string,
+    extra: OutgoingHttpHeaders = {},
+    grpcStatus = grpcStatusOf(status),
+  ) => {
     rec.status = status;
     rec.flag = flag;
     rec.reason = reason;
     if (stream.destroyed || stream.headersSent) return;
     if (grpc) {
-      rec.grpcStatus = String(grpcStatusOf(status));
+      rec.grpcStatus = String(grpcStatus);
       stream.respond(
         {
           ":status": 200,
@@ -129,14 +147,24 @@ export function serveInboundRequest(
     rec.policy = decision.policy;
     return refuse(403, "AuthorizationPolicyDenied", `RBAC: access denied (${decision.reason})`);
   }
-  const admitted = deps.limiter.admit(view, uid, parseForwarded(headers["forwarded"]).host);
+  const serviceHost = parseForwarded(headers["forwarded"]).host;
+  const rule = headers[RULE_HEADER];
+  const admitted = deps.limiter.admit(view, {
+    uid,
+    serviceHost,
+    principal,
+    rule: typeof rule === "string" ? rule : undefined,
+  });
   if (!admitted.ok) {
+    rec.policy = admitted.policy;
     const seconds = Math.max(1, Math.ceil(admitted.retryAfterMs / 1000));
-    return refuse(429, "RateLimited", `local rate limit exceeded (${admitted.limit})`, {
-      "retry-after": String(seconds),
-    });
+    // gRPC's own code for a quota (RESOURCE_EXHAUSTED, 8), not the 429 → UNAVAILABLE mapping.
+    const extra = { ...admitted.headers, "retry-after": String(seconds) };
+    return refuse(429, "RateLimited", admitted.limit, extra, GRPC_RESOURCE_EXHAUSTED);
   }
+  const limitHeaders = admitted.headers;
   const out = appHeaders(headers, sourceAddress);
+  rec.span?.inject(out); // the application's own spans become children of the SERVER span
   const endStream = stream.endAfterHeaders;
   if (headerValue(headers, APP_PROTOCOL_HEADER) === "http2") {
     deps.apps
@@ -148,7 +176,7 @@ export function serveInboundRequest(
         endStream,
       )
       .then(
-        (app) => relayFromH2(stream, app, rec, endStream),
+        (app) => relayFromH2(stream, app, rec, endStream, limitHeaders),
         (err: Error) =>
           refuse(
             503,
@@ -159,10 +187,11 @@ export function serveInboundRequest(
     return;
   }
   const req = deps.apps.http1(uid, w.address, target.port, method, path, { ...out, host });
+  closeAfterRequests(req, view, serviceHost);
   req.once("error", (err) =>
     refuse(503, "ConnectionFailure", `application ${w.address}:${target.port} unreachable: ${err.message}`),
   );
-  req.once("response", (res: IncomingMessage) => relayFromH1(stream, res, rec));
+  req.once("response", (res: IncomingMessage) => relayFromH1(stream, res, rec, limitHeaders));
   stream.once("close", () => {
     if (!req.writableFinished || !rec.status) req.destroy();
   });
@@ -180,10 +209,18 @@ function appHeaders(headers: IncomingHttpHeaders, sourceAddress: string): Outgoi
   return out;
 }
 
-function relayFromH1(stream: ServerHttp2Stream, res: IncomingMessage, rec: InboundRequest): void {
+/** gRPC status RESOURCE_EXHAUSTED: what a rate-limited call ends with. */
+const GRPC_RESOURCE_EXHAUSTED = 8;
+
+function relayFromH1(
+  stream: ServerHttp2Stream,
+  res: IncomingMessage,
+  rec: InboundRequest,
+  limitHeaders: OutgoingHttpHeaders | undefined,
+): void {
   rec.status = res.statusCode ?? 502;
   if (stream.destroyed) return void res.destroy();
-  const headers = endToEnd(res.headers);
+  const headers = limitHeaders ? { ...endToEnd(res.headers), ...limitHeaders } : endToEnd(res.headers);
   stream.respond({ ...headers, ":status": rec.status }, { endStream: false });
   pump(res, stream, (n) => (rec.responseBytes += n));
   stream.once("close", () => res.destroy());
@@ -194,6 +231,7 @@ function relayFromH2(
   app: ClientHttp2Stream,
   rec: InboundRequest,
   requestEnded: boolean,
+  limitHeaders: OutgoingHttpHeaders | undefined,
 ): void {
   app.on("error", () => {});
   stream.once("close", () => {
@@ -212,7 +250,10 @@ function relayFromH2(
     if (typeof g === "string") rec.grpcStatus = g; // trailers-only response
     if (stream.destroyed) return;
     const ended = (flags & constants.NGHTTP2_FLAG_END_STREAM) !== 0;
-    stream.respond({ ...endToEnd(h), ":status": rec.status }, { endStream: ended, waitForTrailers: !ended });
+    stream.respond(
+      { ...endToEnd(h), ...limitHeaders, ":status": rec.status },
+      { endStream: ended, waitForTrailers: !ended },
+    );
     if (ended) return;
     stream.once("wantTrailers", () => stream.sendTrailers(trailers ?? {}));
     pump(app, stream, (n) => (rec.responseBytes += n));

@@ -1,54 +1,150 @@
-// Local rate limiting at the destination (Envoy's local_ratelimit, per pod as Istio configures it): the
-// destination service's TrafficPolicy `rateLimit` is a token bucket per destination workload, checked
-// by that workload's agent for each request after authorization. A request over the limit gets 429
-// with `retry-after` (flag RateLimited) and never reaches the application. Buckets are kept per
-// (workload, service, settings), so a changed limit starts a fresh bucket.
-import { TokenBuckets, type TokenBucketSettings } from "../ratelimit/token-bucket.ts";
-import type { MeshView, ServiceInfo } from "../state/view.ts";
-import { resilienceOf } from "./resilience-policy.ts";
+// Rate limiting at the destination (Envoy's local_ratelimit, per pod as Istio configures it): the token
+// buckets of the limits that apply to a request (ratelimit-policy.ts: the service's TrafficPolicy
+// `rateLimit`, RateLimitPolicies on the service or on the route rule the caller's agent marked) are
+// checked by the destination workload's agent after authorization. Every applicable bucket must hold a
+// token, and only then is one taken from each, so a refusal by one limit costs the others nothing. A
+// refused request gets 429 (gRPC RESOURCE_EXHAUSTED), `retry-after`, flag RateLimited, and never reaches
+// the application; every request under a limit carries the IETF RateLimit-* fields (draft-ietf-httpapi-
+// ratelimit-headers-07) of the limit closest to exhaustion. Buckets are per (limit, workload), and per
+// caller SPIFFE ID with `perSource`, bounded by `maxSources` (agent/ratelimit/token-bucket.ts evicts).
+import type { OutgoingHttpHeaders } from "node:http";
+import { TokenBuckets, type TokenBucket, type TokenBucketSettings } from "../ratelimit/token-bucket.ts";
+import type { MeshView } from "../state/view.ts";
+import { rateLimitIndex, type LimitSpec } from "./ratelimit-policy.ts";
 
 export type Admission =
-  { readonly ok: true } | { readonly ok: false; readonly retryAfterMs: number; readonly limit: string };
+  | { readonly ok: true; readonly headers: OutgoingHttpHeaders | undefined }
+  | {
+      readonly ok: false;
+      readonly retryAfterMs: number;
+      /** What the 429's body says about the limit. */
+      readonly limit: string;
+      /** "Kind/namespace/name" of the limiting policy. */
+      readonly policy: string;
+      readonly headers: OutgoingHttpHeaders;
+    };
+
+export interface AdmitRequest {
+  /** The destination workload. */
+  readonly uid: string;
+  /** "name.namespace" of the service the caller addressed (the `forwarded` host). */
+  readonly serviceHost: string | undefined;
+  /** The caller's proven SPIFFE ID (the peer certificate). */
+  readonly principal: string;
+  /** The calling agent's route-rule mark (ratelimit-policy.ts RULE_HEADER), if any. */
+  readonly rule: string | undefined;
+}
+
+/** Where refusals are counted (ResilienceMetrics implements it). */
+export interface RateLimitSink {
+  rateLimited(destination: string, policy: string, sourcePrincipal: string): void;
+}
+
+const ADMITTED: Admission = Object.freeze({ ok: true, headers: undefined });
+
+interface BucketSet {
+  readonly specId: string;
+  readonly uid: string;
+  readonly buckets: TokenBuckets;
+}
 
 export class LocalRateLimiter {
-  readonly #buckets = new Map<string, TokenBuckets>();
-  readonly #hosts = new WeakMap<MeshView, Map<string, ServiceInfo>>();
+  readonly #sets = new Map<string, BucketSet>();
   readonly #now: () => number;
+  readonly #metrics: RateLimitSink | undefined;
+  #view: MeshView | undefined;
 
-  constructor(now: () => number = () => performance.now()) {
-    this.#now = now;
+  constructor(opts: { now?: () => number; metrics?: RateLimitSink } = {}) {
+    this.#now = opts.now ?? (() => performance.now());
+    this.#metrics = opts.metrics;
   }
 
-  /** `serviceHost`: "name.namespace" of the service the caller addressed (the `forwarded` host). */
-  admit(view: MeshView, uid: string, serviceHost: string | undefined): Admission {
-    const service = serviceHost === undefined ? undefined : this.#service(view, serviceHost);
-    const settings = service && resilienceOf(view, service).rateLimit;
-    if (!settings) return { ok: true };
-    const bucket = this.#bucketsFor(settings).get(`${uid}|${serviceHost}`);
-    if (bucket.tryTake()) return { ok: true };
-    return {
-      ok: false,
-      retryAfterMs: bucket.retryAfterMs(),
-      limit: `${settings.maxTokens} per ${settings.fillIntervalMs} ms`,
-    };
+  /** Bucket sets held (tests, the config dump). */
+  get size(): number {
+    return this.#sets.size;
   }
 
-  #bucketsFor(s: TokenBucketSettings): TokenBuckets {
-    const key = `${s.maxTokens}/${s.tokensPerFill}/${s.fillIntervalMs}`;
-    let b = this.#buckets.get(key);
-    if (!b) {
-      b = new TokenBuckets(s, { now: this.#now });
-      this.#buckets.set(key, b);
+  admit(view: MeshView, req: AdmitRequest): Admission {
+    const index = rateLimitIndex(view);
+    if (view !== this.#view) this.#prune(view, index.ids);
+    const host = req.serviceHost === undefined ? [] : index.forHost(req.serviceHost);
+    const rule = req.rule === undefined ? [] : index.forRule(req.rule);
+    if (host.length === 0 && rule.length === 0) return ADMITTED;
+    const specs = rule.length === 0 ? host : host.length === 0 ? rule : [...host, ...rule];
+    const buckets = specs.map((s) => this.#setFor(s, req.uid).get(s.perSource ? req.principal : ""));
+    const empty = buckets.findIndex((b) => b.remaining < 1);
+    if (empty >= 0) {
+      const s = specs[empty]!;
+      const b = buckets[empty]!;
+      this.#metrics?.rateLimited(req.serviceHost ?? "unknown", s.policy, req.principal);
+      const retryAfterMs = b.retryAfterMs();
+      return {
+        ok: false,
+        retryAfterMs,
+        limit: describe(s),
+        policy: s.policy,
+        headers: rateLimitHeaders(s.bucket, 0, retryAfterMs),
+      };
     }
-    return b;
+    let closest = 0;
+    for (let i = 0; i < buckets.length; i++) {
+      buckets[i]!.tryTake();
+      if (buckets[i]!.remaining < buckets[closest]!.remaining) closest = i;
+    }
+    const b = buckets[closest]!;
+    return { ok: true, headers: rateLimitHeaders(specs[closest]!.bucket, b.remaining, resetMs(b)) };
   }
 
-  #service(view: MeshView, host: string): ServiceInfo | undefined {
-    let byHost = this.#hosts.get(view);
-    if (!byHost) {
-      byHost = new Map(view.services().map((s) => [s.host, s]));
-      this.#hosts.set(view, byHost);
+  #setFor(s: LimitSpec, uid: string): TokenBuckets {
+    const key = `${s.id}|${uid}`;
+    let set = this.#sets.get(key);
+    if (!set) {
+      set = {
+        specId: s.id,
+        uid,
+        buckets: new TokenBuckets(s.bucket, { now: this.#now, maxKeys: s.maxKeys }),
+      };
+      this.#sets.set(key, set);
     }
-    return byHost.get(host);
+    return set.buckets;
   }
+
+  /** A new snapshot: buckets of limits that left it, or of workloads that left this node, go. */
+  #prune(view: MeshView, ids: ReadonlySet<string>): void {
+    this.#view = view;
+    for (const [key, set] of this.#sets)
+      if (!ids.has(set.specId) || !view.localWorkload(set.uid)) this.#sets.delete(key);
+  }
+}
+
+/** Full: nothing to wait for; otherwise the next fill, when `remaining` goes up again. */
+function resetMs(b: TokenBucket): number {
+  return b.full ? 0 : b.nextFillMs();
+}
+
+function describe(s: LimitSpec): string {
+  const what = `${s.bucket.maxTokens} per ${s.bucket.fillIntervalMs} ms${s.perSource ? " per source" : ""}`;
+  return s.policy.startsWith("TrafficPolicy/")
+    ? `local rate limit exceeded (${what})`
+    : `rate limit exceeded (${s.policy}: ${what})`;
+}
+
+/**
+ * The draft's fields: the quota (the bucket's size), what is left, seconds until more (rounded up, as
+ * `retry-after`), and the policy as quota per window: `tokensPerFill` per `fillInterval` scaled to whole
+ * seconds (the draft's `w` is in seconds), with the bucket size as `burst` when it differs.
+ */
+export function rateLimitHeaders(
+  b: TokenBucketSettings,
+  remaining: number,
+  resetAfterMs: number,
+): OutgoingHttpHeaders {
+  const w = Math.max(1, Math.ceil(b.fillIntervalMs / 1000));
+  const q = Math.max(1, Math.floor((b.tokensPerFill * w * 1000) / b.fillIntervalMs));
+  return {
+    "ratelimit-limit": String(b.maxTokens),
+    "ratelimit-remaining": String(Math.max(0, Math.floor(remaining))),
+    "ratelimit-reset": String(Math.ceil(resetAfterMs / 1000)),
+    "ratelimit-policy": q === b.maxTokens ? `${q};w=${w}` : `${q};w=${w};burst=${b.maxTokens}`,
+  };
 }

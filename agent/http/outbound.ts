@@ -14,6 +14,7 @@ import type { Exchange, ResponseHead } from "./exchange.ts";
 import { headerValue } from "./headers.ts";
 import { mirrorLayer } from "./mirror.ts";
 import { selectBackend, routeLayer } from "./route.ts";
+import type { OutboundTracing } from "./trace.ts";
 import { DownstreamServer, isGrpc, newExchange, type DownstreamContext, type RequestDone } from "./server.ts";
 import { upstreamHandler, type UpstreamDeps } from "./upstream.ts";
 
@@ -24,6 +25,8 @@ export interface HttpOutboundDeps extends UpstreamDeps {
   readonly tunnel: (socket: Duplex, plan: ForwardPlan, head: Buffer) => void;
   /** Extra layers between routing and the upstream (issue 8: retry, timeout, breaker, fault, rate limit). */
   readonly layers?: readonly Layer<Exchange, ResponseHead>[];
+  /** CLIENT spans (agent/http/trace.ts): outermost layer, one event per try; absent = tracing off. */
+  readonly tracing?: OutboundTracing;
 }
 
 export class HttpOutbound implements HttpCarrier {
@@ -34,8 +37,10 @@ export class HttpOutbound implements HttpCarrier {
   constructor(deps: HttpOutboundDeps) {
     this.#deps = deps;
     const upstream = upstreamHandler(deps);
+    const t = deps.tracing;
+    const layers = [routeLayer(), mirrorLayer(upstream), ...(deps.layers ?? [])];
     this.#server = new DownstreamServer({
-      handler: compose([routeLayer(), mirrorLayer(upstream), ...(deps.layers ?? [])], upstream),
+      handler: compose(t ? [t.layer, ...layers, t.attempts] : layers, upstream),
       onDone: (done) => this.#report(done),
       onUpgrade: (req, socket, head, ctx) => this.#upgrade(req, socket, head, ctx),
     });
@@ -140,6 +145,8 @@ export class HttpOutbound implements HttpCarrier {
     if (g !== undefined) rec.grpcStatus = g;
     if (ex.upstreamMs !== undefined) rec.upstreamMs = ex.upstreamMs;
     if (ex.attempts !== undefined) rec.attempts = ex.attempts;
+    const traceId = this.#deps.tracing?.finish(done);
+    if (traceId) rec.traceId = traceId;
     t.finish(rec);
   }
 }

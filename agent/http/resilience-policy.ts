@@ -38,7 +38,28 @@ export interface Resilience {
   readonly fault: FaultInjectionSettings | undefined;
   /** TrafficPolicy `rateLimit`, applied per destination workload by its agent (local-ratelimit.ts). */
   readonly rateLimit: TokenBucketSettings | undefined;
+  /** TrafficPolicy `connectionPool` limits (pool-limit.ts; maxRequestsPerConnection in inbound.ts). */
+  readonly pool: PoolPolicy;
 }
+
+/** Istio's connection-pool limits; Infinity (or 0 for maxRequestsPerConnection) = none. */
+export interface PoolPolicy {
+  readonly maxRequests: number;
+  /** `tcp.maxConnections`: on an HTTP/1.1 port each request in flight needs a connection of its own. */
+  readonly maxConnections: number;
+  readonly maxPending: number;
+  readonly maxRetries: number;
+  readonly maxRequestsPerConnection: number;
+}
+
+/** Istio's defaults are 2^32-1 (none); pending requests are ours: 0, so overflow is a fast 503, not a queue. */
+export const DEFAULT_POOL: PoolPolicy = Object.freeze({
+  maxRequests: Infinity,
+  maxConnections: Infinity,
+  maxPending: 0,
+  maxRetries: Infinity,
+  maxRequestsPerConnection: 0,
+});
 
 const EVERY_5XX: ReadonlySet<number> = new Set(Array.from({ length: 100 }, (_, i) => 500 + i));
 /** The brief's retry defaults; Envoy's default backoff cap is 10 × the base, so 1 s for 100 ms. */
@@ -59,14 +80,14 @@ const cache = new WeakMap<ServiceInfo, Resilience>();
 export function resilienceOf(view: MeshView, service: ServiceInfo): Resilience {
   let r = cache.get(service);
   if (!r) {
-    r = Object.freeze(resolve(policyOf(view, service)));
+    r = Object.freeze(resolve(trafficPolicyOf(view, service)));
     cache.set(service, r);
   }
   return r;
 }
 
 /** The same choice as the view makes for load balancing: the first targeting policy by name. */
-function policyOf(view: MeshView, service: ServiceInfo): TrafficPolicy | undefined {
+export function trafficPolicyOf(view: MeshView, service: ServiceInfo): TrafficPolicy | undefined {
   const s = view.config.services.find(
     (x) => x.metadata.name === service.name && x.metadata.namespace === service.namespace,
   );
@@ -84,7 +105,20 @@ function resolve(tp: TrafficPolicy | undefined): Resilience {
     breaker: breakerSettings(spec?.circuitBreaker),
     fault: spec?.fault,
     rateLimit: rateLimitSettings(spec?.rateLimit),
+    pool: poolPolicy(spec?.connectionPool),
   };
+}
+
+function poolPolicy(c: TrafficPolicy["spec"]["connectionPool"]): PoolPolicy {
+  if (!c) return DEFAULT_POOL;
+  const d = DEFAULT_POOL;
+  return Object.freeze({
+    maxRequests: c.http?.http2MaxRequests ?? d.maxRequests,
+    maxConnections: c.tcp?.maxConnections ?? d.maxConnections,
+    maxPending: c.http?.http1MaxPendingRequests ?? d.maxPending,
+    maxRetries: c.http?.maxRetries ?? d.maxRetries,
+    maxRequestsPerConnection: c.http?.maxRequestsPerConnection ?? d.maxRequestsPerConnection,
+  });
 }
 
 function rateLimitSettings(r: RateLimitSettings | undefined): TokenBucketSettings | undefined {

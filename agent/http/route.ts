@@ -44,7 +44,20 @@ export function selectBackend(ex: Exchange): ServicePortInfo | ResponseHead {
       grpc,
     );
   }
+  return backendForMatch(ex, match, grpc);
+}
+
+/**
+ * The matched rule applied: its filters (a redirect answers), a weighted backend, that backend's fault,
+ * filters and mirrors. Shared with the gateway's route layer (agent/gateway/), which matches by hostname.
+ */
+export function backendForMatch(
+  ex: Exchange,
+  match: RouteMatchResult,
+  grpc: boolean,
+): ServicePortInfo | ResponseHead {
   ex.rule = match.rule;
+  ex.pathMatch = match.pathMatch;
   const dangling = danglingFault(match.rule.fault, match.rule, grpc);
   if (dangling) return dangling;
   const answered = applyRequestFilters(ex, match);

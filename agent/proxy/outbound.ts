@@ -21,7 +21,7 @@ import { isHttp } from "../state/protocol.ts";
 import { unknownLabels, type AgentMetrics, type ConnRecord, type TcpLabels } from "../telemetry/metrics.ts";
 import { detectProtocol, type Detected } from "./detect.ts";
 import { pipeBoth } from "./pipe.ts";
-import { planOutbound, type ForwardPlan } from "./plan.ts";
+import { planOutbound, type DirectEgressPlan, type ForwardPlan } from "./plan.ts";
 import type { HboneConnector } from "./tunnel/hbone.ts";
 
 /** Where HTTP connections go once known (the agent's DownstreamServer). */
@@ -42,6 +42,8 @@ export interface OutboundDeps {
   readonly http: HttpCarrier;
   /** Counts a detection outcome (nodemesh_protocol_detection_total). */
   readonly detected: (result: Detected | "declared", service: string) => void;
+  /** Carries an ExternalService connection out of this agent (agent/egress/direct.ts). */
+  readonly egress?: (socket: Socket, plan: DirectEgressPlan) => void;
 }
 
 /** A declared-HTTP client that sends nothing for this long is handed to the HTTP/1.1 server's timeouts. */
@@ -69,6 +71,11 @@ export class OutboundProxy {
       const rec = this.#record(this.#deps.view().localWorkload(uid), socket, dst);
       if (plan.service) rec.labels.destination_service = plan.service;
       return this.#fail(socket, rec, plan.flag, plan.reason);
+    }
+    if (plan.kind === "egress") {
+      if (this.#deps.egress) return this.#deps.egress(socket, plan);
+      const rec = this.#record(plan.source, socket, dst);
+      return this.#fail(socket, rec, "NoRoute", "direct egress is not available in this agent");
     }
     if (isHttp(plan.protocol)) {
       // Declared HTTP: the client speaks first, so this only tells HTTP/1.1 from h2c prior knowledge

@@ -46,6 +46,17 @@ export class TokenBucket {
     return this.#tokens;
   }
 
+  /** Milliseconds until the next fill adds tokens (RateLimit-Reset on an admitted request). */
+  nextFillMs(): number {
+    this.#refill();
+    return Math.max(0, this.#filledAt + this.settings.fillIntervalMs - this.#now());
+  }
+
+  /** A full bucket is indistinguishable from a new one: dropping it loses nothing. */
+  get full(): boolean {
+    return this.remaining >= this.settings.maxTokens;
+  }
+
   /** Milliseconds until the next refill (0 when a token is available now). */
   retryAfterMs(): number {
     this.#refill();
@@ -63,36 +74,62 @@ export class TokenBucket {
   }
 }
 
-/** One bucket per key (a destination, a route, a SPIFFE ID), up to `maxKeys` so a key flood stays bounded. */
+/** Full buckets looked at, oldest first, before a bucket that still counts something is evicted. */
+const SWEEP = 8;
+
+/**
+ * One bucket per key (a destination, a route, a SPIFFE ID), at most `maxKeys` of them, so a flood of keys
+ * (callers) cannot grow memory. At the bound, the least recently used full buckets go first (losslessly:
+ * a new bucket starts full); only when the oldest ones are all still counting is the least recently used
+ * one evicted, which hands its key a fresh bucket (counted in `evictions`). Map order is use order.
+ */
 export class TokenBuckets {
   readonly #settings: TokenBucketSettings;
   readonly #now: () => number;
   readonly #maxKeys: number;
   readonly #byKey = new Map<string, TokenBucket>();
+  #evictions = 0;
 
   constructor(settings: TokenBucketSettings, opts: { now?: () => number; maxKeys?: number } = {}) {
     this.#settings = settings;
     this.#now = opts.now ?? (() => performance.now());
     this.#maxKeys = opts.maxKeys ?? 10_000;
+    if (!Number.isInteger(this.#maxKeys) || this.#maxKeys < 1)
+      throw new RangeError("token buckets maxKeys must be an integer >= 1");
     new TokenBucket(settings, this.#now); // validates the settings once, here
   }
 
   get(key: string): TokenBucket {
     let b = this.#byKey.get(key);
     if (b) {
-      // Map order is insertion order: re-inserting makes this the most recently used key.
+      // Re-inserting makes this the most recently used key.
       this.#byKey.delete(key);
       this.#byKey.set(key, b);
       return b;
     }
+    if (this.#byKey.size >= this.#maxKeys) this.#makeRoom();
     b = new TokenBucket(this.#settings, this.#now);
     this.#byKey.set(key, b);
-    // The least recently used bucket goes; it was idle longest, so it was likely full anyway.
-    if (this.#byKey.size > this.#maxKeys) this.#byKey.delete(this.#byKey.keys().next().value as string);
     return b;
   }
 
   get size(): number {
     return this.#byKey.size;
+  }
+
+  /** Buckets dropped while they still counted (the bound was hit by busy keys). */
+  get evictions(): number {
+    return this.#evictions;
+  }
+
+  #makeRoom(): void {
+    let looked = 0;
+    for (const [k, b] of this.#byKey) {
+      if (looked++ >= SWEEP) break;
+      if (b.full) this.#byKey.delete(k);
+    }
+    if (this.#byKey.size < this.#maxKeys) return;
+    this.#byKey.delete(this.#byKey.keys().next().value as string);
+    this.#evictions += 1;
   }
 }

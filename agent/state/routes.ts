@@ -11,7 +11,7 @@
 //   `service` is undefined and the data path answers 500 for that share, as the spec says;
 // - an ExtensionRef filter names a FaultInjection in the route's namespace; it is carried as the
 //   rule's (or backendRef's) `fault`, with `settings` undefined when it dangles (500, as for backends).
-import { gatewayDurationMs, isCoreService } from "../../controller/api/index.ts";
+import { gatewayDurationMs, isCoreService, isServiceParent } from "../../controller/api/index.ts";
 import type {
   BackendObjectRef,
   FaultInjection,
@@ -43,7 +43,8 @@ export { prefixMatches } from "./route-match.ts";
 type AnyRoute = HTTPRoute | GRPCRoute;
 const PRODUCER = "";
 
-class Resolver {
+/** Resolves a route's references against one snapshot (shared with the gateway role, agent/gateway/). */
+export class Resolver {
   readonly #services = new Map<string, Service>();
   readonly #faults = new Map<string, FaultInjection>();
   constructor(services: readonly Service[], faults: readonly FaultInjection[]) {
@@ -78,7 +79,7 @@ function optional<K extends string, V>(key: K, value: V | undefined): { [P in K]
 }
 
 /** Oldest creationTimestamp first (routes without one after those with one), then "namespace/name". */
-function byAge(a: AnyRoute, b: AnyRoute): number {
+export function byAge(a: AnyRoute, b: AnyRoute): number {
   const ta = a.metadata.creationTimestamp ? Date.parse(a.metadata.creationTimestamp) : Infinity;
   const tb = b.metadata.creationTimestamp ? Date.parse(b.metadata.creationTimestamp) : Infinity;
   if (ta !== tb) return ta < tb ? -1 : 1;
@@ -151,7 +152,7 @@ function compileFilters(
 }
 
 /** Every match of every rule of one route, compiled once (shared by all ports it attaches to). */
-function routeEntries(route: AnyRoute, order: number, r: Resolver): MatchEntry[] {
+export function routeEntries(route: AnyRoute, order: number, r: Resolver): MatchEntry[] {
   const ns = route.metadata.namespace;
   const id = `${ns}/${route.metadata.name}`;
   const entries: MatchEntry[] = [];
@@ -206,6 +207,7 @@ function attachments(routes: readonly AnyRoute[], r: Resolver): Map<string, Map<
   for (const route of routes) {
     const ns = route.metadata.namespace;
     for (const p of route.spec.parentRefs) {
+      if (!isServiceParent(p)) continue; // a Gateway parent: agent/gateway/ compiles those
       const svcNs = p.namespace ?? ns;
       const svc = r.service(svcNs, p.name);
       if (!svc) continue;

@@ -20,6 +20,7 @@ import type { OutlierSettings } from "../health/outlier.ts";
 import { refusesPlaintext } from "../policy/peer-auth.ts";
 import { portProtocol, type PortProtocol } from "./protocol.ts";
 import { compileRoutes, type RouteTable } from "./routes.ts";
+import { ExternalRegistry } from "../egress/registry.ts";
 
 export interface WorkloadInfo {
   /** "namespace/name": stable across snapshots, the datapath's enrollment key. */
@@ -78,6 +79,8 @@ export type Target =
 
 export interface MeshViewOptions {
   readonly nodeName: string;
+  /** Current DNS answers for ExternalService hosts (agent/egress/dns.ts); default none. */
+  readonly resolved?: ReadonlyMap<string, readonly string[]>;
 }
 
 export class MeshView {
@@ -92,6 +95,8 @@ export class MeshView {
   readonly #authz = new Map<string, readonly AuthorizationPolicy[]>();
   readonly #services: ServiceInfo[] = [];
   readonly #routes: ReadonlyMap<string, RouteTable>;
+  /** ExternalServices and the outbound traffic policy (agent/egress/registry.ts). */
+  readonly external: ExternalRegistry;
 
   constructor(config: MeshConfig, opts: MeshViewOptions) {
     this.config = config;
@@ -106,6 +111,12 @@ export class MeshView {
       }
     }
     for (const s of config.services) this.#indexService(s);
+    const byUid = new Map([...this.#byAddress.values()].map((w) => [w.uid, w]));
+    this.external = new ExternalRegistry({
+      config,
+      workload: (uid) => byUid.get(uid),
+      resolved: opts.resolved ?? new Map(),
+    });
     this.#routes = compileRoutes(config);
     for (const w of this.#local) {
       this.#authz.set(
@@ -134,7 +145,7 @@ export class MeshView {
 
   /** A service port by its key, "namespace/name:port" (a route's backend). */
   servicePort(key: string): ServicePortInfo | undefined {
-    return this.#byPortKey.get(key);
+    return this.#byPortKey.get(key) ?? this.external.servicePort(key);
   }
 
   workloadByAddress(address: string): WorkloadInfo | undefined {
@@ -163,7 +174,7 @@ export class MeshView {
     return refusesPlaintext(this.config.peerAuthentications, w.entry, this.config.rootNamespace);
   }
 
-  /** For the datapath: every VIP:port, and every workload address (all ports). */
+  /** For the datapath: every VIP:port, every workload address (all ports), every external address:port. */
   meshedDestinations(): { address: string; port: number }[] {
     const out: { address: string; port: number }[] = [];
     for (const sp of this.#byVip.keys()) {
@@ -171,6 +182,7 @@ export class MeshView {
       out.push({ address: sp.slice(0, i), port: Number(sp.slice(i + 1)) });
     }
     for (const a of this.#byAddress.keys()) out.push({ address: a, port: 0 });
+    out.push(...this.external.capturedDestinations());
     return out;
   }
 

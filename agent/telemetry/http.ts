@@ -9,6 +9,7 @@
 import type * as PromClient from "prom-client";
 import type { Logger } from "../log.ts";
 import { logRequest } from "./access-log.ts";
+import type { TapHub } from "./tap.ts";
 import {
   DETECTION_RESULTS,
   DURATION_BUCKETS,
@@ -111,10 +112,12 @@ export class RequestTelemetry {
   readonly #requests: SeriesIndex<RequestLabelName, RequestSeries>;
   readonly #detections: SeriesIndex<DetectionLabelName, DetectionSeries>;
   readonly #access: Logger | undefined;
+  readonly #tap: TapHub | undefined;
 
-  constructor(opts: { registry: PromClient.Registry; profile: LabelProfile; access?: Logger }) {
+  constructor(opts: { registry: PromClient.Registry; profile: LabelProfile; access?: Logger; tap?: TapHub }) {
     this.profile = parseLabelProfile(opts.profile, "profile");
     this.#access = opts.access;
+    this.#tap = opts.tap;
     this.#requests = new SeriesIndex(PROFILE_LABELS[this.profile], (labels) => ({
       labels,
       duration: new Buckets(DURATION_BUCKETS),
@@ -214,6 +217,7 @@ export class RequestTelemetry {
     s.duration.observe(durationMs > 0 ? durationMs / 1000 : 0);
     s.requestBytes.observe(rec.requestBytes);
     s.responseBytes.observe(rec.responseBytes);
+    if (this.#tap?.active) this.#tap.request(rec, durationMs);
     if (this.#access !== undefined) logRequest(this.#access, rec, durationMs);
   }
 

@@ -18,6 +18,7 @@
 import { createRequire } from "node:module";
 import type * as PromClient from "prom-client";
 import type { Logger } from "../log.ts";
+import { TapHub } from "./tap.ts";
 
 type DefaultMetric = (registry: PromClient.Registry, config: object) => void;
 const require = createRequire(import.meta.url);
@@ -88,6 +89,8 @@ export interface ConnRecord {
 
 export class AgentMetrics {
   readonly registry = new Registry();
+  /** `nodemesh tap`'s stream of finished connections (and, through app.ts, requests); idle = one check. */
+  readonly tap = new TapHub();
   readonly #opened: Counter<TcpLabelName>;
   readonly #closed: Counter<TcpLabelName>;
   readonly #failed: Counter<TcpLabelName>;
@@ -180,6 +183,7 @@ export class AgentMetrics {
     if (rec.opened) s.closed++;
     s.received += rec.received;
     s.sent += rec.sent;
+    if (this.tap.active) this.tap.connection(rec, failed);
     if (!this.#access.isLevelEnabled("info")) return;
     const l = rec.labels;
     this.#access.info(

@@ -1,5 +1,6 @@
 // Metrics of the resilience layers: retries by reason, exhausted retry budgets, each endpoint's
-// circuit-breaker state and transitions, and injected faults. These fire on failures only (not per request), so plain
+// circuit-breaker state and transitions, injected faults, rate-limited requests (destination side) and
+// connection-pool overflows. These fire on failures only (not per request), so plain
 // prom-client series are cheap enough here; `destination_service` is the destination key
 // ("namespace/name:port"), `endpoint` the endpoint key ("podIP:port").
 import { createRequire } from "node:module";
@@ -20,6 +21,8 @@ export class ResilienceMetrics {
   readonly #state: Gauge<"destination_service" | "endpoint" | "state">;
   readonly #transitions: Counter<"destination_service" | "endpoint" | "from" | "to">;
   readonly #faults: Counter<"destination_service" | "fault" | "source">;
+  readonly #rateLimited: Counter<"destination_service" | "policy" | "source_principal">;
+  readonly #overflow: Counter<"destination_service" | "limit">;
 
   constructor(registry: PromClient.Registry) {
     const registers = [registry];
@@ -53,6 +56,27 @@ export class ResilienceMetrics {
       labelNames: ["destination_service", "fault", "source"],
       registers,
     });
+    this.#rateLimited = new Counter({
+      name: "nodemesh_rate_limited_total",
+      help: "Requests refused with 429 by the destination's agent, by destination service host, limiting policy (Kind/namespace/name) and caller SPIFFE ID.",
+      labelNames: ["destination_service", "policy", "source_principal"],
+      registers,
+    });
+    this.#overflow = new Counter({
+      name: "nodemesh_upstream_overflow_total",
+      help: "Requests answered 503 UpstreamOverflow by the calling agent because a connection-pool limit was reached, by destination and limit.",
+      labelNames: ["destination_service", "limit"],
+      registers,
+    });
+  }
+
+  /** `destination` is the service host ("name.namespace"), as the destination reporter labels it. */
+  rateLimited(destination: string, policy: string, sourcePrincipal: string): void {
+    this.#rateLimited.inc({ destination_service: destination, policy, source_principal: sourcePrincipal });
+  }
+
+  upstreamOverflow(destination: string, limit: string): void {
+    this.#overflow.inc({ destination_service: destination, limit });
   }
 
   faultInjected(destination: string, fault: "delay" | "abort", source: "route" | "policy"): void {

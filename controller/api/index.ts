@@ -15,6 +15,13 @@
 //                 isCoreService, compiles) and route-filters.ts (HttpRouteFilter, GrpcRouteFilter,
 //                 HeaderFilter, PathModifier, RequestRedirect, UrlRewrite, RequestMirror);
 //                 gatewayDurationMs("1h30m") → 5400000
+//   gateway.ts    Gateway (Listener, CertificateRef, GATEWAY_CLASS_NAME, GATEWAY_NODES_ANNOTATION,
+//                 GATEWAY_SERVICE_ACCOUNT_ANNOTATION), TLSCertificate; gatewayNodes(g), gatewayIdentity(g, td),
+//                 isOurGateway(g); gateway-attach.ts: hostnameMatches, intersectHostnames, namesGateway,
+//                 attachToGateway(route, parentRef, gateway) (docs/ingress.md)
+//   external-service.ts  ExternalServiceSpec (ports, endpoints, egressGateway, tls), OutboundTrafficPolicy
+//                 (ALLOW_ANY | REGISTRY_ONLY), externalTargetPort(port, endpoint), egressGatewayUid(spec, ns);
+//                 the ExternalService kind itself is in resources.ts (docs/egress.md)
 //   identity.ts   DEFAULT_TRUST_DOMAIN, type SpiffeId, spiffeIdOf(workload, td),
 //                 parseSpiffeId(uri) → SpiffeId | undefined, formatSpiffeId(id), principalOf(uri),
 //                 type PeerIdentity, peerIdentityOf(uri | undefined) (what policy sees of a peer)
@@ -30,6 +37,9 @@
 //                 formatPath(path), describeDocument(doc)
 export * from "./resources.ts";
 export * from "./routes.ts";
+export * from "./gateway.ts";
+export * from "./gateway-attach.ts";
+export * from "./external-service.ts";
 export * from "./identity.ts";
 export * from "./selectors.ts";
 export * from "./stream.ts";

@@ -6,6 +6,8 @@
 // so the controller can send parsed resources and the agent can validate them again.
 import { z } from "zod";
 import { GRPCRoute, HTTPRoute } from "./routes.ts";
+import { Gateway, TLSCertificate } from "./gateway.ts";
+import { ExternalServiceSpec } from "./external-service.ts";
 
 export const API_VERSION = "nodemesh.io/v1alpha1";
 
@@ -494,6 +496,33 @@ export const RateLimitSettings = z
     path: ["fillInterval"],
   });
 
+/** Istio's int32 connection-pool fields; bounded so a typo cannot overflow the agent's counters. */
+const MAX_POOL_LIMIT = 2_147_483_647;
+const poolLimit = (what: string, min: number) =>
+  z
+    .number({ error: `${what} must be a number` })
+    .int({ error: "must be an integer" })
+    .min(min, { error: `must be at least ${min}` })
+    .max(MAX_POOL_LIMIT, { error: `must be at most ${MAX_POOL_LIMIT}` });
+
+/**
+ * Istio's `connectionPool.http`, enforced per destination by the calling agent
+ * (agent/http/pool-limit.ts) except `maxRequestsPerConnection`, which the destination agent applies to
+ * its HTTP/1.1 connections to the application (agent/http/inbound.ts).
+ */
+export const HttpPoolSettings = z
+  .object({
+    /** Requests that may wait for an in-flight slot; beyond them 503 at once (0, the default: none wait). */
+    http1MaxPendingRequests: poolLimit("http1MaxPendingRequests", 0).optional(),
+    /** Requests in flight to the destination from one agent. */
+    http2MaxRequests: poolLimit("http2MaxRequests", 1).optional(),
+    /** Requests per application connection before it is closed (0 = unlimited; 1 disables keep-alive). */
+    maxRequestsPerConnection: poolLimit("maxRequestsPerConnection", 0).optional(),
+    /** Retries outstanding to the destination at once; a retry beyond them is answered 503. */
+    maxRetries: poolLimit("maxRetries", 0).optional(),
+  })
+  .strict();
+
 export const TrafficPolicySpec = z
   .object({
     targetRefs: z.array(TargetRef).min(1, { error: "targetRefs needs at least one Service" }),
@@ -501,9 +530,13 @@ export const TrafficPolicySpec = z
     connectionPool: z
       .object({
         tcp: z
-          .object({ maxConnections: z.number().int().min(1).optional(), connectTimeout: Duration.optional() })
+          .object({
+            maxConnections: poolLimit("maxConnections", 1).optional(),
+            connectTimeout: Duration.optional(),
+          })
           .strict()
           .optional(),
+        http: HttpPoolSettings.optional(),
       })
       .strict()
       .optional(),
@@ -548,9 +581,85 @@ export const FaultInjection = z
   .object({ ...header("FaultInjection"), spec: FaultInjectionSettings })
   .strict();
 
+// ---- RateLimitPolicy (token buckets enforced by the destination's agent) ------------------------------
+
+const GATEWAY_GROUP = "gateway.networking.k8s.io";
+/** Buckets per (policy, target, workload) when `perSource`: bounds what many callers can make us hold. */
+export const DEFAULT_MAX_SOURCES = 10_000;
+const MAX_MAX_SOURCES = 1_000_000;
+
+/**
+ * Gateway API PolicyTargetReferenceWithSectionName: a Service of the policy's namespace, or one named
+ * rule (`sectionName`) of an HTTPRoute or GRPCRoute of that namespace.
+ */
+export const RateLimitTargetRef = z
+  .object({
+    group: z
+      .enum(["", "core", GATEWAY_GROUP], {
+        error: `group must be "" (a Service) or "${GATEWAY_GROUP}" (a route)`,
+      })
+      .default(""),
+    kind: z.enum(["Service", "HTTPRoute", "GRPCRoute"], {
+      error: 'kind must be "Service", "HTTPRoute" or "GRPCRoute"',
+    }),
+    name: Name,
+    /** For a route: the rule's `name`. Not allowed for a Service (it would name a port). */
+    sectionName: Name.optional(),
+  })
+  .strict()
+  .superRefine((t, ctx) => {
+    const route = t.kind !== "Service";
+    if (route !== (t.group === GATEWAY_GROUP))
+      ctx.addIssue({
+        code: "custom",
+        path: ["group"],
+        message: route ? `group must be "${GATEWAY_GROUP}" for ${t.kind}` : 'group must be "" for a Service',
+      });
+    if (route && t.sectionName === undefined)
+      ctx.addIssue({
+        code: "custom",
+        path: ["sectionName"],
+        message: `a ${t.kind} target needs sectionName: the name of the rule to limit (target the Service to limit all of it)`,
+      });
+    if (!route && t.sectionName !== undefined)
+      ctx.addIssue({
+        code: "custom",
+        path: ["sectionName"],
+        message: "sectionName is not supported for a Service target (limits apply to every port)",
+      });
+  });
+
+export const RateLimitPolicySpec = z
+  .object({
+    targetRefs: z
+      .array(RateLimitTargetRef)
+      .min(1, { error: "targetRefs needs at least one Service or route rule" }),
+    /** Envoy's token bucket, the same shape as TrafficPolicy `rateLimit`. */
+    tokenBucket: RateLimitSettings,
+    /** One bucket per caller SPIFFE ID (per destination workload) instead of one for every caller. */
+    perSource: z.boolean({ error: "perSource must be true or false" }).default(false),
+    /** With perSource, at most this many buckets per target and workload (least recently used go first). */
+    maxSources: z
+      .number({ error: "maxSources must be a number" })
+      .int({ error: "must be an integer" })
+      .min(1, { error: "must be at least 1" })
+      .max(MAX_MAX_SOURCES, { error: `must be at most ${MAX_MAX_SOURCES}` })
+      .optional(),
+  })
+  .strict()
+  .refine((s) => s.perSource || s.maxSources === undefined, {
+    error: "maxSources needs perSource: true",
+    path: ["maxSources"],
+  });
+
+export const RateLimitPolicy = z.object({ ...header("RateLimitPolicy"), spec: RateLimitPolicySpec }).strict();
+
+// ---- ExternalService (Istio ServiceEntry: a destination outside the mesh, see external-service.ts) ---
+
+export const ExternalService = z.object({ ...header("ExternalService"), spec: ExternalServiceSpec }).strict();
+
 // ---- The union -----------------------------------------------------------------------------------
 
-/** Kinds reserved for later (RateLimitPolicy) join this union. */
 export const Resource = z.discriminatedUnion("kind", [
   Service,
   WorkloadEntry,
@@ -560,6 +669,10 @@ export const Resource = z.discriminatedUnion("kind", [
   HTTPRoute,
   GRPCRoute,
   FaultInjection,
+  RateLimitPolicy,
+  Gateway,
+  TLSCertificate,
+  ExternalService,
 ]);
 
 export const KINDS = [
@@ -571,6 +684,10 @@ export const KINDS = [
   "HTTPRoute",
   "GRPCRoute",
   "FaultInjection",
+  "RateLimitPolicy",
+  "Gateway",
+  "TLSCertificate",
+  "ExternalService",
 ] as const;
 export const Kind = z.enum(KINDS);
 
@@ -593,7 +710,11 @@ export type RetrySettings = z.infer<typeof RetrySettings>;
 export type CircuitBreakerSettings = z.infer<typeof CircuitBreakerSettings>;
 export type FaultInjectionSettings = z.infer<typeof FaultInjectionSettings>;
 export type FaultInjection = z.infer<typeof FaultInjection>;
+export type ExternalService = z.infer<typeof ExternalService>;
 export type RateLimitSettings = z.infer<typeof RateLimitSettings>;
+export type HttpPoolSettings = z.infer<typeof HttpPoolSettings>;
+export type RateLimitTargetRef = z.infer<typeof RateLimitTargetRef>;
+export type RateLimitPolicy = z.infer<typeof RateLimitPolicy>;
 export type Resource = z.infer<typeof Resource>;
 export type Kind = z.infer<typeof Kind>;
 /** A resource's identity in the stream: removals carry only this. */

@@ -2,13 +2,7 @@
 // with the CRD's rules for a parent referenced twice, hostnames, backend weights, the route-level
 // rules on rule names and on the total number of matches, and GEP-2257 durations in milliseconds.
 import { z } from "zod";
-import {
-  GATEWAY_API_VERSION,
-  GatewayDuration,
-  Hostname,
-  RouteMetadata,
-  ServiceParentRef,
-} from "./route-parts.ts";
+import { GATEWAY_API_VERSION, GatewayDuration, Hostname, RouteMetadata, ParentRef } from "./route-parts.ts";
 
 /** Milliseconds of a GEP-2257 Duration ("1h30m" → 5400000); throws on anything else. */
 export function gatewayDurationMs(d: string): number {
@@ -27,13 +21,13 @@ export const routeHeader = <K extends string>(kind: K) => ({
 
 /** The CRD's two rules for a parent referenced more than once: same fields set, distinct values. */
 export const ParentRefs = z
-  .array(ServiceParentRef)
-  .min(1, { error: "a mesh route needs at least one parentRef (a Service)" })
+  .array(ParentRef)
+  .min(1, { error: "a route needs at least one parentRef (a Service or a Gateway)" })
   .max(32, { error: "at most 32 parentRefs" })
   .superRefine((refs, ctx) => {
     const byParent = new Map<string, string[]>();
     for (const r of refs) {
-      const parent = `${r.name}/${r.namespace ?? ""}`;
+      const parent = `${r.group}/${r.kind}/${r.name}/${r.namespace ?? ""}`;
       const section = `${r.sectionName === undefined ? "-" : `s:${r.sectionName}`}|${r.port === undefined ? "-" : `p:${r.port}`}`;
       byParent.set(parent, [...(byParent.get(parent) ?? []), section]);
     }

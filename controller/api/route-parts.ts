@@ -85,25 +85,43 @@ export function compiles(pattern: string): string | undefined {
 
 // ---- references ----------------------------------------------------------------------------------
 
-/** GAMMA: a route attaches to a Service frontend (name + VIP), optionally one port of it. */
-export const ServiceParentRef = z
+export const GATEWAY_GROUP = "gateway.networking.k8s.io";
+
+/**
+ * A route's parent: a Service frontend (GAMMA: `group: ""`, `kind: Service`, name + VIP, optionally one
+ * port of it) or a Gateway (docs/ingress.md). As in the CRD, an omitted group and kind mean a Gateway.
+ */
+export const ParentRef = z
   .object({
-    group: z.enum(["", "core"], {
-      error:
-        'group must be "" (or "core") for a Service parent; an omitted group means gateway.networking.k8s.io (Gateways are not supported)',
-    }),
-    kind: z.literal("Service", {
-      error:
-        'kind must be "Service": mesh routes attach to Services (an omitted kind means Gateway, not supported)',
-    }),
+    group: z.string().max(253, { error: "group must be at most 253 characters" }).default(GATEWAY_GROUP),
+    kind: z.string().max(63, { error: "kind must be at most 63 characters" }).default("Gateway"),
     name: ObjectName,
     /** Default: the route's namespace (a producer route); another namespace makes a consumer route. */
     namespace: RouteNamespace.optional(),
-    /** The Service port's name. */
+    /** The Service port's name, or the Gateway listener's name. */
     sectionName: SectionName.optional(),
+    /** A Service port, or a Gateway listener port. */
     port: GatewayPort.optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((p, ctx) => {
+    if (isServiceParent(p) || isGatewayParent(p)) return;
+    ctx.addIssue({
+      code: "custom",
+      path: ["kind"],
+      message: `parentRef ${p.group === "" ? "core" : p.group}/${p.kind} is not supported: a route attaches to a Service (group "", kind Service) or to a Gateway (group ${GATEWAY_GROUP}, kind Gateway; the defaults)`,
+    });
+  });
+/** The name routes used before Gateways: every parentRef schema is this one. */
+export const ServiceParentRef = ParentRef;
+
+export function isServiceParent(p: { group: string; kind: string }): boolean {
+  return (p.group === "" || p.group === "core") && p.kind === "Service";
+}
+
+export function isGatewayParent(p: { group: string; kind: string }): boolean {
+  return p.group === GATEWAY_GROUP && p.kind === "Gateway";
+}
 
 /** BackendObjectReference: any group/kind is accepted (an unknown kind answers 500, as the spec says). */
 export const BackendObjectRef = z
@@ -220,7 +238,8 @@ export function pathIssues(type: string, value: string): string | undefined {
 }
 
 export type RouteMetadata = z.infer<typeof RouteMetadata>;
-export type ServiceParentRef = z.infer<typeof ServiceParentRef>;
+export type ParentRef = z.infer<typeof ParentRef>;
+export type ServiceParentRef = ParentRef;
 export type BackendObjectRef = z.infer<typeof BackendObjectRef>;
 export type Fraction = z.infer<typeof Fraction>;
 export type HeaderMatch = z.infer<typeof HeaderMatch>;

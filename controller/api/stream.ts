@@ -12,6 +12,7 @@ import {
   AuthorizationPolicy,
   FaultInjection,
   PeerAuthentication,
+  RateLimitPolicy,
   Resource,
   Service,
   TrafficPolicy,
@@ -22,6 +23,9 @@ import {
 } from "./resources.ts";
 import type { ResourceKey } from "./resources.ts";
 import { GRPCRoute, HTTPRoute } from "./routes.ts";
+import { Gateway, TLSCertificate } from "./gateway.ts";
+import { ExternalService } from "./resources.ts";
+import { OutboundTrafficPolicy } from "./external-service.ts";
 
 export const CONTROLLER_PORT = 15012;
 export const CONTROLLER_MONITORING_PORT = 15014;
@@ -51,6 +55,16 @@ export const MeshConfig = z
     grpcRoutes: z.array(GRPCRoute).default([]),
     /** Absent from a sender that predates the kind: every ExtensionRef to one dangles (500). */
     faultInjections: z.array(FaultInjection).default([]),
+    /** Absent from a sender that predates the kind: no RateLimitPolicy applies (optional, as gateways). */
+    rateLimitPolicies: z.array(RateLimitPolicy).optional(),
+    /** Absent from a sender that predates ingress: no Gateway runs anywhere (optional, so that
+     * builders of a MeshConfig written before the kinds stay valid). */
+    gateways: z.array(Gateway).optional(),
+    tlsCertificates: z.array(TLSCertificate).optional(),
+    /** Absent from a sender that predates egress: no external destination is known. */
+    externalServices: z.array(ExternalService).optional(),
+    /** Mesh-wide (controller flag); absent = ALLOW_ANY, destinations nobody declared pass by the agent. */
+    outboundTrafficPolicy: OutboundTrafficPolicy.optional(),
   })
   .strict();
 
@@ -119,6 +133,10 @@ export const LIST_OF_KIND = {
   HTTPRoute: "httpRoutes",
   GRPCRoute: "grpcRoutes",
   FaultInjection: "faultInjections",
+  RateLimitPolicy: "rateLimitPolicies",
+  Gateway: "gateways",
+  TLSCertificate: "tlsCertificates",
+  ExternalService: "externalServices",
 } as const satisfies Record<Kind, keyof MeshConfig>;
 
 export class DeltaMismatchError extends Error {
@@ -186,6 +204,10 @@ export function applyDelta(config: MeshConfig, delta: MeshDelta): MeshConfig {
     HTTPRoute: [],
     GRPCRoute: [],
     FaultInjection: [],
+    RateLimitPolicy: [],
+    Gateway: [],
+    TLSCertificate: [],
+    ExternalService: [],
   };
   const rm: Record<Kind, Set<string>> = {
     Service: new Set(),
@@ -196,6 +218,10 @@ export function applyDelta(config: MeshConfig, delta: MeshDelta): MeshConfig {
     HTTPRoute: new Set(),
     GRPCRoute: new Set(),
     FaultInjection: new Set(),
+    RateLimitPolicy: new Set(),
+    Gateway: new Set(),
+    TLSCertificate: new Set(),
+    ExternalService: new Set(),
   };
   for (const r of delta.upserts) up[r.kind].push(r);
   for (const k of delta.removals) rm[k.kind].add(keyString(k as ResourceKey));
@@ -226,6 +252,22 @@ export function applyDelta(config: MeshConfig, delta: MeshDelta): MeshConfig {
       config.faultInjections,
       up.FaultInjection as FaultInjection[],
       rm.FaultInjection,
+    ),
+    rateLimitPolicies: applyToList(
+      config.rateLimitPolicies ?? [],
+      up.RateLimitPolicy as RateLimitPolicy[],
+      rm.RateLimitPolicy,
+    ),
+    gateways: applyToList(config.gateways ?? [], up.Gateway as Gateway[], rm.Gateway),
+    tlsCertificates: applyToList(
+      config.tlsCertificates ?? [],
+      up.TLSCertificate as TLSCertificate[],
+      rm.TLSCertificate,
+    ),
+    externalServices: applyToList(
+      config.externalServices ?? [],
+      up.ExternalService as ExternalService[],
+      rm.ExternalService,
     ),
   };
 }

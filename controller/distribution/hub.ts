@@ -2,8 +2,9 @@
 // Every accepted model becomes a Version `<epoch>-<seq>`; the epoch is random per controller start,
 // so a version from before a restart is unknown and the agent gets a full snapshot. The hub keeps
 // the last `historySize` versions for resume, and builds per-node NDJSON messages:
-// - services, workloads, TrafficPolicies, HTTPRoutes, GRPCRoutes and FaultInjections go to every
-//   node (agents route to anything, and a route applies wherever its clients run);
+// - services, workloads, TrafficPolicies, RateLimitPolicies (callers mark the route rules they
+//   target), HTTPRoutes, GRPCRoutes, FaultInjections, Gateways, ExternalServices and
+//   TLSCertificates go to every node (agents route to anything, and a route applies wherever its clients run);
 // - AuthorizationPolicies and PeerAuthentications only to nodes with a workload they apply to.
 // Resource JSON is computed once per resource (by the file source) and spliced, never re-serialised.
 //
@@ -53,6 +54,10 @@ interface SharedPieces {
   httpRoutes: Buffer;
   grpcRoutes: Buffer;
   faultInjections: Buffer;
+  rateLimitPolicies: Buffer;
+  gateways: Buffer;
+  tlsCertificates: Buffer;
+  externalServices: Buffer;
 }
 
 interface VersionCache {
@@ -149,6 +154,7 @@ export class ConfigHub extends EventEmitter<HubEvents> {
     const head =
       `{"type":"snapshot","config":{"version":${JSON.stringify(v.id)}` +
       `,"trustDomain":${JSON.stringify(v.model.trustDomain)},"rootNamespace":${JSON.stringify(v.model.rootNamespace)}` +
+      `,"outboundTrafficPolicy":${JSON.stringify(v.model.outboundTrafficPolicy)}` +
       `,"trustBundle":${JSON.stringify(v.trustBundle)},"services":`;
     const policies =
       `,"authorizationPolicies":${pick("AuthorizationPolicy")},"peerAuthentications":${pick("PeerAuthentication")}` +
@@ -168,6 +174,14 @@ export class ConfigHub extends EventEmitter<HubEvents> {
             shared.grpcRoutes,
             `,"faultInjections":`,
             shared.faultInjections,
+            `,"rateLimitPolicies":`,
+            shared.rateLimitPolicies,
+            `,"gateways":`,
+            shared.gateways,
+            `,"tlsCertificates":`,
+            shared.tlsCertificates,
+            `,"externalServices":`,
+            shared.externalServices,
             "}}\n",
           ]
         : [
@@ -183,6 +197,14 @@ export class ConfigHub extends EventEmitter<HubEvents> {
             shared.grpcRoutes,
             storedBlocks(`,"faultInjections":`),
             shared.faultInjections,
+            storedBlocks(`,"rateLimitPolicies":`),
+            shared.rateLimitPolicies,
+            storedBlocks(`,"gateways":`),
+            shared.gateways,
+            storedBlocks(`,"tlsCertificates":`),
+            shared.tlsCertificates,
+            storedBlocks(`,"externalServices":`),
+            shared.externalServices,
             storedBlocks("}}\n"),
           ];
     byEnc[encoding] = parts;
@@ -255,6 +277,10 @@ export class ConfigHub extends EventEmitter<HubEvents> {
       HTTPRoute: [],
       GRPCRoute: [],
       FaultInjection: [],
+      RateLimitPolicy: [],
+      Gateway: [],
+      TLSCertificate: [],
+      ExternalService: [],
     };
     for (const e of v.model.entries.values()) {
       const k = e.resource.kind;
@@ -271,6 +297,10 @@ export class ConfigHub extends EventEmitter<HubEvents> {
       httpRoutes: encode(lists.HTTPRoute),
       grpcRoutes: encode(lists.GRPCRoute),
       faultInjections: encode(lists.FaultInjection),
+      rateLimitPolicies: encode(lists.RateLimitPolicy),
+      gateways: encode(lists.Gateway),
+      tlsCertificates: encode(lists.TLSCertificate),
+      externalServices: encode(lists.ExternalService),
     };
     cache.pieces[encoding] = pieces;
     return pieces;

@@ -9,10 +9,16 @@
 // with the distribution's cached JSON). A model built from a previous one inherits the per-node
 // policy sets of the nodes that no change can affect (copied, so no model keeps an older one alive).
 import {
+  DEFAULT_OUTBOUND_TRAFFIC_POLICY,
   DEFAULT_ROOT_NAMESPACE,
   DEFAULT_TRUST_DOMAIN,
+  attachToGateway,
   endpointsOf,
+  gatewayIdentity,
+  gatewayNodes,
   isCoreService,
+  isGatewayParent,
+  isOurGateway,
   keyOf,
   keyString,
   policyAppliesTo,
@@ -21,22 +27,29 @@ import {
   serviceSelects,
   spiffeIdOf,
 } from "../api/index.ts";
+import { externalServiceConflicts, externalServiceReferences } from "./external.ts";
 import type {
   AuthorizationPolicy,
+  ExternalService,
+  OutboundTrafficPolicy,
   BackendObjectRef,
   ConfigIssue,
   Endpoint,
   FaultInjection,
+  Gateway,
   GRPCRoute,
   GrpcRouteFilter,
   HTTPRoute,
   HttpRouteFilter,
   PeerAuthentication,
+  RateLimitPolicy,
   Resource,
   Service,
+  TLSCertificate,
   TrafficPolicy,
   WorkloadEntry,
 } from "../api/index.ts";
+import { rateLimitReferences } from "./rate-limit-refs.ts";
 
 /** A validated resource with where it came from and its JSON (computed once, reused on the wire). */
 export interface SourcedResource {
@@ -51,6 +64,8 @@ export interface SourcedResource {
 export interface ModelOptions {
   trustDomain?: string;
   rootNamespace?: string;
+  /** Mesh-wide (controller flag), sent to every agent with the snapshot; default ALLOW_ANY. */
+  outboundTrafficPolicy?: OutboundTrafficPolicy;
 }
 
 export function sourced(resource: Resource, file = "<memory>", document = 1): SourcedResource {
@@ -80,6 +95,7 @@ interface Inheritance {
 export class MeshModel {
   readonly trustDomain: string;
   readonly rootNamespace: string;
+  readonly outboundTrafficPolicy: OutboundTrafficPolicy;
   /** keyString(kind/ns/name) → entry. */
   readonly entries: ReadonlyMap<string, SourcedResource>;
   readonly services: readonly Service[] = [];
@@ -90,11 +106,17 @@ export class MeshModel {
   readonly httpRoutes: readonly HTTPRoute[] = [];
   readonly grpcRoutes: readonly GRPCRoute[] = [];
   readonly faultInjections: readonly FaultInjection[] = [];
+  readonly rateLimitPolicies: readonly RateLimitPolicy[] = [];
+  readonly externalServices: readonly ExternalService[] = [];
+  readonly gateways: readonly Gateway[] = [];
+  readonly tlsCertificates: readonly TLSCertificate[] = [];
   readonly #byVipPort = new Map<string, Service>();
   readonly #byAddress = new Map<string, WorkloadEntry>();
   readonly #byNode = new Map<string, WorkloadEntry[]>();
   /** Built on first use (the CSR path): 10,000 SPIFFE ID strings are not free for every version. */
   #byIdentity: Map<string, WorkloadEntry[]> | undefined;
+  /** Gateway SPIFFE ID → the nodes that run it (ours only), built on first use like #byIdentity. */
+  #gatewayNodes: Map<string, Set<string>> | undefined;
   readonly #workloadsByNs = new Map<string, WorkloadEntry[]>();
   readonly #policiesByNs = new Map<string, ScopedPolicy[]>();
   readonly #nodePolicyKeys = new Map<string, ReadonlySet<string>>();
@@ -104,6 +126,7 @@ export class MeshModel {
   constructor(entries: Iterable<SourcedResource>, opts: ModelOptions = {}, inherit?: Inheritance) {
     this.trustDomain = opts.trustDomain ?? DEFAULT_TRUST_DOMAIN;
     this.rootNamespace = opts.rootNamespace ?? DEFAULT_ROOT_NAMESPACE;
+    this.outboundTrafficPolicy = opts.outboundTrafficPolicy ?? DEFAULT_OUTBOUND_TRAFFIC_POLICY;
     let map: Map<string, SourcedResource>;
     if (entries instanceof KeyedEntries) map = entries.map;
     else {
@@ -120,6 +143,10 @@ export class MeshModel {
       HTTPRoute: this.httpRoutes as HTTPRoute[],
       GRPCRoute: this.grpcRoutes as GRPCRoute[],
       FaultInjection: this.faultInjections as FaultInjection[],
+      RateLimitPolicy: this.rateLimitPolicies as RateLimitPolicy[],
+      Gateway: this.gateways as Gateway[],
+      TLSCertificate: this.tlsCertificates as TLSCertificate[],
+      ExternalService: this.externalServices as ExternalService[],
     };
     for (const { resource: r } of map.values()) (lists[r.kind] as Resource[]).push(r);
     for (const s of this.services)
@@ -155,7 +182,24 @@ export class MeshModel {
   }
   /** The node-authorization check: does a workload with this identity run on `node`? */
   identityOnNode(spiffeId: string, node: string): boolean {
-    return this.workloadsWithIdentity(spiffeId).some((w) => w.spec.node === node);
+    return (
+      this.workloadsWithIdentity(spiffeId).some((w) => w.spec.node === node) ||
+      this.gatewayIdentityOnNode(spiffeId, node)
+    );
+  }
+  /** A Gateway's identity is issued only to the nodes its annotation names (docs/ingress.md). */
+  gatewayIdentityOnNode(spiffeId: string, node: string): boolean {
+    if (!this.#gatewayNodes) {
+      this.#gatewayNodes = new Map();
+      for (const g of this.gateways) {
+        if (!isOurGateway(g)) continue;
+        const id = gatewayIdentity(g, this.trustDomain);
+        const set = this.#gatewayNodes.get(id) ?? new Set<string>();
+        for (const n of gatewayNodes(g)) set.add(n);
+        this.#gatewayNodes.set(id, set);
+      }
+    }
+    return this.#gatewayNodes.get(spiffeId)?.has(node) === true;
   }
   workloadsInNamespace(ns: string): readonly WorkloadEntry[] {
     return this.#workloadsByNs.get(ns) ?? [];
@@ -283,6 +327,8 @@ export function buildModel(
         }
     }
   }
+  gatewayPortConflicts(seen, errors);
+  externalServiceConflicts(seen, (x, path, message) => errors.push(issue(x, path, message)));
   if (errors.length > 0) return { model: undefined, errors, warnings };
   const model = new MeshModel(new KeyedEntries(seen), opts, inheritance(seen, opts, previous));
   for (const e of seen.values()) danglingReferences(model, e, warnings);
@@ -304,14 +350,18 @@ function inheritance(
   // Returns false when the change can affect every node.
   const local = (r: Resource): boolean => {
     if (r.kind === "WorkloadEntry") changedNodes.add(r.spec.node);
-    // Routes and the FaultInjections they reference, like TrafficPolicies, go to every node and
+    // Routes, the FaultInjections they reference and RateLimitPolicies, like TrafficPolicies, go to every node and
     // change no node's policy set.
     return (
       r.kind === "WorkloadEntry" ||
       r.kind === "TrafficPolicy" ||
       r.kind === "HTTPRoute" ||
       r.kind === "GRPCRoute" ||
-      r.kind === "FaultInjection"
+      r.kind === "FaultInjection" ||
+      r.kind === "RateLimitPolicy" ||
+      r.kind === "Gateway" ||
+      r.kind === "TLSCertificate" ||
+      r.kind === "ExternalService"
     );
   };
   for (const [k, e] of next) {
@@ -349,6 +399,12 @@ function danglingReferences(model: MeshModel, e: SourcedResource, out: ConfigIss
       out.push(issue(e, "spec.selector", "selector matches no workload (the policy applies to nothing yet)"));
   }
   if (r.kind === "HTTPRoute" || r.kind === "GRPCRoute") routeReferences(model, e, r, out);
+  if (r.kind === "RateLimitPolicy")
+    for (const w of rateLimitReferences(r, (k) => model.entries.get(k)?.resource))
+      out.push(issue(e, w.path, w.message));
+  if (r.kind === "Gateway") gatewayReferences(model, e, r, out);
+  if (r.kind === "ExternalService")
+    externalServiceReferences(model, r, (path, message) => out.push(issue(e, path, message)));
   if (r.kind === "AuthorizationPolicy" || r.kind === "TrafficPolicy") {
     (r.spec.targetRefs ?? []).forEach((t, i) => {
       if (!model.entries.has(keyString({ kind: "Service", namespace: r.metadata.namespace, name: t.name })))
@@ -375,6 +431,7 @@ function routeReferences(
     model.entries.get(keyString({ kind: "Service", namespace: namespace ?? ns, name }))?.resource as
       Service | undefined;
   r.spec.parentRefs.forEach((p, i) => {
+    if (isGatewayParent(p)) return gatewayParent(model, e, r, i, out);
     const s = service(p.name, p.namespace);
     if (!s)
       out.push(
@@ -455,4 +512,78 @@ function faultReferences(
     check(rule.filters, `spec.rules[${i}]`);
     (rule.backendRefs ?? []).forEach((b, j) => check(b.filters, `spec.rules[${i}].backendRefs[${j}]`));
   });
+}
+
+/** Two of our Gateways on one node cannot both listen on one port (the second bind would fail). */
+function gatewayPortConflicts(entries: ReadonlyMap<string, SourcedResource>, errors: ConfigIssue[]): void {
+  const taken = new Map<string, SourcedResource>();
+  for (const e of entries.values()) {
+    const g = e.resource;
+    if (g.kind !== "Gateway" || !isOurGateway(g)) continue;
+    const ports = new Set(g.spec.listeners.map((l) => l.port));
+    for (const node of gatewayNodes(g))
+      for (const port of ports) {
+        const other = taken.get(`${node}:${port}`);
+        if (other)
+          errors.push(
+            issue(
+              e,
+              "spec.listeners",
+              `port ${port} on node ${node} is already used by ${describe(other.resource)} (${other.file} document ${other.document})`,
+            ),
+          );
+        else taken.set(`${node}:${port}`, e);
+      }
+  }
+}
+
+/** Warnings for a Gateway another implementation owns, and for certificateRefs that resolve to nothing. */
+function gatewayReferences(model: MeshModel, e: SourcedResource, g: Gateway, out: ConfigIssue[]): void {
+  const ns = g.metadata.namespace;
+  if (!isOurGateway(g))
+    out.push(
+      issue(
+        e,
+        "spec.gatewayClassName",
+        `gatewayClassName ${g.spec.gatewayClassName} is not "nodemesh": no agent runs this Gateway`,
+      ),
+    );
+  g.spec.listeners.forEach((l, i) =>
+    (l.tls?.certificateRefs ?? []).forEach((c, j) => {
+      const cns = c.namespace ?? ns;
+      if (!model.entries.has(keyString({ kind: "TLSCertificate", namespace: cns, name: c.name })))
+        out.push(
+          issue(
+            e,
+            `spec.listeners[${i}].tls.certificateRefs[${j}]`,
+            `TLSCertificate ${cns}/${c.name} does not exist (the listener has no certificate until it does)`,
+          ),
+        );
+    }),
+  );
+}
+
+/** Warnings for a route's Gateway parent that is missing or that no listener of it accepts. */
+function gatewayParent(
+  model: MeshModel,
+  e: SourcedResource,
+  r: HTTPRoute | GRPCRoute,
+  i: number,
+  out: ConfigIssue[],
+): void {
+  const p = r.spec.parentRefs[i];
+  if (!p) return;
+  const ns = p.namespace ?? r.metadata.namespace;
+  const g = model.entries.get(keyString({ kind: "Gateway", namespace: ns, name: p.name }))?.resource as
+    Gateway | undefined;
+  const path = `spec.parentRefs[${i}]`;
+  if (!g) {
+    out.push(issue(e, path, `gateway ${ns}/${p.name} does not exist (the route attaches to nothing yet)`));
+    return;
+  }
+  const attached = attachToGateway(r, p, g);
+  if (attached.length === 0)
+    out.push(issue(e, path, `gateway ${ns}/${p.name} has no listener of that sectionName/port`));
+  else if (attached.every((a) => "refused" in a))
+    out.push(issue(e, path, attached.map((a) => ("refused" in a ? a.refused : "")).join("; ")));
 }

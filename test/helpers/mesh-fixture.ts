@@ -51,11 +51,16 @@ export interface MeshFixture {
 
 export async function meshFixture(
   name: string,
-  opts: { spec?: LabMeshSpec; mesh?: Partial<Omit<MeshOptions, "lab" | "yaml">> } = {},
+  opts: {
+    spec?: LabMeshSpec;
+    mesh?: Partial<Omit<MeshOptions, "lab" | "yaml">>;
+    /** Adds the lab's `outside` host (in no mesh: external clients, the internet). */
+    outside?: boolean;
+  } = {},
 ): Promise<MeshFixture> {
   requireRoot("the mesh end-to-end tests");
   const spec = opts.spec ?? STANDARD_MESH;
-  const lab = await Lab.up({ name, nodes: 2, podsPerNode: 2 });
+  const lab = await Lab.up({ name, nodes: 2, podsPerNode: 2, ...(opts.outside ? { outside: true } : {}) });
   let mesh: Mesh | undefined;
   const echo = new Map<string, LabProcess>();
   try {

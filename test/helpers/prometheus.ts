@@ -14,15 +14,34 @@ export interface PromSample {
 export interface Prometheus {
   /** Polls `expr` until it returns at least one sample (or throws after `timeoutMs`). */
   query(expr: string, timeoutMs?: number): Promise<PromSample[]>;
+  /** One GET of the HTTP API (e.g. "/api/v1/query?query=up"), its parsed JSON; no retry. */
+  api(path: string): Promise<{ status: string; error?: string; data?: unknown }>;
   stop(): Promise<void>;
 }
 
-export function startPrometheus(lab: Lab, node: LabHost, port = 19090): Prometheus {
+/** Scrape jobs and rule files; the default scrapes the node's own agent. */
+export interface PrometheusOptions {
+  readonly jobs?: readonly { name: string; targets: readonly string[] }[];
+  /** Absolute paths of rule files to load (evaluated every second). */
+  readonly ruleFiles?: readonly string[];
+}
+
+export function startPrometheus(
+  lab: Lab,
+  node: LabHost,
+  port = 19090,
+  opts: PrometheusOptions = {},
+): Prometheus {
   const dir = mkdtempSync(join(tmpdir(), "nm-prom-"));
   const config = join(dir, "prometheus.yml");
+  const jobs = opts.jobs ?? [{ name: "nodemesh-agent", targets: ["127.0.0.1:15020"] }];
+  const scrape = jobs.map(
+    (j) => `  - job_name: ${j.name}\n    static_configs: [{targets: ${JSON.stringify(j.targets)}}]\n`,
+  );
+  const rules = opts.ruleFiles?.length ? `rule_files: ${JSON.stringify(opts.ruleFiles)}\n` : "";
   writeFileSync(
     config,
-    `global: {scrape_interval: 1s}\nscrape_configs:\n  - job_name: nodemesh-agent\n    static_configs: [{targets: ["127.0.0.1:15020"]}]\n`,
+    `global: {scrape_interval: 1s, evaluation_interval: 1s}\n${rules}scrape_configs:\n${scrape.join("")}`,
   );
   const prom = lab.spawn(node, [
     "prometheus",
@@ -46,6 +65,12 @@ export function startPrometheus(lab: Lab, node: LabHost, port = 19090): Promethe
         timeoutMs,
       );
       return result;
+    },
+    async api(path) {
+      const r = await lab.exec(node, ["curl", "-sS", `http://127.0.0.1:${port}${path}`]);
+      if (r.code !== 0 || !r.stdout.startsWith("{"))
+        throw new Error(`prometheus ${path}: ${r.stderr || r.stdout}`);
+      return JSON.parse(r.stdout) as { status: string; error?: string; data?: unknown };
     },
     async stop() {
       prom.kill("SIGTERM");

@@ -18,6 +18,7 @@ import {
   AuthorizationPolicySpec,
   FaultInjectionSettings,
   PeerAuthenticationSpec,
+  RateLimitPolicySpec,
   TrafficPolicySpec,
 } from "../../api/index.ts";
 import { GrpcRouteSpec, HttpRouteSpec } from "../../api/routes.ts";
@@ -66,6 +67,14 @@ export const MESH_CRDS: readonly CrdSpec[] = [
     plural: "faultinjections",
     singular: "faultinjection",
     schema: FaultInjectionSettings,
+  },
+  {
+    group: "nodemesh.io",
+    version: "v1alpha1",
+    kind: "RateLimitPolicy",
+    plural: "ratelimitpolicies",
+    singular: "ratelimitpolicy",
+    schema: RateLimitPolicySpec,
   },
 ];
 

@@ -15,6 +15,7 @@ const OURS: ReadonlyArray<Omit<CustomKind, "group" | "version" | "route">> = [
   { kind: "PeerAuthentication", plural: "peerauthentications" },
   { kind: "TrafficPolicy", plural: "trafficpolicies" },
   { kind: "FaultInjection", plural: "faultinjections" },
+  { kind: "RateLimitPolicy", plural: "ratelimitpolicies" },
 ];
 const ROUTES: ReadonlyArray<Omit<CustomKind, "group" | "version" | "route">> = [
   { kind: "HTTPRoute", plural: "httproutes" },

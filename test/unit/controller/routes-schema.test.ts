@@ -171,14 +171,14 @@ const cases: [string, unknown, string[]][] = [
   [
     "no parentRefs",
     http({ parentRefs: [] }),
-    [`${P}spec.parentRefs: a mesh route needs at least one parentRef (a Service)`],
+    [`${P}spec.parentRefs: a route needs at least one parentRef (a Service or a Gateway)`],
   ],
   [
-    "Gateway parent (group and kind omitted)",
-    http({ parentRefs: [{ name: "gw" }] }),
+    // An omitted kind means Gateway (test/unit/controller/gateway.test.ts): with group "" that is neither.
+    "core group without kind",
+    http({ parentRefs: [{ group: "", name: "gw" }] }),
     [
-      `${P}spec.parentRefs[0].group: group must be "" (or "core") for a Service parent; an omitted group means gateway.networking.k8s.io (Gateways are not supported)`,
-      `${P}spec.parentRefs[0].kind: kind must be "Service": mesh routes attach to Services (an omitted kind means Gateway, not supported)`,
+      `${P}spec.parentRefs[0].kind: parentRef core/Gateway is not supported: a route attaches to a Service (group "", kind Service) or to a Gateway (group gateway.networking.k8s.io, kind Gateway; the defaults)`,
     ],
   ],
   [

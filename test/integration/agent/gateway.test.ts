@@ -1,0 +1,247 @@
+// The ingress gateway role on two agents in one process (loopback datapath, real TLS and HBONE): an
+// HTTPS client outside the mesh reaches backends on both nodes through node-a's Gateway, routed by host
+// and path, with the certificate chosen by SNI and checked against the test's CA; plain HTTP is
+// redirected; the backend sees the Gateway's SPIFFE identity, so a DENY on it answers 403; metrics say
+// reporter="gateway"; a broken certificate file is refused while the last good one keeps serving.
+import { createServer, request as httpRequest, type Server } from "node:http";
+import { request as httpsRequest } from "node:https";
+import type { TLSSocket } from "node:tls";
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Resource, Service, type MeshConfig } from "../../../controller/api/index.ts";
+import { opensslRoot, type PemPair } from "../../helpers/openssl-certs.ts";
+import { opensslServerCert } from "../../helpers/server-certs.ts";
+import { HEADER, startHarness, workload, type Harness } from "./harness.ts";
+
+const APP_PORT = 8094;
+const HTTP_PORT = 18080;
+const HTTPS_PORT = 18443;
+const GATEWAY_ID = "spiffe://cluster.local/ns/default/sa/ingress";
+const PODS = { "gw-web-a": "127.0.1.2", "gw-web-b": "127.0.2.2" } as const;
+
+function app(pod: string, host: string): Promise<Server> {
+  const server = createServer((req, res) => {
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end(JSON.stringify({ pod, path: req.url, headers: req.headers }));
+  });
+  return new Promise((r) => server.listen(APP_PORT, host, () => r(server)));
+}
+
+const service = (name: string, vip: string, selector: Record<string, string>) =>
+  Service.parse({
+    ...HEADER,
+    kind: "Service",
+    metadata: { name, namespace: "default" },
+    spec: { addresses: [vip], ports: [{ port: 80, targetPort: APP_PORT, appProtocol: "http" }], selector },
+  });
+const G = "gateway.networking.k8s.io/v1";
+
+function gatewayDocs(certFiles: { certFile: string; keyFile: string }): Resource[] {
+  return [
+    {
+      apiVersion: G,
+      kind: "Gateway",
+      metadata: {
+        name: "ingress",
+        namespace: "default",
+        annotations: { "nodemesh.io/gateway-nodes": "node-a" },
+      },
+      spec: {
+        gatewayClassName: "nodemesh",
+        addresses: [{ value: "127.0.0.1" }],
+        listeners: [
+          { name: "http", port: HTTP_PORT, protocol: "HTTP" },
+          {
+            name: "https",
+            port: HTTPS_PORT,
+            protocol: "HTTPS",
+            hostname: "*.example.com",
+            tls: { certificateRefs: [{ group: "nodemesh.io", kind: "TLSCertificate", name: "shop" }] },
+          },
+        ],
+      },
+    },
+    { ...HEADER, kind: "TLSCertificate", metadata: { name: "shop", namespace: "default" }, spec: certFiles },
+    {
+      apiVersion: G,
+      kind: "HTTPRoute",
+      metadata: { name: "shop", namespace: "default" },
+      spec: {
+        parentRefs: [{ name: "ingress", sectionName: "https" }],
+        hostnames: ["shop.example.com"],
+        rules: [
+          { matches: [{ path: { value: "/b" } }], backendRefs: [{ name: "gw-web-b", port: 80 }] },
+          { backendRefs: [{ name: "gw-web", port: 80 }] },
+        ],
+      },
+    },
+    {
+      apiVersion: G,
+      kind: "HTTPRoute",
+      metadata: { name: "to-https", namespace: "default" },
+      spec: {
+        parentRefs: [{ name: "ingress", sectionName: "http" }],
+        rules: [
+          { filters: [{ type: "RequestRedirect", requestRedirect: { scheme: "https", statusCode: 301 } }] },
+        ],
+      },
+    },
+  ].map((d) => Resource.parse(d));
+}
+
+describe("the ingress gateway role", () => {
+  let h: Harness;
+  let dir: string;
+  let ca: PemPair;
+  let live: { certFile: string; keyFile: string };
+  const servers: Server[] = [];
+  let next: MeshConfig;
+
+  const https = (host: string, path: string) =>
+    new Promise<{ status: number; body: string; fingerprint: string }>((resolve, reject) => {
+      const req = httpsRequest(
+        {
+          host: "127.0.0.1",
+          port: HTTPS_PORT,
+          path,
+          servername: host,
+          headers: { host },
+          ca: readFileSync(ca.cert),
+          agent: false,
+        },
+        (res) => {
+          const fingerprint = (res.socket as TLSSocket).getPeerCertificate().fingerprint256;
+          let body = "";
+          res.on("data", (c: Buffer) => (body += c));
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, body, fingerprint }));
+        },
+      );
+      req.on("error", reject);
+      req.end();
+    });
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "gw-int-"));
+    ca = opensslRoot(dir, "ca", "/CN=ingress test CA");
+    const cert = opensslServerCert(dir, "shop", ["*.example.com"], ca);
+    live = { certFile: join(dir, "live.crt"), keyFile: join(dir, "live.key") };
+    copyFileSync(cert.cert, live.certFile);
+    copyFileSync(cert.key, live.keyFile);
+    for (const [pod, ip] of Object.entries(PODS)) servers.push(await app(pod, ip));
+    h = await startHarness();
+    const docs = gatewayDocs(live);
+    const of = <K extends Resource["kind"]>(k: K) =>
+      docs.filter((d) => d.kind === k) as Extract<Resource, { kind: K }>[];
+    next = {
+      ...h.config,
+      version: "2",
+      services: [
+        ...h.config.services,
+        service("gw-web", "10.96.2.1", { app: "gw-web" }),
+        service("gw-web-b", "10.96.2.2", { app: "gw-web", pod: "b" }),
+      ],
+      workloads: [
+        // The gw-web pods take the echo pods' addresses (one inbound listener per address).
+        ...h.config.workloads.filter((w) => !["echo-a", "echo-b"].includes(w.metadata.name)),
+        workload("gw-web-a", "node-a", PODS["gw-web-a"], { app: "gw-web", pod: "a" }),
+        workload("gw-web-b", "node-b", PODS["gw-web-b"], { app: "gw-web", pod: "b" }),
+      ],
+      httpRoutes: of("HTTPRoute"),
+      gateways: of("Gateway"),
+      tlsCertificates: of("TLSCertificate"),
+    };
+    h.source.set(next);
+    await Promise.all([h.agents.a.settled(), h.agents.b.settled()]);
+    await h.agents.a.whenReady(10_000);
+  }, 60_000);
+
+  afterAll(async () => {
+    await h?.stop();
+    for (const s of servers) s.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("routes HTTPS by host and path to both nodes under the gateway's identity", async () => {
+    const b = await https("shop.example.com", "/b/x");
+    expect(b.status).toBe(200);
+    const echo = JSON.parse(b.body) as { pod: string; path: string; headers: Record<string, string> };
+    expect(echo).toMatchObject({ pod: "gw-web-b", path: "/b/x" });
+    expect(echo.headers["x-forwarded-for"]).toMatch(/^127\.0\.0\.1/);
+    const pods = new Set<string>();
+    for (let i = 0; i < 20; i++)
+      pods.add((JSON.parse((await https("shop.example.com", "/")).body) as { pod: string }).pod);
+    expect(pods).toEqual(new Set(["gw-web-a", "gw-web-b"]));
+    expect((await https("cart.example.com", "/")).status).toBe(404); // no route for that host
+  });
+
+  it("redirects plain HTTP to HTTPS", async () => {
+    const r = await new Promise<{ status: number; location: string | undefined }>((resolve, reject) => {
+      const req = httpRequest(
+        { host: "127.0.0.1", port: HTTP_PORT, path: "/a?q=1", headers: { host: "shop.example.com" } },
+        (res) => {
+          res.resume();
+          resolve({ status: res.statusCode ?? 0, location: res.headers.location });
+        },
+      );
+      req.on("error", reject);
+      req.end();
+    });
+    expect(r).toEqual({ status: 301, location: "https://shop.example.com/a?q=1" });
+  });
+
+  it('counts requests with reporter="gateway"', async () => {
+    const text = await h.agents.a.metrics.text();
+    const series = text
+      .split("\n")
+      .filter((l) => l.startsWith("nodemesh_requests_total{") && l.includes('reporter="gateway"'));
+    // The standard label profile (no principals): the Gateway is the source workload.
+    expect(series.every((l) => l.includes('source_workload="ingress"'))).toBe(true);
+    expect(
+      series.some((l) => l.includes('destination_workload="gw-web-b"') && l.includes('response_code="200"')),
+    ).toBe(true);
+    expect(
+      series.some((l) => l.includes('route_name="default/to-https"') && l.includes('response_code="301"')),
+    ).toBe(true);
+  });
+
+  it("an AuthorizationPolicy denying the gateway's identity answers 403", async () => {
+    h.source.set({
+      ...next,
+      version: "3",
+      authorizationPolicies: [
+        Resource.parse({
+          ...HEADER,
+          kind: "AuthorizationPolicy",
+          metadata: { name: "no-ingress", namespace: "default" },
+          spec: {
+            selector: { matchLabels: { pod: "b" } },
+            action: "DENY",
+            rules: [{ from: [{ source: { principals: [GATEWAY_ID.slice(9)] } }] }],
+          },
+        }) as MeshConfig["authorizationPolicies"][number],
+      ],
+    });
+    await Promise.all([h.agents.a.settled(), h.agents.b.settled()]);
+    const r = await https("shop.example.com", "/b");
+    expect(r.status).toBe(403);
+    expect(r.body).toMatch(/RBAC: access denied/);
+  });
+
+  it("a broken certificate file is refused and the last good one keeps serving", async () => {
+    h.source.set({ ...next, version: "4" }); // the DENY above is gone
+    await Promise.all([h.agents.a.settled(), h.agents.b.settled()]);
+    const before = await https("shop.example.com", "/");
+    writeFileSync(live.certFile, "not a certificate\n");
+    await h.agents.a.settled();
+    await new Promise((r) => setTimeout(r, 2500)); // one poll of the files
+    const err = h.logs.lines.find((l) => l["code"] === "NODEMESH_ERR_GATEWAY_CERT");
+    expect(String(err?.["msg"])).toMatch(
+      /certFile is not a PEM certificate .*keeps serving the last good certificate/,
+    );
+    const after = await https("shop.example.com", "/");
+    expect(after.status).toBe(200);
+    expect(after.fingerprint).toBe(before.fingerprint);
+  });
+});

@@ -22,6 +22,7 @@ import { InboundTunnel } from "./proxy/inbound.ts";
 import { OutboundProxy } from "./proxy/outbound.ts";
 import { HboneConnector } from "./proxy/tunnel/hbone.ts";
 import { SessionPool } from "./proxy/tunnel/session-pool.ts";
+import { sessionIdleMs } from "./proxy/tunnel/settings.ts";
 import { EndpointStates } from "./balance/endpoint-state.ts";
 import { AppClients } from "./http/app-client.ts";
 import { serveInboundRequest } from "./http/inbound.ts";
@@ -189,8 +190,7 @@ export function createAgent(deps: AgentDeps): Agent {
     connections,
     log,
     appConnectTimeoutMs: settings.connectTimeoutMs,
-    // Three missed PINGs of a peer that pings as we do, and never under half a minute.
-    sessionIdleMs: settings.pingIntervalMs > 0 ? Math.max(3 * settings.pingIntervalMs, 30_000) : 0,
+    sessionIdleMs: sessionIdleMs(settings.pingIntervalMs),
     connectApp: (uid: string, address: string, port: number) => datapath.connectApp(uid, address, port),
     onRequest: (...args: [string, ServerHttp2Stream, IncomingHttpHeaders, string | undefined, string]) =>
       serveInboundRequest(

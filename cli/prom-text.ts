@@ -69,9 +69,11 @@ function parseLabels(line: string, pos: number, into: Record<string, string>): n
 }
 
 function parseValue(raw: string): number | undefined {
-  if (raw === "NaN") return NaN;
-  if (raw === "+Inf" || raw === "Inf") return Infinity;
-  if (raw === "-Inf") return -Infinity;
+  // Prometheus parses values with Go's ParseFloat: NaN and Inf in any case (prom-client prints "Nan").
+  const word = raw.toLowerCase();
+  if (word === "nan") return NaN;
+  if (word === "+inf" || word === "inf") return Infinity;
+  if (word === "-inf") return -Infinity;
   if (!/^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(raw)) return undefined;
   return Number(raw);
 }

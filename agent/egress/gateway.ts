@@ -9,26 +9,19 @@
 // Per CONNECT stream: not this gateway's address → 400; no service egressing here → 404; denied → 401;
 // outside unreachable → 503; else 200 and a two-way pipe. Live connections are tracked so a policy
 // change cuts them, as for inbound tunnels.
-import {
-  createSecureServer,
-  type Http2SecureServer,
-  type Http2Session,
-  type IncomingHttpHeaders,
-  type ServerHttp2Stream,
-} from "node:http2";
+import type { IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
 import type { Server, Socket } from "node:net";
-import type { TLSSocket } from "node:tls";
 import type { AgentSettings } from "../config.ts";
 import type { Logger } from "../log.ts";
 import { evaluateAuthz, type AuthzRequest } from "../policy/authz.ts";
 import type { ConnectionManager, TrackedConnection } from "../proxy/connections.ts";
 import { parseAuthority } from "../proxy/inbound.ts";
 import { pipeBoth } from "../proxy/pipe.ts";
-import { CONNECTION_WINDOW, MAX_CONCURRENT_STREAMS, STREAM_WINDOW } from "../proxy/tunnel/settings.ts";
+import { HboneServer } from "../proxy/tunnel/hbone-server.ts";
 import type { MeshView } from "../state/view.ts";
 import type { AgentMetrics, ConnRecord } from "../telemetry/metrics.ts";
 import type { RequestTelemetry } from "../telemetry/http.ts";
-import { peerSpiffeId, serverTlsOptions, type Svid } from "../tls/svid.ts";
+import type { Svid } from "../tls/svid.ts";
 import { forwardRequest, gatewayLabels, identify } from "./gateway-http.ts";
 import { EgressError, originate, type OpenSocket } from "./originate.ts";
 
@@ -40,69 +33,37 @@ export interface EgressGatewayDeps {
   readonly log: Logger;
   readonly open: OpenSocket;
   readonly settings: Pick<AgentSettings, "connectTimeoutMs" | "connectAttempts">;
+  /** As the inbound tunnel's (agent/proxy/tunnel/hbone-server.ts). */
+  readonly sessionIdleMs: number;
 }
 
 export class EgressGateway {
   readonly uid: string;
-  readonly #listener: Server;
   readonly #deps: EgressGatewayDeps;
-  readonly #peers = new WeakMap<Http2Session, string | undefined>();
-  #server: Http2SecureServer | undefined;
-  #pending: Socket[] = [];
-  #closed = false;
+  readonly #server: HboneServer;
 
   constructor(uid: string, listener: Server, deps: EgressGatewayDeps) {
     this.uid = uid;
-    this.#listener = listener;
     this.#deps = deps;
-    listener.on("connection", this.#onConnection);
+    this.#server = new HboneServer(listener, {
+      uid,
+      log: deps.log,
+      sessionIdleMs: deps.sessionIdleMs,
+      onStream: (stream, headers, principal) => this.#onStream(stream, headers, principal),
+    });
   }
 
   /** The gateway's SVID; sockets accepted before the first one wait, paused. */
   setCredentials(svid: Svid, bundle: readonly string[]): void {
-    if (this.#closed) return;
-    const tls = serverTlsOptions(svid, bundle);
-    if (this.#server) return void this.#server.setSecureContext(tls);
-    const server = createSecureServer({
-      ...tls,
-      allowHTTP1: false,
-      settings: {
-        enablePush: false,
-        initialWindowSize: STREAM_WINDOW,
-        maxConcurrentStreams: MAX_CONCURRENT_STREAMS,
-      },
-    });
-    server.on("session", (session: Http2Session) => {
-      session.setLocalWindowSize(CONNECTION_WINDOW);
-      this.#peers.set(session, peerSpiffeId((session.socket as TLSSocket).getPeerCertificate()));
-      session.on("error", () => {});
-    });
-    server.on("stream", (stream, headers) => this.#onStream(stream, headers));
-    this.#server = server;
-    for (const s of this.#pending.splice(0)) server.emit("connection", s);
+    this.#server.setCredentials(svid, bundle);
   }
 
   close(): void {
-    this.#closed = true;
-    this.#listener.off("connection", this.#onConnection);
-    for (const s of this.#pending.splice(0)) s.destroy();
-    this.#server?.close();
+    this.#server.close();
   }
 
-  readonly #onConnection = (socket: Socket): void => {
-    if (this.#closed) return void socket.destroy();
-    socket.setNoDelay(true);
-    if (this.#server) this.#server.emit("connection", socket);
-    else {
-      socket.on("error", () => {});
-      this.#pending.push(socket);
-    }
-  };
-
-  #onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
-    stream.on("error", () => {});
+  #onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, principal: string | undefined): void {
     const view = this.#deps.view();
-    const principal = this.#peers.get(stream.session as Http2Session);
     const peerIp = stream.session?.socket?.remoteAddress ?? "";
     const id = identify(view, this.uid, headers, principal, peerIp);
     if (headers[":method"] !== "CONNECT")

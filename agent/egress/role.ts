@@ -15,6 +15,7 @@ import { directEgress } from "./direct.ts";
 import { HostResolver, type Lookup } from "./dns.ts";
 import { EgressGateway } from "./gateway.ts";
 import type { OpenSocket } from "./originate.ts";
+import { sessionIdleMs } from "../proxy/tunnel/settings.ts";
 
 export interface EgressRoleDeps {
   readonly datapath: Datapath;
@@ -22,7 +23,7 @@ export interface EgressRoleDeps {
   readonly metrics: AgentMetrics;
   readonly requests: RequestTelemetry;
   readonly connections: ConnectionManager;
-  readonly settings: Pick<AgentSettings, "connectTimeoutMs" | "connectAttempts">;
+  readonly settings: Pick<AgentSettings, "connectTimeoutMs" | "connectAttempts" | "pingIntervalMs">;
   view(): MeshView;
   /** Rebuilds the view from the current snapshot (DNS answers changed). */
   readonly reapply: () => void;
@@ -78,6 +79,7 @@ export class EgressRole {
       log: this.#deps.log.child({ part: "egress-gateway", workload: uid }),
       open: this.#open,
       settings: this.#deps.settings,
+      sessionIdleMs: sessionIdleMs(this.#deps.settings.pingIntervalMs),
     });
   }
 

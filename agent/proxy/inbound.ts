@@ -1,29 +1,18 @@
-// Inbound HBONE for one local workload (its 15008 listener): TLS 1.3 with a required client certificate
-// chaining to the trust bundle, HTTP/2. A stream with any other method than CONNECT is one HTTP request
-// (`agent/http/inbound.ts`). Per CONNECT stream (ztunnel `serve_connect`): target IP not this workload → 400; policy denial → 401; application unreachable → 503; else
-// 200 and a two-way pipe to the application at <address>:<port>. Live connections are tracked so a
-// later policy change can cut them.
-//
-// Invariants: the HTTP/2 server exists once the workload has a certificate; sockets accepted before that
-// wait (paused) in `#pending`. setCredentials() swaps the context for new handshakes only.
-import {
-  constants,
-  createSecureServer,
-  type Http2SecureServer,
-  type Http2Session,
-  type IncomingHttpHeaders,
-  type ServerHttp2Stream,
-} from "node:http2";
+// Inbound HBONE for one local workload (its 15008 listener, served by tunnel/hbone-server.ts). A stream
+// with any other method than CONNECT is one HTTP request (`agent/http/inbound.ts`). Per CONNECT stream
+// (ztunnel `serve_connect`): target IP not this workload → 400; policy denial → 401; application
+// unreachable → 503; else 200 and a two-way pipe to the application at <address>:<port>. Live connections
+// are tracked so a later policy change can cut them.
+import type { IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
 import type { Server, Socket } from "node:net";
-import type { TLSSocket } from "node:tls";
 import type { Logger } from "../log.ts";
 import { evaluateAuthz, parsePrincipal, type AuthzRequest } from "../policy/authz.ts";
 import type { MeshView, WorkloadInfo } from "../state/view.ts";
 import type { AgentMetrics, ConnRecord, TcpLabels } from "../telemetry/metrics.ts";
-import { peerSpiffeId, serverTlsOptions, type Svid } from "../tls/svid.ts";
+import type { Svid } from "../tls/svid.ts";
 import type { ConnectionManager, TrackedConnection } from "./connections.ts";
 import { pipeBoth } from "./pipe.ts";
-import { CONNECTION_WINDOW, MAX_CONCURRENT_STREAMS, STREAM_WINDOW } from "./tunnel/settings.ts";
+import { HboneServer } from "./tunnel/hbone-server.ts";
 
 /** Serves one per-request stream (the agent's HTTP inbound); `sourceAddress` is the proven client pod's. */
 export type RequestStreamHandler = (
@@ -52,78 +41,30 @@ export interface InboundDeps {
 
 export class InboundTunnel {
   readonly uid: string;
-  readonly #listener: Server;
   readonly #deps: InboundDeps;
-  readonly #peers = new WeakMap<Http2Session, string | undefined>();
-  readonly #resets = new WeakMap<Http2Session, ResetCount>();
-  #server: Http2SecureServer | undefined;
-  #pending: Socket[] = [];
-  #closed = false;
+  readonly #server: HboneServer;
 
   constructor(uid: string, listener: Server, deps: InboundDeps) {
     this.uid = uid;
-    this.#listener = listener;
     this.#deps = deps;
-    listener.on("connection", this.#onConnection);
+    this.#server = new HboneServer(listener, {
+      uid,
+      log: deps.log,
+      sessionIdleMs: deps.sessionIdleMs,
+      onStream: (stream, headers, principal) => this.#onStream(stream, headers, principal),
+    });
   }
 
   setCredentials(svid: Svid, bundle: readonly string[]): void {
-    if (this.#closed) return;
-    const tls = serverTlsOptions(svid, bundle);
-    if (this.#server) {
-      this.#server.setSecureContext(tls);
-      return;
-    }
-    const server = createSecureServer({
-      ...tls,
-      allowHTTP1: false,
-      settings: {
-        enablePush: false,
-        initialWindowSize: STREAM_WINDOW,
-        maxConcurrentStreams: MAX_CONCURRENT_STREAMS,
-      },
-    });
-    server.on("session", (session: Http2Session) => {
-      session.setLocalWindowSize(CONNECTION_WINDOW);
-      this.#peers.set(session, peerSpiffeId((session.socket as TLSSocket).getPeerCertificate()));
-      session.on("error", () => {});
-      // HTTP/2 has no half-closed connection: a FIN means the peer agent is gone (crashed, killed). Left
-      // alone, the socket would sit in CLOSE-WAIT with its streams and the apps' connections behind them.
-      session.socket.once("end", () => session.destroy());
-      if (this.#deps.sessionIdleMs > 0) session.setTimeout(this.#deps.sessionIdleMs, () => session.destroy());
-    });
-    server.on("stream", (stream, headers) => this.#onStream(stream, headers));
-    server.on("tlsClientError", (err, socket) => {
-      if (this.#deps.log.isLevelEnabled("debug")) {
-        this.#deps.log.debug({ err, peer: socket.remoteAddress, workload: this.uid }, "rejected tls client");
-      }
-    });
-    this.#server = server;
-    for (const s of this.#pending.splice(0)) server.emit("connection", s);
+    this.#server.setCredentials(svid, bundle);
   }
 
   close(): void {
-    this.#closed = true;
-    this.#listener.off("connection", this.#onConnection);
-    for (const s of this.#pending.splice(0)) s.destroy();
-    this.#server?.close();
+    this.#server.close();
   }
 
-  readonly #onConnection = (socket: Socket): void => {
-    if (this.#closed) return void socket.destroy();
-    socket.setNoDelay(true);
-    if (this.#server) this.#server.emit("connection", socket);
-    else {
-      socket.on("error", () => {});
-      this.#pending.push(socket);
-    }
-  };
-
-  #onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
-    stream.on("error", () => {});
-    if (this.#countPrematureResets(stream)) return;
+  #onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, principal: string | undefined): void {
     const view = this.#deps.view();
-    const principal = this.#peers.get(stream.session as Http2Session);
     const sourceIp = stream.session?.socket?.remoteAddress ?? "";
     if (headers[":method"] !== "CONNECT") {
       return this.#deps.onRequest(
@@ -230,41 +171,6 @@ export class InboundTunnel {
     });
   }
 
-  /**
-   * Counts the streams a peer resets before they were answered (CVE-2023-44487, "rapid reset"); a session
-   * where most of at least PREMATURE_RESET_MIN streams ended so is told ENHANCE_YOUR_CALM and closed, as
-   * Envoy's premature-reset limit does. True when the session is being closed.
-   */
-  #countPrematureResets(stream: ServerHttp2Stream): boolean {
-    const session = stream.session;
-    if (!session) return true;
-    let c = this.#resets.get(session);
-    if (!c) this.#resets.set(session, (c = { streams: 0, premature: 0, closed: false }));
-    if (c.closed) return true;
-    const count = c;
-    count.streams++;
-    stream.once("close", () => {
-      if (stream.headersSent || stream.rstCode === constants.NGHTTP2_NO_ERROR) return;
-      count.premature++;
-      if (count.closed || count.streams < PREMATURE_RESET_MIN || count.premature * 2 <= count.streams) return;
-      count.closed = true;
-      this.#deps.log.warn(
-        {
-          workload: this.uid,
-          peer: session.socket?.remoteAddress,
-          streams: count.streams,
-          resets: count.premature,
-        },
-        "closing a tunnel session whose peer resets most streams before they are answered (rapid reset)",
-      );
-      // GOAWAY first so the peer learns why; the socket goes at once if it does not close by itself.
-      session.goaway(constants.NGHTTP2_ENHANCE_YOUR_CALM);
-      session.close();
-      setTimeout(() => session.destroy(), 1000).unref();
-    });
-    return false;
-  }
-
   #labels(
     view: MeshView,
     w: WorkloadInfo | undefined,
@@ -288,15 +194,6 @@ export class InboundTunnel {
       response_flags: "-",
     };
   }
-}
-
-/** Streams a session must have had before its share of premature resets is judged (Envoy: 500). */
-const PREMATURE_RESET_MIN = 100;
-
-interface ResetCount {
-  streams: number;
-  premature: number;
-  closed: boolean;
 }
 
 /** The calling pod's address from `forwarded: for=`, only when the peer's certificate proves that pod. */

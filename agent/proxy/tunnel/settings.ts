@@ -9,3 +9,8 @@ export const STREAM_WINDOW = 4 * 1024 * 1024;
 export const CONNECTION_WINDOW = 16 * 1024 * 1024;
 /** Streams one inbound session may have open: bounds a peer's share of the agent (Hyper's default is 200). */
 export const MAX_CONCURRENT_STREAMS = 200;
+
+/** An inbound session's idle limit: three missed PINGs of a peer that pings as we do, never under 30 s. */
+export function sessionIdleMs(pingIntervalMs: number): number {
+  return pingIntervalMs > 0 ? Math.max(3 * pingIntervalMs, 30_000) : 0;
+}

@@ -11,6 +11,7 @@ describe("parsePromText", () => {
       "y 3.5e2",
       'h_bucket{le="+Inf"} +Inf',
       "z NaN",
+      "nodejs_eventloop_lag_mean_seconds Nan",
       "",
     ].join("\n");
     const s = parsePromText(text);
@@ -18,6 +19,7 @@ describe("parsePromText", () => {
     expect(s[1]).toEqual({ name: "y", labels: {}, value: 350 });
     expect(s[2]?.value).toBe(Infinity);
     expect(s[3]?.value).toBeNaN();
+    expect(s[4]?.value).toBeNaN(); // prom-client's spelling before the first event-loop sample
   });
   it.each([['x{a="1" 3'], ["x abc"], ['{a="1"} 3'], ["x{a=1} 3"]])("refuses %s naming the line", (line) => {
     expect(() => parsePromText(`ok 1\n${line}`, "n1 /metrics")).toThrow(

@@ -21,7 +21,7 @@ import type { RequestTelemetry } from "../telemetry/http.ts";
 import { CertificateStore, selectCertificate, type CertFiles } from "./certs.ts";
 import { gatewayRouteLayer, type ListenerRef } from "./layer.ts";
 import { GatewayListener } from "./listener.ts";
-import { reportGatewayRequest } from "./report.ts";
+import { reportOutbound } from "../http/outbound-report.ts";
 import { gatewaysForNode, type GatewayPlan, type GatewayPortPlan } from "./routes.ts";
 
 /** Certificate files are re-checked this often (a stat of each; a read only when one changed). */
@@ -66,7 +66,7 @@ export class GatewayRole {
         [gatewayRouteLayer((key) => this.#current.get(key)), mirrorLayer(upstream), ...deps.layers],
         upstream,
       ),
-      onDone: (done) => reportGatewayRequest(deps.telemetry, done),
+      onDone: (done) => reportOutbound(deps.telemetry, done, "gateway"),
       // WebSocket through the gateway is not built yet: say so instead of hanging the client.
       onUpgrade: (_req, socket) =>
         socket.end("HTTP/1.1 501 Not Implemented\r\nconnection: close\r\ncontent-length: 0\r\n\r\n"),

@@ -13,9 +13,10 @@ import type { HttpCarrier } from "../proxy/outbound.ts";
 import type { Exchange, ResponseHead } from "./exchange.ts";
 import { headerValue } from "./headers.ts";
 import { mirrorLayer } from "./mirror.ts";
+import { reportOutbound } from "./outbound-report.ts";
 import { selectBackend, routeLayer } from "./route.ts";
 import type { OutboundTracing } from "./trace.ts";
-import { DownstreamServer, isGrpc, newExchange, type DownstreamContext, type RequestDone } from "./server.ts";
+import { DownstreamServer, newExchange, type DownstreamContext, type RequestDone } from "./server.ts";
 import { upstreamHandler, type UpstreamDeps } from "./upstream.ts";
 
 export interface HttpOutboundDeps extends UpstreamDeps {
@@ -98,55 +99,6 @@ export class HttpOutbound implements HttpCarrier {
   }
 
   #report(done: RequestDone): void {
-    const ex = done.exchange;
-    const sp = ex.backend ?? ex.servicePort;
-    const dst = ex.destination;
-    const t = this.#deps.telemetry;
-    const rec = t.begin(
-      {
-        reporter: "source",
-        source_workload: ex.source.name,
-        source_workload_namespace: ex.source.namespace,
-        source_principal: ex.source.spiffeId,
-        source_app: ex.source.labels["app"] ?? "unknown",
-        destination_service: sp.service.host,
-        destination_service_name: sp.service.name,
-        destination_service_namespace: sp.service.namespace,
-        destination_workload: dst?.name ?? "unknown",
-        destination_workload_namespace: dst?.namespace ?? "unknown",
-        destination_principal: dst?.spiffeId ?? "unknown",
-        destination_app: dst?.labels["app"] ?? "unknown",
-        request_protocol: isGrpc(ex) ? "grpc" : "http",
-        response_code: "",
-        grpc_response_status: "",
-        response_flags: "",
-        connection_security_policy: "unknown",
-        route_name: ex.rule?.route ?? "",
-      },
-      {
-        method: ex.request.method,
-        path: ex.request.path,
-        authority: ex.request.authority,
-        protocol: ex.request.protocol,
-        requestId: ex.request.requestId,
-        userAgent: headerValue(ex.request.headers, "user-agent"),
-        sourceAddress: ex.source.address,
-        start: ex.start,
-      },
-    );
-    rec.upstreamHost = ex.upstreamHost ?? "";
-    rec.upstreamCluster = `${sp.key}`;
-    rec.requestBytes = done.requestBytes;
-    rec.responseBytes = done.responseBytes;
-    rec.responseCode = done.aborted && done.responseBytes === 0 ? 0 : done.response.status;
-    rec.flags = done.aborted ? "DownstreamConnectionTermination" : (done.response.flag ?? "-");
-    if (done.response.reason) rec.reason = done.response.reason;
-    const g = done.grpcStatus;
-    if (g !== undefined) rec.grpcStatus = g;
-    if (ex.upstreamMs !== undefined) rec.upstreamMs = ex.upstreamMs;
-    if (ex.attempts !== undefined) rec.attempts = ex.attempts;
-    const traceId = this.#deps.tracing?.finish(done);
-    if (traceId) rec.traceId = traceId;
-    t.finish(rec);
+    reportOutbound(this.#deps.telemetry, done, "source", this.#deps.tracing?.finish(done));
   }
 }

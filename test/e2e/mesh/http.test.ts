@@ -4,6 +4,7 @@
 // Prometheus scraping the request metrics with the route label.
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { expectBinomialShare } from "../../helpers/binomial.ts";
 import { BANNER_VIP, DEMO_ROUTES, GRPC_VIP, WEB_VIP } from "../../../demo/mesh-config.ts";
 
 /** Say calls carrying x-canary: yes go to the v2-only gRPC service; every other call is unrouted. */
@@ -167,12 +168,11 @@ describe("HTTPRoute", () => {
     expect(new Set(podsOf(plain.stdout))).toEqual(new Set(["n1p2", "n2p2"]));
   });
 
-  it("splits 90/10 over 500 requests within 5 points", async () => {
-    const replies = await curlMany("n1p1", `http://${WEB_VIP}/split`, 500);
-    expect(replies).toHaveLength(500);
-    const v2 = replies.filter((r) => r.pod === "n2p2").length / 500;
-    expect(v2).toBeGreaterThan(0.05);
-    expect(v2).toBeLessThan(0.15);
+  it("splits 90/10 over 2,000 requests (v2's share within 10 ± 4 points)", async () => {
+    const replies = await curlMany("n1p1", `http://${WEB_VIP}/split`, 2000);
+    expect(replies).toHaveLength(2000);
+    expect(replies.every((r) => r.pod === "n1p2" || r.pod === "n2p2")).toBe(true);
+    expectBinomialShare(replies.filter((r) => r.pod === "n2p2").length, 2000, 0.1, "requests to v2");
   });
 
   it("exports request metrics with the route label to a real Prometheus", async () => {

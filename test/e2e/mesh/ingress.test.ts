@@ -14,6 +14,7 @@ import {
   WEB_V2_VIP,
   ingressDocs,
 } from "../../../demo/mesh-config.ts";
+import { expectBinomialShare } from "../../helpers/binomial.ts";
 import { eventually, meshFixture, type MeshFixture } from "../../helpers/mesh-fixture.ts";
 import { opensslRoot, type PemPair } from "../../helpers/openssl-certs.ts";
 import { opensslServerCert } from "../../helpers/server-certs.ts";
@@ -105,8 +106,7 @@ describe("an external client through the ingress gateway", () => {
     expect(replies).toHaveLength(n);
     const v2 = replies.filter((r) => r.pod === "n2p2").length;
     expect(replies.every((r) => r.pod === "n1p2" || r.pod === "n2p2")).toBe(true);
-    // Binomial(400, 0.25): mean 100, σ ≈ 8.7; ±5σ fails by chance with probability < 1e-6.
-    expect(Math.abs(v2 - 100)).toBeLessThanOrEqual(43);
+    expectBinomialShare(v2, n, 0.25, "requests to n2p2");
   });
 
   it("redirects plain HTTP to HTTPS", async () => {

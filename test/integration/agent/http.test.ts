@@ -15,6 +15,7 @@ import {
   type MeshConfig,
 } from "../../../controller/api/index.ts";
 import { HEADER, startHarness, workload, type Harness } from "./harness.ts";
+import { expectBinomialShare } from "../../helpers/binomial.ts";
 
 const WEB_VIP = "10.96.0.20";
 const V2_VIP = "10.96.0.21";
@@ -347,11 +348,14 @@ describe("L7: HTTP through the node agents", () => {
     const miss = await get("/other");
     expect(miss.status).toBe(404);
     const agent = new Agent({ keepAlive: true, maxSockets: 4 });
-    const replies = await Promise.all(Array.from({ length: 400 }, () => get("/split", {}, agent)));
+    const replies = await Promise.all(Array.from({ length: 1000 }, () => get("/split", {}, agent)));
     agent.destroy();
-    const v2 = replies.filter((r) => r.body.pod === "web-v2").length / replies.length;
-    expect(v2).toBeGreaterThan(0.05);
-    expect(v2).toBeLessThan(0.15);
+    expectBinomialShare(
+      replies.filter((r) => r.body.pod === "web-v2").length,
+      1000,
+      0.1,
+      "requests to web-v2",
+    );
     const zero = await Promise.all(Array.from({ length: 50 }, () => get("/none")));
     expect(zero.filter((r) => r.body.pod === "web-v2")).toHaveLength(0);
     const text = await (await fetch(`http://127.0.0.1:${h.agents.a.ports.metrics}/metrics`)).text();

@@ -1,18 +1,22 @@
-// The gateway reporter's record of one request: Istio's `reporter="gateway"` series and access line,
-// with the Gateway as the source workload (its own identity) and the routed backend as the destination,
-// the same labels the source reporter uses (agent/http/outbound.ts) so dashboards join them.
-import type { RequestDone } from "../http/server.ts";
-import { isGrpc } from "../http/server.ts";
-import { headerValue } from "../http/headers.ts";
+// The record of one request by the proxy that sent it: Istio's request series and access line with
+// the calling workload as the source and the routed backend as the destination. The node's outbound
+// path reports as `source`, the ingress gateway as `gateway`; one shape so dashboards join them.
+import { headerValue } from "./headers.ts";
+import { isGrpc, type RequestDone } from "./server.ts";
 import type { RequestTelemetry } from "../telemetry/http.ts";
 
-export function reportGatewayRequest(telemetry: RequestTelemetry, done: RequestDone): void {
+export function reportOutbound(
+  telemetry: RequestTelemetry,
+  done: RequestDone,
+  reporter: "source" | "gateway",
+  traceId?: string,
+): void {
   const ex = done.exchange;
   const sp = ex.backend ?? ex.servicePort;
   const dst = ex.destination;
   const rec = telemetry.begin(
     {
-      reporter: "gateway",
+      reporter,
       source_workload: ex.source.name,
       source_workload_namespace: ex.source.namespace,
       source_principal: ex.source.spiffeId,
@@ -52,5 +56,6 @@ export function reportGatewayRequest(telemetry: RequestTelemetry, done: RequestD
   if (done.grpcStatus !== undefined) rec.grpcStatus = done.grpcStatus;
   if (ex.upstreamMs !== undefined) rec.upstreamMs = ex.upstreamMs;
   if (ex.attempts !== undefined) rec.attempts = ex.attempts;
+  if (traceId) rec.traceId = traceId;
   telemetry.finish(rec);
 }

@@ -19,6 +19,15 @@ import {
   ingressDocs,
   meshConfigForLab,
 } from "./mesh-config.ts";
+import {
+  CANARY_FAIL_PERCENT,
+  CANARY_POD,
+  CHECKOUT_POLICY,
+  CHECKOUT_PORT,
+  CHECKOUT_SERVICE,
+  CHECKOUT_VIP,
+  canaryEvidence,
+} from "./canary.ts";
 import { makeIngressCerts } from "./ingress-certs.ts";
 import { startMesh, type Mesh } from "./mesh.ts";
 
@@ -62,7 +71,11 @@ export async function demoMain(argv: string[]): Promise<number> {
   const certDir = mkdtempSync(join(tmpdir(), "nodemesh-demo-ingress-"));
   const certs = makeIngressCerts(certDir);
   const ingress = ingressDocs(certs.certFile, certs.keyFile);
-  const MESH = { ...DEMO_MESH, extra: [...DEMO_ROUTES, ...ingress] };
+  const MESH = {
+    ...DEMO_MESH,
+    services: [...DEMO_MESH.services, CHECKOUT_SERVICE],
+    extra: [...DEMO_ROUTES, ...ingress, CHECKOUT_POLICY],
+  };
   const gatewayAddress = lab.node(1).address;
   const external = [
     "curl",
@@ -95,6 +108,17 @@ export async function demoMain(argv: string[]): Promise<number> {
         env: { ...process.env, POD_NAME: pod, GRPC_PORT: "off" },
       });
       await p.waitForOutput("listening");
+      // checkout's backend on 8081: the same app, and on the canary pod a version failing half the time.
+      const c = lab.spawn(pod, [process.execPath, join(APPS, "echo-server.ts")], {
+        env: {
+          ...process.env,
+          POD_NAME: pod,
+          PORT: String(CHECKOUT_PORT),
+          GRPC_PORT: "off",
+          ...(pod === CANARY_POD ? { FAIL_PERCENT: String(CANARY_FAIL_PERCENT) } : {}),
+        },
+      });
+      await c.waitForOutput("listening");
     }
     const clients: Record<string, ClientWindow> = {};
     const loads = [
@@ -108,6 +132,7 @@ export async function demoMain(argv: string[]): Promise<number> {
         rate: "5",
         header: "x-canary: yes",
       },
+      { name: "n1p1 http checkout (bad canary)", pod: "n1p1", url: `http://${CHECKOUT_VIP}/`, rate: "20" },
     ];
     for (const l of loads) {
       const p = lab.spawn(l.pod, [process.execPath, join(APPS, "load-client.ts")], {
@@ -140,6 +165,10 @@ node agent reaches them.
   https://${INGRESS_HOST}/ from the lab's "outside" host (in no mesh): the ingress gateway on n1
     (${gatewayAddress}:443, TLS with a certificate curl checks) routes it 3:1 to web-v1/web-v2 over mTLS
     under its own identity spiffe://cluster.local/ns/default/sa/ingress; http:// is redirected (301).
+  http://${CHECKOUT_VIP}/ (checkout, declared HTTP, both echo pods on :${CHECKOUT_PORT}): a bad canary —
+    ${CANARY_POD} runs a version answering 503 to ${CANARY_FAIL_PERCENT} % of requests. The TrafficPolicy default/checkout
+    retries a 503 on the other pod and opens ${CANARY_POD}'s circuit breaker after 3 failures in a row
+    (10 s, then half-open): the client keeps succeeding while the agent's counts show the containment.
   after ${DENY_AFTER_S} s a DENY AuthorizationPolicy for sa/legacy is applied live.
 look around (in another shell, after \`. scripts/env.sh\`):
   node bin/nodemesh.js lab exec --name ${lab.name} n1 -- curl -s 127.0.0.1:15000/config_dump
@@ -168,6 +197,7 @@ operator commands (they find this lab's agents by themselves; add --lab ${lab.na
         say(`[${t}s] applied AuthorizationPolicy default/deny-legacy (DENY from sa/legacy to app=echo)`);
       }
       say(`[${t}s] ${summary(clients, identities, denials)}`);
+      say(`  ${await canaryLine(mesh, lab)}`);
       const ext = await lab.exec("outside", external);
       const [body = "", code = "000"] = ext.stdout.trim().split("\n").slice(-2);
       const pod = /"pod":"([^"]+)"/.exec(body)?.[1] ?? "-";
@@ -182,6 +212,17 @@ operator commands (they find this lab's agents by themselves; add --lab ${lab.na
     await lab.down();
     rmSync(certDir, { recursive: true, force: true });
     say("clean.");
+  }
+}
+
+async function canaryLine(mesh: Mesh, lab: Lab): Promise<string> {
+  const podOf = (address: string) => lab.pods.find((p) => p.address === address)?.name ?? address;
+  try {
+    const e = canaryEvidence(await mesh.agentHttp("n1", 15020, "/metrics"), podOf);
+    const open = e.openEndpoints.length ? e.openEndpoints.join(" ") : "none";
+    return `checkout, as the client's agent (n1) saw it: ${e.retries} retries so far, breaker opened ${e.transitionsToOpen} times, open now: ${open}`;
+  } catch (err) {
+    return `checkout: n1's metrics unavailable (${(err as Error).message})`;
   }
 }
 

@@ -6,6 +6,7 @@
 //   GRPC_PORT (9090|off)    gRPC nodemesh.echo.v1.Echo (proto/echo.proto)
 //   TCP_BANNER_PORT (off)   server-first line protocol: "220 <pod> ready" on connect, then line echo
 //   POD_NAME (unknown)      the name every answer carries, also in the x-served-by header
+//   FAIL_PERCENT (0)        answer 503 to this share of requests that do not set ?fail= (a bad canary)
 // Port 0 picks a free port. Once everything listens it prints one line,
 // {"listening":<http port>,"pod":<name>,"grpc":<port|null>,"banner":<port|null>}; SIGTERM drains.
 import type { Server as GrpcServer } from "@grpc/grpc-js";
@@ -13,6 +14,7 @@ import type { Server as TcpServer } from "node:net";
 import { startBanner } from "./lib/banner.ts";
 import { DualServer } from "./lib/dual-server.ts";
 import { startGrpcEcho } from "./lib/grpc-echo.ts";
+import { parsePercent } from "./lib/behaviour.ts";
 import { createHandler } from "./lib/http-handler.ts";
 import { createWebSocketEcho } from "./lib/websocket.ts";
 
@@ -36,6 +38,8 @@ interface Config {
   http: number;
   grpc: number | null;
   banner: number | null;
+  /** FAIL_PERCENT: share (0..100) of requests answered 503 unless the request sets ?fail= itself. */
+  failPercent: number;
 }
 
 function readConfig(env: NodeJS.ProcessEnv): Config {
@@ -46,6 +50,7 @@ function readConfig(env: NodeJS.ProcessEnv): Config {
     http,
     grpc: portFromEnv("GRPC_PORT", env.GRPC_PORT, 9090),
     banner: portFromEnv("TCP_BANNER_PORT", env.TCP_BANNER_PORT, null),
+    failPercent: env.FAIL_PERCENT ? parsePercent("FAIL_PERCENT", env.FAIL_PERCENT) : 0,
   };
 }
 
@@ -58,7 +63,7 @@ async function stopGrpc(server: GrpcServer | undefined): Promise<void> {
 
 async function main(): Promise<void> {
   const config = readConfig(process.env);
-  const web = new DualServer(createHandler(config.pod), createWebSocketEcho(config.pod));
+  const web = new DualServer(createHandler(config.pod, config.failPercent), createWebSocketEcho(config.pod));
   const httpPort = await web.listen(config.http, HOST).catch((err: Error) => {
     throw new Error(`PORT ${config.http}: cannot listen: ${err.message}`);
   });

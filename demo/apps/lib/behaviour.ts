@@ -46,7 +46,11 @@ function integer(query: URLSearchParams, field: string, min: number, max: number
 
 function percent(query: URLSearchParams, field: string): number {
   const raw = query.get(field);
-  if (raw === null) return 0;
+  return raw === null ? 0 : parsePercent(field, raw);
+}
+
+/** "25", "25%" or "2.5%" as a number 0..100; throws BehaviourError naming `field` otherwise. */
+export function parsePercent(field: string, raw: string): number {
   const match = PERCENT.exec(raw);
   const value = match ? Number(match[1]) : NaN;
   if (!(value >= 0 && value <= 100)) {

@@ -116,8 +116,12 @@ function answer(req: AnyRequest, res: Reply, pod: string, url: URL, b: Behaviour
   streamFiller(res, b.bytes);
 }
 
-/** Builds the handler for one pod; the same function serves the HTTP/1.1 and the HTTP/2 server. */
-export function createHandler(pod: string): (req: AnyRequest, res: AnyResponse) => void {
+/**
+ * Builds the handler for one pod; the same function serves the HTTP/1.1 and the HTTP/2 server.
+ * `failPercent` makes this pod fail that share of the requests that do not set `?fail=` themselves:
+ * the demo's bad canary, a pod whose new version answers 503 to every other request.
+ */
+export function createHandler(pod: string, failPercent = 0): (req: AnyRequest, res: AnyResponse) => void {
   return (req, anyRes) => {
     const res: Reply = anyRes;
     const url = new URL(req.url ?? "/", "http://backend");
@@ -128,6 +132,7 @@ export function createHandler(pod: string): (req: AnyRequest, res: AnyResponse) 
     let behaviour: Behaviour;
     try {
       behaviour = parseBehaviour(url.searchParams);
+      if (failPercent > 0 && !url.searchParams.has("fail")) behaviour = { ...behaviour, failPercent };
     } catch (err) {
       if (!(err instanceof BehaviourError)) throw err;
       req.resume();

@@ -196,7 +196,17 @@ export function parseFile(
       }
       continue;
     }
-    const value: unknown = doc.toJS();
+    let value: unknown;
+    try {
+      value = doc.toJS();
+    } catch (err) {
+      // toJS() throws on an alias to no anchor and on an alias bomb ("billion laughs"), which the
+      // parser leaves to it: refused like a syntax error, at the document's first line.
+      const { line, col } = lineCounter.linePos(doc.contents?.range?.[0] ?? doc.range[0]);
+      const message = `yaml error in the document at line ${line}, column ${col}: ${(err as Error).message}`;
+      issues.push({ file, document: n, path: "", message });
+      continue;
+    }
     if (value === null || value === undefined) continue; // empty document, e.g. a trailing `---`
     const r = validateDocument(value, file, n);
     if (r.ok)

@@ -82,7 +82,12 @@ function parseOne(file: string, text: string, n: number): DocumentResult | undef
   if (docs.length === 0) return { count: 0, entry: undefined };
   const doc = docs[0];
   if (docs.length > 1 || !doc || doc.errors.length > 0) return undefined;
-  const value: unknown = doc.toJS();
+  let value: unknown;
+  try {
+    value = doc.toJS();
+  } catch {
+    return undefined; // an unresolved alias or an alias bomb: the whole-file parse words the issue
+  }
   if (value === null || value === undefined) return { count: 1, entry: undefined };
   const r = validateDocument(value, file, n);
   if (!r.ok) return undefined;

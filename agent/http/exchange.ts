@@ -84,7 +84,7 @@ export function localReply(status: number, flag: string, reason: string, grpc: b
     ? {
         "content-type": "application/grpc",
         "grpc-status": String(grpcStatusOf(status)),
-        "grpc-message": encodeURIComponent(reason),
+        "grpc-message": encodeURIComponent(reason.toWellFormed()), // a lone surrogate made it throw
       }
     : { "content-type": "text/plain; charset=utf-8", "content-length": Buffer.byteLength(body) };
   return { status: grpc ? 200 : status, headers, flag, reason, ...(grpc ? {} : { body: readableOf(body) }) };

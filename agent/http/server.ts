@@ -67,6 +67,11 @@ export class DownstreamServer {
     this.#deps = deps;
     this.#h1.on("request", (req: IncomingMessage, res: ServerResponse) => {
       const ctx = this.#ctx.get(req.socket);
+      // The HTTP/1 parser accepts any "HTTP/d.d"; major 2 here would be taken for an HTTP/2 stream.
+      if (req.httpVersionMajor !== 1) {
+        res.shouldKeepAlive = false;
+        return void res.writeHead(505, { "content-length": 0 }).end();
+      }
       if (ctx) void this.#serve(req, res, ctx);
       else res.destroy();
     });

@@ -15,6 +15,8 @@ import { ConfigHub } from "./distribution/hub.ts";
 import type { Version } from "./distribution/hub.ts";
 import type { NodeAuthenticator } from "./distribution/node-auth.ts";
 import { StreamServer } from "./distribution/server.ts";
+import { globalLimitsOf, type GlobalLimit } from "./api/index.ts";
+import { GlobalRateLimitBalancer } from "./ratelimit/balancer.ts";
 import { FileConfigSource } from "./sources/file.ts";
 import type { Source } from "./sources/source.ts";
 import { ControllerMetrics } from "./metrics.ts";
@@ -48,6 +50,8 @@ export interface ControllerOptions {
   settleMs?: number;
   /** Limits of the agent endpoint (distribution/limits.ts); defaults for the rest. */
   sessionLimits?: Partial<SessionLimits>;
+  /** How often the global rate limits are re-split between their serving nodes (default 2 s). */
+  globalRateLimitIntervalMs?: number;
   /** Tests run several controllers in one process; keep default process metrics off there. */
   defaultMetrics?: boolean;
 }
@@ -71,6 +75,9 @@ export class ControllerApp {
   readonly #opts: ControllerOptions;
   readonly #source: Source;
   readonly #server: StreamServer;
+  readonly #balancer: GlobalRateLimitBalancer;
+  /** The global limits of each served model, computed at its first split. */
+  readonly #globalLimits = new WeakMap<object, readonly GlobalLimit[]>();
   #monitoring: http.Server | undefined;
   #renew: NodeJS.Timeout | undefined;
   #listening = false;
@@ -96,6 +103,8 @@ export class ControllerApp {
       heartbeatMs: opts.heartbeatMs ?? 10_000,
       limits: opts.sessionLimits,
     });
+    this.#balancer = new GlobalRateLimitBalancer({ intervalMs: opts.globalRateLimitIntervalMs });
+    this.#server.onDemand = (node, report) => this.#balancer.report(node, report);
   }
 
   #fileSource(opts: ControllerOptions): Source {
@@ -131,6 +140,11 @@ export class ControllerApp {
       SERVING_CERT_TTL_MS / 2,
     );
     this.#renew.unref();
+    this.#balancer.start({
+      limits: () => this.#currentGlobalLimits(),
+      send: (node, message) => void this.#server.sendShares(node, message),
+      rebalanced: () => this.metrics.globalRateLimitRebalances.inc(),
+    });
     if (this.#opts.monitoring) this.monitoringAddress = await this.#startMonitoring(this.#opts.monitoring);
     log.info(
       {
@@ -218,12 +232,24 @@ export class ControllerApp {
   async stop(): Promise<void> {
     await this.#source.close();
     clearInterval(this.#renew);
+    this.#balancer.stop();
     await this.#server.close();
     await new Promise<void>((resolve) =>
       this.#monitoring ? this.#monitoring.close(() => resolve()) : resolve(),
     );
     this.#monitoring?.closeAllConnections();
     this.#listening = false;
+  }
+
+  #currentGlobalLimits(): readonly GlobalLimit[] {
+    const model = this.hub.current?.model;
+    if (!model) return [];
+    let limits = this.#globalLimits.get(model);
+    if (!limits) {
+      limits = globalLimitsOf(model);
+      this.#globalLimits.set(model, limits);
+    }
+    return limits;
   }
 
   #startMonitoring(at: { host: string; port: number }): Promise<AddressInfo> {

@@ -28,6 +28,7 @@ import { KubeSource, loadKubeConfig } from "./sources/kube/source.ts";
 import { TokenReviewAuthenticator } from "./sources/kube/token-review.ts";
 import type { Source } from "./sources/source.ts";
 import { DEFAULT_SETTLE_MS } from "./file-settle.ts";
+import { DEFAULT_REBALANCE_MS } from "./ratelimit/balancer.ts";
 
 export const USAGE = `usage: nodemesh controller (--config <file|dir> | --source kube) [options]
 
@@ -52,6 +53,7 @@ export const USAGE = `usage: nodemesh controller (--config <file|dir> | --source
   --server-name <name>     DNS name or IP in the controller certificate (repeatable) [localhost, 127.0.0.1, hostname]
   --max-removal-percent <n>  a change removing more of the resources waits for SIGHUP [${DEFAULT_MAX_REMOVAL_PERCENT}]  env NODEMESH_CONTROLLER_MAX_REMOVAL_PERCENT
   --settle <duration>      quiet time before a changed file is read [${DEFAULT_SETTLE_MS}ms]  env NODEMESH_CONTROLLER_SETTLE
+  --global-ratelimit-interval <duration>  how often global rate limits are re-split [${DEFAULT_REBALANCE_MS}ms]  env NODEMESH_CONTROLLER_GLOBAL_RATELIMIT_INTERVAL
   --auth-timeout <duration>  a connection without a valid token is closed after [${L.authTimeoutMs / 1000}s]  env NODEMESH_CONTROLLER_AUTH_TIMEOUT
   --max-pending-sessions <n>  unauthenticated connections in total; the oldest goes [${L.maxPendingSessions}]
   --max-pending-per-address <n>  unauthenticated connections per source address [${L.maxPendingPerAddress}]
@@ -197,6 +199,7 @@ export function parseControllerArgs(
       "log-level": { type: "string" },
       "max-removal-percent": { type: "string" },
       settle: { type: "string" },
+      "global-ratelimit-interval": { type: "string" },
       "auth-timeout": { type: "string" },
       "max-pending-sessions": { type: "string" },
       "max-pending-per-address": { type: "string" },
@@ -275,6 +278,11 @@ export function parseControllerArgs(
         100,
       ) ?? DEFAULT_MAX_REMOVAL_PERCENT,
     settleMs: duration(values.settle ?? env.NODEMESH_CONTROLLER_SETTLE, "--settle", 0) ?? DEFAULT_SETTLE_MS,
+    globalRateLimitIntervalMs: duration(
+      values["global-ratelimit-interval"] ?? env.NODEMESH_CONTROLLER_GLOBAL_RATELIMIT_INTERVAL,
+      "--global-ratelimit-interval",
+      100,
+    ),
     sessionLimits: sessionLimits(values, env),
   };
 }

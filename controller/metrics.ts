@@ -25,6 +25,7 @@ export class ControllerMetrics {
   readonly pendingSessions: Gauge;
   readonly sessionsRefused: Counter<"reason">;
   readonly sessionsClosed: Counter<"reason">;
+  readonly globalRateLimitRebalances: Counter;
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -115,6 +116,11 @@ export class ControllerMetrics {
       name: "nodemesh_controller_sessions_closed_total",
       help: "Agent endpoint sessions closed by the controller, by reason",
       labelNames: ["reason"],
+      registers,
+    });
+    this.globalRateLimitRebalances = new Counter({
+      name: "nodemesh_controller_global_ratelimit_rebalances_total",
+      help: "Splits of the global rate limits between their serving nodes (docs/http.md)",
       registers,
     });
     for (const reason of SESSION_CLOSE_REASONS) this.sessionsClosed.inc({ reason }, 0);

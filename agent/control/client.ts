@@ -8,6 +8,8 @@
 // The stream is requested with `accept-encoding: deflate`; a controller that answers with
 // `content-encoding: deflate` sends one endless zlib stream (controller/distribution/deflate.ts),
 // inflated here with sync flushes; one that does not sends plain NDJSON, handled as before.
+// The same stream carries the global rate limit: `sendDemand` writes this node's demand report, and
+// the controller's shares arrive as "shares" events (controller/api/global-ratelimit.ts).
 // Imports nothing from the controller but controller/api (the shared wire schema).
 //
 // Invariants: at most one connection attempt or open stream at a time; `config` only changes by a
@@ -33,7 +35,7 @@ import {
   ServerMessage,
   applyDelta,
 } from "../../controller/api/index.ts";
-import type { MeshConfig } from "../../controller/api/index.ts";
+import type { DemandReport, MeshConfig, RateLimitShares } from "../../controller/api/index.ts";
 import { NodeToken } from "./node-token.ts";
 
 const STREAM_WINDOW = 1 << 20;
@@ -103,6 +105,7 @@ export class ControlError extends Error {
 
 interface Events {
   config: [config: MeshConfig, change: ConfigChange];
+  shares: [message: RateLimitShares];
   connected: [];
   disconnected: [];
 }
@@ -153,6 +156,22 @@ export class ControllerClient extends EventEmitter<Events> {
 
   onConfig(cb: (cfg: MeshConfig, change: ConfigChange) => void): void {
     this.on("config", cb);
+  }
+
+  /** Global rate-limit shares from the controller; returns an unsubscribe function. */
+  onShares(cb: (message: RateLimitShares) => void): () => void {
+    this.on("shares", cb);
+    return () => this.off("shares", cb);
+  }
+
+  /**
+   * Writes a demand report on the open stream; false (dropped) while disconnected or backed up: demand
+   * is only worth its latest value, and the next report replaces it.
+   */
+  sendDemand(report: DemandReport): boolean {
+    const stream = this.#stream;
+    if (!this.#connected || !stream || stream.destroyed || stream.writableNeedDrain) return false;
+    return stream.write(`${JSON.stringify(report)}\n`);
   }
 
   start(): void {
@@ -384,6 +403,10 @@ export class ControllerClient extends EventEmitter<Events> {
       return this.#forceResync();
     }
     if (msg.type === "heartbeat") return;
+    if (msg.type === "shares") {
+      this.emit("shares", msg);
+      return;
+    }
     let next: MeshConfig;
     let change: ConfigChange;
     if (msg.type === "snapshot") {

@@ -7,10 +7,14 @@
 // the application; every request under a limit carries the IETF RateLimit-* fields (draft-ietf-httpapi-
 // ratelimit-headers-07) of the limit closest to exhaustion. Buckets are per (limit, workload), and per
 // caller SPIFFE ID with `perSource`, bounded by `maxSources` (agent/ratelimit/token-bucket.ts evicts).
+// Global limits (a RateLimitPolicy's `global`) are checked after the local ones, against this node's share
+// (global-limiter.ts, one bucket per limit for all local workloads of the Service); a
+// request a local bucket refused never reached them and is not counted in their demand.
 import type { OutgoingHttpHeaders } from "node:http";
 import { TokenBuckets, type TokenBucket, type TokenBucketSettings } from "../ratelimit/token-bucket.ts";
+import { GlobalLimiter, type GlobalLimitEntry } from "./global-limiter.ts";
 import type { MeshView } from "../state/view.ts";
-import { rateLimitIndex, type LimitSpec } from "./ratelimit-policy.ts";
+import { rateLimitIndex, type LimitSpec, type RateLimitIndex } from "./ratelimit-policy.ts";
 
 export type Admission =
   | { readonly ok: true; readonly headers: OutgoingHttpHeaders | undefined }
@@ -52,11 +56,17 @@ export class LocalRateLimiter {
   readonly #sets = new Map<string, BucketSet>();
   readonly #now: () => number;
   readonly #metrics: RateLimitSink | undefined;
+  readonly #node: string | undefined;
+  /** This node's shares of the global limits. */
+  readonly global: GlobalLimiter;
   #view: MeshView | undefined;
 
-  constructor(opts: { now?: () => number; metrics?: RateLimitSink } = {}) {
+  /** Without `node`, global limits are not enforced (the node's share cannot be known). */
+  constructor(opts: { now?: () => number; metrics?: RateLimitSink; node?: string } = {}) {
     this.#now = opts.now ?? (() => performance.now());
     this.#metrics = opts.metrics;
+    this.#node = opts.node;
+    this.global = new GlobalLimiter({ now: this.#now });
   }
 
   /** Bucket sets held (tests, the config dump). */
@@ -64,12 +74,20 @@ export class LocalRateLimiter {
     return this.#sets.size;
   }
 
+  /** Brings the buckets (and this node's global limits) up to `view`, as a request of that view would. */
+  observe(view: MeshView): void {
+    if (view === this.#view) return;
+    const index = rateLimitIndex(view);
+    this.#prune(view, index.ids, index.global);
+  }
+
   admit(view: MeshView, req: AdmitRequest): Admission {
     const index = rateLimitIndex(view);
-    if (view !== this.#view) this.#prune(view, index.ids);
+    if (view !== this.#view) this.#prune(view, index.ids, index.global);
     const host = req.serviceHost === undefined ? [] : index.forHost(req.serviceHost);
     const rule = req.rule === undefined ? [] : index.forRule(req.rule);
-    if (host.length === 0 && rule.length === 0) return ADMITTED;
+    const global = req.serviceHost === undefined ? [] : this.global.forHost(req.serviceHost);
+    if (host.length === 0 && rule.length === 0 && global.length === 0) return ADMITTED;
     const specs = rule.length === 0 ? host : host.length === 0 ? rule : [...host, ...rule];
     const buckets = specs.map((s) => this.#setFor(s, req.uid).get(s.perSource ? req.principal : ""));
     const empty = buckets.findIndex((b) => b.remaining < 1);
@@ -86,6 +104,11 @@ export class LocalRateLimiter {
         headers: rateLimitHeaders(s.bucket, 0, retryAfterMs),
       };
     }
+    const refusedBy = global.find((g) => g.bucket.remaining < 1);
+    for (const g of global) this.global.count(g, refusedBy === undefined);
+    if (refusedBy) return this.#refuseGlobal(refusedBy, req);
+    for (const g of global) g.bucket.tryTake();
+    if (buckets.length === 0) return { ok: true, headers: globalHeaders(global[0]!) };
     let closest = 0;
     for (let i = 0; i < buckets.length; i++) {
       buckets[i]!.tryTake();
@@ -93,6 +116,17 @@ export class LocalRateLimiter {
     }
     const b = buckets[closest]!;
     return { ok: true, headers: rateLimitHeaders(specs[closest]!.bucket, b.remaining, resetMs(b)) };
+  }
+
+  #refuseGlobal(g: GlobalLimitEntry, req: AdmitRequest): Admission {
+    this.#metrics?.rateLimited(req.serviceHost ?? "unknown", g.limit.policy, req.principal);
+    return {
+      ok: false,
+      retryAfterMs: g.bucket.retryAfterMs(),
+      limit: `global rate limit exceeded (${g.limit.policy}: ${g.limit.requestsPerSecond} per second mesh-wide)`,
+      policy: g.limit.policy,
+      headers: globalHeaders(g),
+    };
   }
 
   #setFor(s: LimitSpec, uid: string): TokenBuckets {
@@ -110,8 +144,10 @@ export class LocalRateLimiter {
   }
 
   /** A new snapshot: buckets of limits that left it, or of workloads that left this node, go. */
-  #prune(view: MeshView, ids: ReadonlySet<string>): void {
+  #prune(view: MeshView, ids: ReadonlySet<string>, global: RateLimitIndex["global"]): void {
     this.#view = view;
+    const node = this.#node;
+    this.global.sync(node === undefined ? [] : global.filter((l) => l.nodes.includes(node)));
     for (const [key, set] of this.#sets)
       if (!ids.has(set.specId) || !view.localWorkload(set.uid)) this.#sets.delete(key);
   }
@@ -146,5 +182,19 @@ export function rateLimitHeaders(
     "ratelimit-remaining": String(Math.max(0, Math.floor(remaining))),
     "ratelimit-reset": String(Math.ceil(resetAfterMs / 1000)),
     "ratelimit-policy": q === b.maxTokens ? `${q};w=${w}` : `${q};w=${w};burst=${b.maxTokens}`,
+  };
+}
+
+/**
+ * The draft's fields for a global limit: this node's bucket (its share's burst) and what is left, and the
+ * mesh-wide rate as the policy (`R;w=1`): callers see the limit they are under, not how it is split.
+ */
+function globalHeaders(g: GlobalLimitEntry): OutgoingHttpHeaders {
+  const wait = g.bucket.retryAfterMs();
+  return {
+    "ratelimit-limit": String(Math.max(1, Math.floor(g.bucket.burst))),
+    "ratelimit-remaining": String(g.bucket.remaining),
+    "ratelimit-reset": String(Math.ceil(wait / 1000)),
+    "ratelimit-policy": `${g.limit.requestsPerSecond};w=1`,
   };
 }

@@ -4,7 +4,14 @@
 // targeted rule is marked by it (`ruleMarkLayer`, header `nodemesh-route-rule`); the destination's agent
 // reads the mark and the peer's proven identity, and enforces (local-ratelimit.ts). The mark is an agent
 // header: clients cannot send it (the source strips every `nodemesh-` header), applications never see it.
-import { DEFAULT_MAX_SOURCES, durationMs, type RateLimitSettings } from "../../controller/api/index.ts";
+// A policy's `global` limit is indexed separately (`global`), with the nodes that serve its Service.
+import {
+  DEFAULT_MAX_SOURCES,
+  durationMs,
+  globalLimitsOf,
+  type GlobalLimit,
+  type RateLimitSettings,
+} from "../../controller/api/index.ts";
 import type { TokenBucketSettings } from "../ratelimit/token-bucket.ts";
 import type { Layer } from "../stack/compose.ts";
 import type { CompiledRule } from "../state/routes.ts";
@@ -33,6 +40,8 @@ export interface RateLimitIndex {
   readonly targetedRules: ReadonlySet<string>;
   /** Every LimitSpec id of the snapshot (buckets of other ids are dropped). */
   readonly ids: ReadonlySet<string>;
+  /** The snapshot's global limits, with their serving nodes (global-limiter.ts). */
+  readonly global: readonly GlobalLimit[];
 }
 
 const NONE: readonly LimitSpec[] = Object.freeze([]);
@@ -84,6 +93,7 @@ function build(view: MeshView): RateLimitIndex {
   for (const p of view.config.rateLimitPolicies ?? []) {
     const ns = p.metadata.namespace;
     const policy = `RateLimitPolicy/${ns}/${p.metadata.name}`;
+    if (p.spec.tokenBucket === undefined) continue; // global only: see `global` below
     const bucket = bucketOf(p.spec.tokenBucket);
     const maxKeys = p.spec.perSource ? (p.spec.maxSources ?? DEFAULT_MAX_SOURCES) : 1;
     for (const t of p.spec.targetRefs) {
@@ -103,6 +113,7 @@ function build(view: MeshView): RateLimitIndex {
     forRule: (rule: string) => byRule.get(rule) ?? NONE,
     targetedRules: new Set(byRule.keys()),
     ids,
+    global: Object.freeze(globalLimitsOf(view.config)),
   });
 }
 

@@ -33,6 +33,9 @@
 //                 HEADER_NODE, HEADER_VERSION, NDJSON, HEARTBEAT_INTERVAL_MS; schemas + types
 //                 MeshConfig, MeshDelta, ServerMessage, ClientMessage, CsrRequest, CsrResponse,
 //                 ErrorBody; LIST_OF_KIND; applyDelta(config, delta); DeltaMismatchError
+//   global-ratelimit.ts  the mesh-wide rate limit on the stream: DemandReport, RateLimitShares (+ entries),
+//                 MAX_REPORTED_LIMITS, DEFAULT_DEMAND_REPORT_MS, type GlobalLimit, globalLimitsOf(config),
+//                 globalLimitId(policy, host)
 //   validate.ts   type ConfigIssue, validateDocument(doc, file, index), formatIssue(issue),
 //                 formatPath(path), describeDocument(doc)
 export * from "./resources.ts";
@@ -43,4 +46,5 @@ export * from "./external-service.ts";
 export * from "./identity.ts";
 export * from "./selectors.ts";
 export * from "./stream.ts";
+export * from "./global-ratelimit.ts";
 export * from "./validate.ts";

@@ -491,7 +491,9 @@ export const RateLimitSettings = z
     fillInterval: Duration,
   })
   .strict()
-  .refine((r) => durationMs(r.fillInterval) > 0, {
+  // Zod runs object refinements even when a field failed: a malformed fillInterval is already
+  // reported by Duration, so only a well-formed one is measured here.
+  .refine((r) => !DURATION.test(r.fillInterval) || durationMs(r.fillInterval) > 0, {
     error: "fillInterval must be longer than 0s",
     path: ["fillInterval"],
   });
@@ -629,13 +631,38 @@ export const RateLimitTargetRef = z
       });
   });
 
+/** Bounds a mesh-wide rate so that shares and bucket sizes stay far from float trouble. */
+export const MAX_GLOBAL_RATE = 1_000_000;
+const globalCount = (what: string) =>
+  z
+    .number({ error: `${what} must be a number` })
+    .int({ error: `${what} must be an integer` })
+    .min(1, { error: `${what} must be at least 1` })
+    .max(MAX_GLOBAL_RATE, { error: `${what} must be at most ${MAX_GLOBAL_RATE}` });
+
+/**
+ * A mesh-wide limit per target Service: the controller splits `requestsPerSecond` between the nodes
+ * that serve the Service, in proportion to the demand each reports (controller/ratelimit/), and each
+ * node's agent enforces its share with a token bucket. A rate, not Envoy's fill interval: the nodes
+ * do not refill in step, so a mesh-wide "fill" would mean nothing.
+ */
+export const GlobalRateLimitSettings = z
+  .object({
+    requestsPerSecond: globalCount("requestsPerSecond"),
+    /** Requests admitted at once after a quiet spell, mesh-wide (split like the rate, at least 1 per node). */
+    burst: globalCount("burst").optional(),
+  })
+  .strict();
+
 export const RateLimitPolicySpec = z
   .object({
     targetRefs: z
       .array(RateLimitTargetRef)
       .min(1, { error: "targetRefs needs at least one Service or route rule" }),
-    /** Envoy's token bucket, the same shape as TrafficPolicy `rateLimit`. */
-    tokenBucket: RateLimitSettings,
+    /** Envoy's token bucket, the same shape as TrafficPolicy `rateLimit`, per destination workload. */
+    tokenBucket: RateLimitSettings.optional(),
+    /** The mesh-wide limit, split between the serving nodes (Service targets only). */
+    global: GlobalRateLimitSettings.optional(),
     /** One bucket per caller SPIFFE ID (per destination workload) instead of one for every caller. */
     perSource: z.boolean({ error: "perSource must be true or false" }).default(false),
     /** With perSource, at most this many buckets per target and workload (least recently used go first). */
@@ -647,9 +674,21 @@ export const RateLimitPolicySpec = z
       .optional(),
   })
   .strict()
-  .refine((s) => s.perSource || s.maxSources === undefined, {
-    error: "maxSources needs perSource: true",
-    path: ["maxSources"],
+  .superRefine((s, ctx) => {
+    const issue = (path: PropertyKey[], message: string) => ctx.addIssue({ code: "custom", path, message });
+    if (!s.perSource && s.maxSources !== undefined) issue(["maxSources"], "maxSources needs perSource: true");
+    if (s.tokenBucket === undefined && s.global === undefined)
+      issue(["tokenBucket"], "a RateLimitPolicy needs tokenBucket, global, or both");
+    if (s.perSource && s.tokenBucket === undefined)
+      issue(["perSource"], "perSource needs tokenBucket (the global limit counts every caller together)");
+    if (s.global === undefined) return;
+    s.targetRefs.forEach((t, i) => {
+      if (t.kind !== "Service")
+        issue(
+          ["targetRefs", i, "kind"],
+          `global limits apply to Service targets only (a ${t.kind} rule has no set of serving nodes)`,
+        );
+    });
   });
 
 export const RateLimitPolicy = z.object({ ...header("RateLimitPolicy"), spec: RateLimitPolicySpec }).strict();
@@ -715,6 +754,7 @@ export type RateLimitSettings = z.infer<typeof RateLimitSettings>;
 export type HttpPoolSettings = z.infer<typeof HttpPoolSettings>;
 export type RateLimitTargetRef = z.infer<typeof RateLimitTargetRef>;
 export type RateLimitPolicy = z.infer<typeof RateLimitPolicy>;
+export type GlobalRateLimitSettings = z.infer<typeof GlobalRateLimitSettings>;
 export type Resource = z.infer<typeof Resource>;
 export type Kind = z.infer<typeof Kind>;
 /** A resource's identity in the stream: removals carry only this. */

@@ -6,6 +6,8 @@
 //                     heartbeats); request lines are ClientMessage (ACK/NACK of versions).
 //                     Header `nodemesh-version: <v>` resumes: the controller answers with a delta
 //                     from v when it still knows v, else with a full snapshot.
+//                     The same stream carries the global rate limit's demand reports (agent →
+//                     controller) and shares (controller → agent): global-ratelimit.ts.
 //   POST /v1/csr      JSON CsrRequest → 200 CsrResponse | 4xx ErrorBody.
 import { z } from "zod";
 import {
@@ -26,6 +28,7 @@ import { GRPCRoute, HTTPRoute } from "./routes.ts";
 import { Gateway, TLSCertificate } from "./gateway.ts";
 import { ExternalService } from "./resources.ts";
 import { OutboundTrafficPolicy } from "./external-service.ts";
+import { DemandReport, RateLimitShares } from "./global-ratelimit.ts";
 
 export const CONTROLLER_PORT = 15012;
 export const CONTROLLER_MONITORING_PORT = 15014;
@@ -85,11 +88,14 @@ export const ServerMessage = z.discriminatedUnion("type", [
   z.object({ type: z.literal("snapshot"), config: MeshConfig }).strict(),
   z.object({ type: z.literal("delta"), delta: MeshDelta }).strict(),
   z.object({ type: z.literal("heartbeat"), version: z.string() }).strict(),
+  /** Only to an agent that has sent a demand report (so never to one that predates the message). */
+  RateLimitShares,
 ]);
 
 export const ClientMessage = z.discriminatedUnion("type", [
   /** `error` set = NACK: the agent could not apply that version and keeps its previous one. */
   z.object({ type: z.literal("ack"), version: z.string().min(1), error: z.string().optional() }).strict(),
+  DemandReport,
 ]);
 
 export const CsrRequest = z

@@ -18,7 +18,7 @@ import type {
 import type { AddressInfo, Socket } from "node:net";
 import type { Logger } from "pino";
 import { CsrRequest, HEADER_VERSION, NDJSON, PATH_CSR, PATH_STREAM } from "../api/index.ts";
-import type { CsrResponse, ErrorBody } from "../api/index.ts";
+import type { CsrResponse, DemandReport, ErrorBody, RateLimitShares } from "../api/index.ts";
 import type { CertificateAuthority } from "../ca/ca.ts";
 import { CsrRejectedError } from "../errors.ts";
 import type { CsrRejectReason } from "../errors.ts";
@@ -89,6 +89,8 @@ export class StreamServer {
   readonly #limits: Readonly<SessionLimits>;
   readonly #guard: SessionGuard;
   onAck: ((node: string, version: string, error: string | undefined) => void) | undefined;
+  /** An agent's global rate-limit demand (controller/ratelimit/balancer.ts). */
+  onDemand: ((node: string, report: DemandReport) => void) | undefined;
 
   constructor(opts: StreamServerOptions) {
     this.#opts = opts;
@@ -157,6 +159,13 @@ export class StreamServer {
 
   sessions(): SessionInfo[] {
     return [...this.#sessions].map((s) => s.info());
+  }
+
+  /** Writes rate-limit shares on every stream of `node` that takes them; how many took them. */
+  sendShares(node: string, message: RateLimitShares): number {
+    let n = 0;
+    for (const s of this.#sessions) if (s.node === node && s.sendShares(message)) n += 1;
+    return n;
   }
 
   /** Stops accepting, ends every agent stream and connection (agents keep their config). */
@@ -231,6 +240,7 @@ export class StreamServer {
       encoding,
     );
     session.onAck = (n, v, e) => this.onAck?.(n, v, e);
+    session.onDemand = (n, r) => this.onDemand?.(n, r);
     this.#sessions.add(session);
     metrics.connectedAgents.set(this.#sessions.size);
     log.info({ node, resume, encoding }, "agent connected");

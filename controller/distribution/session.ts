@@ -5,10 +5,13 @@
 //
 // Invariants: `#sent` is the version the agent will hold once it has read everything written;
 // at most one 'drain' listener is pending; nothing is written after close; with `deflate`, the
-// zlib header is the first thing written and every write is whole encoded pieces.
+// zlib header is the first thing written and every write is whole encoded pieces; rate-limit shares
+// go only to an agent that has reported demand (controller/api/global-ratelimit.ts: older agents
+// would not parse them).
 import type { ServerHttp2Stream } from "node:http2";
 import type { Logger } from "pino";
 import { ClientMessage } from "../api/index.ts";
+import type { DemandReport, RateLimitShares } from "../api/index.ts";
 import type { ConfigHub, StreamEncoding, Version } from "./hub.ts";
 import { ZLIB_HEADER, storedBlocks } from "./deflate.ts";
 import type { ControllerMetrics } from "../metrics.ts";
@@ -79,6 +82,7 @@ export class AgentSession {
   #closed = false;
   #partial = "";
   #stalled = 0;
+  #reportsDemand = false;
   readonly #gate: SnapshotGate;
   readonly #encoding: StreamEncoding;
   #gateState: "none" | "waiting" | "held" = "none";
@@ -87,6 +91,7 @@ export class AgentSession {
   readonly #onPublish = () => this.flush();
   readonly #heartbeat: NodeJS.Timeout;
   onAck: ((node: string, version: string, error: string | undefined) => void) | undefined;
+  onDemand: ((node: string, report: DemandReport) => void) | undefined;
 
   constructor(
     node: string,
@@ -198,6 +203,16 @@ export class AgentSession {
     this.#writeText(`{"type":"heartbeat","version":${JSON.stringify(this.#sent?.id ?? "")}}`);
   }
 
+  /**
+   * Writes the node's rate-limit shares; false (nothing written) when its agent never reported demand,
+   * or the stream is closed or backed up (the next split, a few seconds later, carries newer shares).
+   */
+  sendShares(message: RateLimitShares): boolean {
+    if (!this.#reportsDemand || this.#closed || this.#blocked) return false;
+    this.#writeText(JSON.stringify(message));
+    return true;
+  }
+
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
@@ -249,7 +264,10 @@ export class AgentSession {
         this.#log.warn({ err }, "invalid message from agent, ignored");
         continue;
       }
-      this.#ack(msg.version, msg.error);
+      if (msg.type === "demand") {
+        this.#reportsDemand = true;
+        this.onDemand?.(this.node, msg);
+      } else this.#ack(msg.version, msg.error);
     }
   }
 

@@ -234,3 +234,13 @@ describe("distribution", () => {
     ]);
   });
 });
+
+describe("a malformed fillInterval (found by test/fuzz/config.fuzz.test.ts)", () => {
+  test("is reported as an issue on the field, not thrown from the bucket's refinement", () => {
+    const bad = { maxTokens: 5, fillInterval: "s" };
+    expect(() => errors(policy({ targetRefs: [svcRef], tokenBucket: bad }))).not.toThrow();
+    expect(errors(policy({ targetRefs: [svcRef], tokenBucket: bad })).join("\n")).toMatch(/fillInterval/);
+    const tp = { ...trafficPolicy(undefined), spec: { targetRefs: [svcRef], rateLimit: bad } };
+    expect(errors(tp).join("\n")).toMatch(/rateLimit\.fillInterval/);
+  });
+});

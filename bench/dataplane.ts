@@ -31,7 +31,14 @@ export interface DataplaneOptions {
   paths?: readonly PathName[];
 }
 
-export const PATH_NAMES = ["direct", "haproxy", "haproxy-http", "mesh", "mesh-http"] as const;
+export const PATH_NAMES = [
+  "direct",
+  "haproxy",
+  "haproxy-http",
+  "mesh",
+  "mesh-http",
+  "mesh-http-layers",
+] as const;
 export type PathName = (typeof PATH_NAMES)[number];
 
 export const DEFAULT_DURATIONS: Durations = { warmup: 1, duration: 5, maxDuration: 5, connections: 1000 };

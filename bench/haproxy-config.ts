@@ -5,6 +5,8 @@
 //   http  HTTP mode: HTTP/1.1 keep-alive from the client and to the server, HTTP/2 over the TLS hop
 //         (`alpn h2` + `proto h2`), and `http-reuse always` so requests of all client connections
 //         share the inter-node connections, as the mesh shares its pooled HTTP/2 sessions.
+// And the ingress bench's HAProxy (bench/ingress.ts), an HTTPS edge proxy: TLS terminated with the
+// same kind of certificate as the mesh's gateway, HTTP mode, plain keep-alive HTTP to the backend pod.
 // One thread per HAProxy (`nbthread 1`): the agent is one Node event loop per node, so the two
 // proxies get the same cores and the per-core figures compare like with like.
 
@@ -69,5 +71,41 @@ export function serverSideConfig(mode: HaproxyMode, hop: HaproxyHop): string {
   default_backend to_pod
 backend to_pod
 ${mode === "http" ? "  http-reuse always\n" : ""}  server pod ${hop.upstream}
+`;
+}
+
+/** The ingress HAProxy: HTTPS in (certificate and key in one PEM file), plain HTTP to the backend. */
+export interface HaproxyIngress {
+  /** host:port the external clients connect to */
+  listen: string;
+  /** PEM file with the certificate chain and its key (HAProxy's `crt`) */
+  certFile: string;
+  /** host:port of the backend pod */
+  upstream: string;
+}
+
+/**
+ * The edge's work, as the mesh's gateway does it: TLS 1.2+ with ALPN h2 and http/1.1 (the gateway's
+ * offer), routing everything to one backend, `X-Forwarded-For` and `X-Forwarded-Proto` added, the
+ * backend connections reused across clients (`http-reuse always`, as the gateway pools its sessions).
+ */
+export function ingressConfig(ing: HaproxyIngress): string {
+  for (const field of ["listen", "upstream"] as const) {
+    if (!HOST_PORT.test(ing[field]))
+      throw new Error(`haproxy ingress ${field}: expected host:port, got "${ing[field]}"`);
+  }
+  if (!ing.certFile.startsWith("/") || /\s/.test(ing.certFile)) {
+    throw new Error(
+      `haproxy ingress certFile: expected an absolute path without spaces, got "${ing.certFile}"`,
+    );
+  }
+  return `${global("http")}frontend ingress
+  bind ${ing.listen} ssl crt ${ing.certFile} ssl-min-ver TLSv1.2 alpn h2,http/1.1
+  option forwardfor
+  http-request set-header X-Forwarded-Proto https
+  default_backend to_backend
+backend to_backend
+  http-reuse always
+  server backend ${ing.upstream}
 `;
 }

@@ -2,14 +2,16 @@
 // the mesh: client pod -> HAProxy in node 1 -> TLS 1.3 + client certificates -> HAProxy in node 2 ->
 // server pod, in TCP mode (against the L4 mesh) or HTTP mode (against the L7 mesh); the configs are
 // bench/haproxy-config.ts. Certificates (ECDSA P-256, a throw-away CA) are made with openssl in a
-// temporary directory that stop() removes.
+// temporary directory that stop() removes. startHaproxyIngress() runs the ingress bench's HTTPS edge
+// HAProxy (one process, certificates made by the caller with makeCa()/makeLeaf()).
 import { execFile } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import type { Lab, LabProcess } from "../lab/index.ts";
-import { clientSideConfig, serverSideConfig } from "./haproxy-config.ts";
+import type { Lab, LabHost, LabProcess } from "../lab/index.ts";
+import { clientSideConfig, ingressConfig, serverSideConfig } from "./haproxy-config.ts";
+import type { HaproxyIngress } from "./haproxy-config.ts";
 import type { HaproxyMode } from "./haproxy-config.ts";
 
 const run = promisify(execFile);
@@ -24,53 +26,42 @@ export interface HaproxyPath {
   stop(): Promise<void>;
 }
 
-async function makeCerts(dir: string): Promise<void> {
-  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+const EC = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+
+/** A throw-away CA, `<dir>/ca.pem` and `<dir>/ca.key` (ECDSA P-256, valid 2 days). */
+export async function makeCa(dir: string): Promise<void> {
+  const out = ["-keyout", join(dir, "ca.key"), "-out", join(dir, "ca.pem")];
+  await run("openssl", ["req", "-x509", ...EC, ...out, "-days", "2", "-subj", "/CN=nodemesh-bench-ca"]);
+}
+
+/**
+ * A leaf signed by `<dir>/ca.pem`: `<dir>/<name>.crt`, `.key`, and `.pem` (both, for HAProxy's `crt`).
+ * `san` is the subjectAltName value (`DNS:n1`, `IP:10.0.0.1,DNS:…`); `usage` the extendedKeyUsage.
+ */
+export async function makeLeaf(dir: string, name: string, san: string, usage: string): Promise<void> {
+  const f = (ext: string) => join(dir, `${name}.${ext}`);
+  await writeFile(f("ext"), `subjectAltName=${san}\nextendedKeyUsage=${usage}\n`);
+  await run("openssl", ["req", ...EC, "-keyout", f("key"), "-out", f("csr"), "-subj", `/CN=${name}`]);
+  const ca = ["-CA", join(dir, "ca.pem"), "-CAkey", join(dir, "ca.key"), "-CAcreateserial"];
   await run("openssl", [
-    "req",
-    "-x509",
-    ...ec,
-    "-keyout",
-    join(dir, "ca.key"),
-    "-out",
-    join(dir, "ca.pem"),
+    "x509",
+    "-req",
+    "-in",
+    f("csr"),
+    ...ca,
     "-days",
     "2",
-    "-subj",
-    "/CN=nodemesh-bench-ca",
+    "-extfile",
+    f("ext"),
+    "-out",
+    f("crt"),
   ]);
-  for (const n of ["n1", "n2"]) {
-    const ext = join(dir, `${n}.ext`);
-    await writeFile(ext, `subjectAltName=DNS:${n}\nextendedKeyUsage=serverAuth,clientAuth\n`);
-    await run("openssl", [
-      "req",
-      ...ec,
-      "-keyout",
-      join(dir, `${n}.key`),
-      "-out",
-      join(dir, `${n}.csr`),
-      "-subj",
-      `/CN=${n}`,
-    ]);
-    await run("openssl", [
-      "x509",
-      "-req",
-      "-in",
-      join(dir, `${n}.csr`),
-      "-CA",
-      join(dir, "ca.pem"),
-      "-CAkey",
-      join(dir, "ca.key"),
-      "-CAcreateserial",
-      "-days",
-      "2",
-      "-extfile",
-      ext,
-      "-out",
-      join(dir, `${n}.crt`),
-    ]);
-    await run("sh", ["-c", `cat "$0/${n}.crt" "$0/${n}.key" > "$0/${n}.pem"`, dir]);
-  }
+  await run("sh", ["-c", `cat "$0" "$1" > "$2"`, f("crt"), f("key"), f("pem")]);
+}
+
+async function makeCerts(dir: string): Promise<void> {
+  await makeCa(dir);
+  for (const n of ["n1", "n2"]) await makeLeaf(dir, n, `DNS:${n}`, "serverAuth,clientAuth");
 }
 
 /** Starts both HAProxy processes in `mode`; the server is at `server` (host:port) behind node 2. */
@@ -119,4 +110,26 @@ export async function startHaproxy(lab: Lab, server: string, mode: HaproxyMode):
     await stop();
     throw err;
   }
+}
+
+/** The ingress bench's HAProxy in `node`; `stop()` ends it (the certificate files are the caller's). */
+export async function startHaproxyIngress(
+  lab: Lab,
+  node: LabHost,
+  cfgDir: string,
+  ing: HaproxyIngress,
+): Promise<HaproxyPath> {
+  const cfg = join(cfgDir, "ingress.cfg");
+  await writeFile(cfg, ingressConfig(ing));
+  const p = lab.spawn(node, ["haproxy", "-db", "-f", cfg]);
+  const stop = async () => {
+    p.kill("SIGTERM");
+    await p.exited;
+  };
+  await new Promise((r) => setTimeout(r, 300));
+  if (p.exitStatus) {
+    await stop();
+    throw new Error(`haproxy exited at start: ${p.output.slice(-400)}`);
+  }
+  return { target: ing.listen, proxies: [{ node: node.name, pid: p.pid }], stop };
 }

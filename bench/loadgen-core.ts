@@ -30,9 +30,11 @@ export interface LoadgenArgs {
   body: number;
   /** a request not answered within this many ms counts as an error */
   timeoutMs: number;
+  /** HTTPS: the CA file that verifies the server's certificate (`--ca`); undefined = plain HTTP */
+  ca: string | undefined;
 }
 
-export const DEFAULT_ARGS: Readonly<Omit<LoadgenArgs, "host" | "port">> = Object.freeze({
+export const DEFAULT_ARGS: Readonly<Omit<LoadgenArgs, "host" | "port" | "ca">> = Object.freeze({
   mode: "open",
   conn: "keepalive",
   rate: 1000,
@@ -70,9 +72,16 @@ export function parseLoadgenArgs(argv: readonly string[]): LoadgenArgs {
   const target = values.get("target");
   const m = target ? /^([^:]+):(\d+)$/.exec(target) : null;
   if (!m) throw new LoadgenArgsError(`--target host:port is required (got ${target ?? "nothing"})`);
-  const args: LoadgenArgs = { ...DEFAULT_ARGS, host: m[1] ?? "", port: Number(m[2]) };
+  const args: LoadgenArgs = { ...DEFAULT_ARGS, host: m[1] ?? "", port: Number(m[2]), ca: undefined };
   for (const [k, v] of values) {
     if (k === "target") continue;
+    if (k === "ca") {
+      // Checked here, read by the caller: a relative path would depend on the lab's working directory.
+      if (!v.startsWith("/"))
+        throw new LoadgenArgsError(`--ca ${v}: expected the absolute path of a PEM CA file`);
+      args.ca = v;
+      continue;
+    }
     if (k === "mode") {
       if (v !== "open" && v !== "closed" && v !== "hold")
         throw new LoadgenArgsError(`--mode ${v}: use open, closed or hold`);

@@ -1,6 +1,7 @@
 // Open-loop constant-rate HTTP/1.1 load generator, run inside the client pod by bench/dataplane.ts:
 //   node bench/loadgen.ts --target 10.1.2.2:8080 --mode open --conn keepalive --rate 1000 --duration 5
-// Prints one JSON line (LoadgenResult) on stdout when done. Modes:
+// Prints one JSON line (LoadgenResult) on stdout when done. `--ca <file>` speaks HTTPS (TLS, the
+// server's certificate verified against that CA, HTTP/1.1 by ALPN) instead of plain HTTP. Modes:
 // - open:   request k is scheduled at k/rate; latency counts from the scheduled time (no
 //           coordinated omission). keepalive = a pool of connections, a request waits for a free
 //           one; new = one TCP connection per request, the server closes it (`Connection: close`).
@@ -11,8 +12,10 @@
 // Timing: Node timers have 1 ms granularity, which would add up to 1 ms of send lag to every
 // request at 1k rps. A worker thread sleeps with Atomics.wait (sub-millisecond timeouts) and wakes
 // the main loop with postMessage when the next send is due; the lag is reported as `sendLagMs`.
+import { readFileSync } from "node:fs";
 import { connect } from "node:net";
 import type { Socket } from "node:net";
+import { connect as tlsConnect } from "node:tls";
 import { Worker } from "node:worker_threads";
 import {
   buildRequest,
@@ -62,6 +65,17 @@ for (let k = 0; k < total; k++) {
 }
 `;
 
+/** A new connection to the target, and the event after which a request can go (TLS: the handshake). */
+function dial(
+  args: LoadgenArgs,
+  ca: Buffer | undefined,
+): { socket: Socket; ready: "connect" | "secureConnect" } {
+  if (!ca) return { socket: connect({ host: args.host, port: args.port, noDelay: true }), ready: "connect" };
+  const socket = tlsConnect({ host: args.host, port: args.port, ca, ALPNProtocols: ["http/1.1"] });
+  socket.setNoDelay(true);
+  return { socket, ready: "secureConnect" };
+}
+
 class Recorder {
   latencies: number[] = [];
   lags: number[] = [];
@@ -79,12 +93,15 @@ class Recorder {
  * pending request with status 0 and stays busy for good; `onDead` lets the owner replace it. */
 class KeepAliveConn {
   readonly socket: Socket;
+  readonly #readyEvent: "connect" | "secureConnect";
   busy = false;
   #dead = false;
   #framer = new ResponseFramer();
   #onReply: ((status: number) => void) | undefined;
   constructor(args: LoadgenArgs, onDead?: (c: KeepAliveConn) => void) {
-    this.socket = connect({ host: args.host, port: args.port, noDelay: true });
+    const { socket, ready } = dial(args, caOf(args));
+    this.socket = socket;
+    this.#readyEvent = ready;
     this.socket.on("data", (d: Buffer) => {
       for (const status of this.#framer.push(d)) {
         const cb = this.#onReply;
@@ -107,7 +124,7 @@ class KeepAliveConn {
   }
   ready(): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.socket.once("connect", resolve);
+      this.socket.once(this.#readyEvent, resolve);
       this.socket.once("error", reject);
     });
   }
@@ -121,7 +138,7 @@ class KeepAliveConn {
 
 /** One request on its own connection; resolves with the status (0 on error) once answered. */
 function oneShot(args: LoadgenArgs, req: Buffer, onDone: (status: number, err?: string) => void): void {
-  const socket = connect({ host: args.host, port: args.port, noDelay: true });
+  const { socket, ready } = dial(args, caOf(args));
   const framer = new ResponseFramer();
   let finished = false;
   const finish = (status: number, err?: string) => {
@@ -134,7 +151,7 @@ function oneShot(args: LoadgenArgs, req: Buffer, onDone: (status: number, err?: 
     finish(0, "timeout");
     socket.destroy();
   }, args.timeoutMs);
-  socket.on("connect", () => socket.write(req));
+  socket.on(ready, () => socket.write(req));
   // The server closes after replying (Connection: close), so the TIME_WAIT stays on its side.
   socket.on("data", (d: Buffer) => {
     if (framer.push(d).length) finish(200);
@@ -266,10 +283,19 @@ async function hold(args: LoadgenArgs, rec: Recorder): Promise<number> {
   return rec.completedTotal;
 }
 
+let caCache: { file: string; pem: Buffer } | undefined;
+/** The CA of `--ca`, read once (thousands of connections per run). */
+function caOf(args: LoadgenArgs): Buffer | undefined {
+  if (!args.ca) return undefined;
+  if (caCache?.file !== args.ca) caCache = { file: args.ca, pem: readFileSync(args.ca) };
+  return caCache.pem;
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function main(): Promise<void> {
   const args = parseLoadgenArgs(process.argv.slice(2));
+  caOf(args); // an unreadable --ca fails here, once, not on every connection
   const rec = new Recorder();
   let measuredS = args.duration;
   let held: number | undefined;

@@ -20,6 +20,12 @@ export interface PathUnderTest {
   proxies: { node: string; pid: number }[];
   /** connection modes to run (default CONN_MODES); the L7 paths run keep-alive only */
   conns?: readonly ConnMode[];
+  /** HTTPS to `target`, its certificate verified against this CA file (the ingress bench) */
+  tls?: { readonly ca: string };
+  /** fixed rates to run (default FIXED_RATES) */
+  rates?: readonly number[];
+  /** false: skip the held-connections RSS step (default true for paths with proxies) */
+  hold?: boolean;
 }
 
 export interface Durations {
@@ -111,7 +117,8 @@ export class Measurer {
         "%{http_code}",
         "--max-time",
         "2",
-        `http://${path.target}/`,
+        ...(path.tls ? ["--cacert", path.tls.ca] : []),
+        urlOf(path),
       ]);
       if (r.stdout.trim() === "200") return;
       last = `curl exit ${r.code}, status ${r.stdout.trim() || "none"} ${r.stderr.trim()}`;
@@ -127,7 +134,7 @@ export class Measurer {
     await new Promise((r) => setTimeout(r, 500));
     result.rssIdleMiB = rss();
     for (const conn of path.conns ?? CONN_MODES) {
-      for (const rate of FIXED_RATES) {
+      for (const rate of path.rates ?? FIXED_RATES) {
         result.fixed.push(await this.#fixed(path, pids, conn, rate));
         await this.#settle(path, pids);
       }
@@ -136,7 +143,7 @@ export class Measurer {
     }
     await new Promise((r) => setTimeout(r, 1000));
     result.rssAfterLoadMiB = rss();
-    if (pids.length) {
+    if (pids.length && path.hold !== false) {
       const held = await this.#hold(path, rss);
       result.rssHeldMiB = held.rss;
       result.held = held.count;
@@ -200,6 +207,7 @@ export class Measurer {
       LOADGEN,
       "--target",
       path.target,
+      ...(path.tls ? ["--ca", path.tls.ca] : []),
       ...args,
     ]);
     const exit = await proc.exited;
@@ -229,7 +237,7 @@ export class Measurer {
       "5s",
       "-s",
       script,
-      `http://${path.target}/`,
+      urlOf(path),
     ]);
     const cpu = totalCpuSeconds(pids) - cpu0;
     const parsed = parseWrk(r.stdout);
@@ -254,6 +262,7 @@ export class Measurer {
       LOADGEN,
       "--target",
       path.target,
+      ...(path.tls ? ["--ca", path.tls.ca] : []),
       "--mode",
       "hold",
       "--connections",
@@ -272,6 +281,11 @@ export class Measurer {
       await proc.exited;
     }
   }
+}
+
+/** The URL curl and wrk call (wrk speaks TLS itself but verifies nothing: the loadgen runs verify). */
+export function urlOf(path: Pick<PathUnderTest, "target" | "tls">): string {
+  return `${path.tls ? "https" : "http"}://${path.target}/`;
 }
 
 export function wrkScript(conn: ConnMode): string {

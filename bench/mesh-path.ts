@@ -3,6 +3,8 @@
 //   mesh       VIP 10.96.0.80, port declared `tcp`: opaque TCP, one HBONE CONNECT per connection
 //   mesh-http  VIP 10.96.0.81, `appProtocol: http` and one HTTPRoute: per-request routing, one
 //              HTTP/2 stream per request on the pooled mTLS session
+//   mesh-http-layers  VIP 10.96.0.82, the same route plus a TrafficPolicy (timeout, retries, circuit
+//              breaker) and a RateLimitPolicy whose bucket never empties: issue 8's layer cost
 // VIPs have no route in the lab, so every reply proves the mesh carried the request.
 // demo/mesh.ts and demo/mesh-config.ts belong to the lead and are loaded at run time, so the bench
 // still runs (without the mesh) when they are missing or broken; only what the bench uses is typed.
@@ -12,12 +14,14 @@ import { fileURLToPath } from "node:url";
 import type { Lab } from "../lab/index.ts";
 import type { PathUnderTest } from "./measure.ts";
 
-export const MESH_PATHS = ["mesh", "mesh-http"] as const;
+export const MESH_PATHS = ["mesh", "mesh-http", "mesh-http-layers"] as const;
 export type MeshPathName = (typeof MESH_PATHS)[number];
 
 export const MESH_VIP = "10.96.0.80";
 export const MESH_HTTP_VIP = "10.96.0.81";
+export const MESH_LAYERS_VIP = "10.96.0.82";
 export const BENCH_ROUTE = "bench-web";
+export const BENCH_LAYERS = "bench-web-layers";
 /** Set to a directory to run the agents under `node --cpu-prof` (profiles are written when they stop). */
 export const CPU_PROF_ENV = "NODEMESH_BENCH_CPU_PROF";
 
@@ -37,7 +41,7 @@ interface MeshHandle {
   agents: MeshAgent[];
   stop(): Promise<void>;
 }
-interface BenchMeshSpec {
+export interface BenchMeshSpec {
   pods: Record<string, { app: string }>;
   services: {
     name: string;
@@ -61,6 +65,8 @@ interface MeshModules {
 
 export interface BenchMesh {
   paths: Record<MeshPathName, PathUnderTest>;
+  /** every agent of the mesh (the ingress bench counts the gateway's and the destination's) */
+  proxies: { node: string; pid: number }[];
   /** The agents' last warnings and errors, for a path that does not answer. */
   diagnose(): string;
   stop(): Promise<void>;
@@ -74,27 +80,58 @@ export function benchMeshSpec(port: number): BenchMeshSpec {
     services: [
       { name: "bench-server", vip: MESH_VIP, ...svc },
       { name: BENCH_ROUTE, vip: MESH_HTTP_VIP, appProtocol: "http", ...svc },
+      { name: BENCH_LAYERS, vip: MESH_LAYERS_VIP, appProtocol: "http", ...svc },
     ],
     // A catch-all prefix rule back to the Service itself: every request goes through the route
     // table's match and the weighted backend pick, the work any routed service pays.
-    extra: [
-      {
-        apiVersion: "gateway.networking.k8s.io/v1",
-        kind: "HTTPRoute",
-        metadata: { name: BENCH_ROUTE, namespace: "default" },
-        spec: {
-          parentRefs: [{ group: "", kind: "Service", name: BENCH_ROUTE, port }],
-          rules: [
-            {
-              name: "all",
-              matches: [{ path: { type: "PathPrefix", value: "/" } }],
-              backendRefs: [{ name: BENCH_ROUTE, port }],
-            },
-          ],
-        },
-      },
-    ],
+    extra: [benchRoute(BENCH_ROUTE, port), benchRoute(BENCH_LAYERS, port), ...layerPolicies(BENCH_LAYERS)],
   };
+}
+
+function benchRoute(service: string, port: number): object {
+  return {
+    apiVersion: "gateway.networking.k8s.io/v1",
+    kind: "HTTPRoute",
+    metadata: { name: service, namespace: "default" },
+    spec: {
+      parentRefs: [{ group: "", kind: "Service", name: service, port }],
+      rules: [
+        {
+          name: "all",
+          matches: [{ path: { type: "PathPrefix", value: "/" } }],
+          backendRefs: [{ name: service, port }],
+        },
+      ],
+    },
+  };
+}
+
+/** Every issue-8 layer on `service`, sized so that none fires under the bench's load. */
+function layerPolicies(service: string): object[] {
+  const targetRefs = [{ group: "", kind: "Service", name: service }];
+  const meta = { name: service, namespace: "default" };
+  return [
+    {
+      apiVersion: "nodemesh.io/v1alpha1",
+      kind: "TrafficPolicy",
+      metadata: meta,
+      spec: {
+        targetRefs,
+        timeout: "10s",
+        retries: { attempts: 2, codes: [502, 503], perTryTimeout: "5s" },
+        circuitBreaker: { consecutiveFailures: 5, openTime: "30s" },
+      },
+    },
+    {
+      apiVersion: "nodemesh.io/v1alpha1",
+      kind: "RateLimitPolicy",
+      metadata: meta,
+      spec: {
+        targetRefs,
+        tokenBucket: { maxTokens: 1_000_000, tokensPerFill: 1_000_000, fillInterval: "1s" },
+      },
+    },
+  ];
 }
 
 /** The agents' extra environment: `--cpu-prof` into `$NODEMESH_BENCH_CPU_PROF` when it is set. */
@@ -127,13 +164,20 @@ async function loadModules(): Promise<MeshModules> {
   return mod as MeshModules;
 }
 
-/** Starts the bench mesh; an error names what failed, with the tail of the mesh's log. */
-export async function startBenchMesh(lab: Lab, port: number): Promise<BenchMesh> {
+/**
+ * Starts the bench mesh (`spec`: another layout, as the ingress bench's); an error names what failed,
+ * with the tail of the mesh's log.
+ */
+export async function startBenchMesh(
+  lab: Lab,
+  port: number,
+  spec: BenchMeshSpec = benchMeshSpec(port),
+): Promise<BenchMesh> {
   const mod = await loadModules();
   const meshLog: string[] = [];
   const starting = mod.startMesh({
     lab,
-    yaml: mod.meshConfigForLab(lab, benchMeshSpec(port)),
+    yaml: mod.meshConfigForLab(lab, spec),
     agentEnv: agentEnvFor(process.env),
     log: (l) => {
       meshLog.push(l);
@@ -160,9 +204,16 @@ export async function startBenchMesh(lab: Lab, port: number): Promise<BenchMesh>
   }));
   const handle = mesh;
   return {
+    proxies,
     paths: {
       mesh: { name: "mesh", target: `${MESH_VIP}:${port}`, proxies },
       "mesh-http": { name: "mesh-http", target: `${MESH_HTTP_VIP}:${port}`, proxies, conns: ["keepalive"] },
+      "mesh-http-layers": {
+        name: "mesh-http-layers",
+        target: `${MESH_LAYERS_VIP}:${port}`,
+        proxies,
+        conns: ["keepalive"],
+      },
     },
     diagnose: () => agentTrouble(handle.agents),
     stop: () => handle.stop(),

@@ -39,6 +39,28 @@ export const L7_TABLE: TableSpec = {
   cpuPer: 1_000,
 };
 
+/** Issue 8's cost of the resilience layers: the same route with every layer configured, none firing. */
+export const LAYERS_TABLE: TableSpec = {
+  title:
+    "L7 layers: the route of mesh-http plus timeout, retries, circuit breaker and a rate limit, none firing (mesh-http-layers), beside the bare route (mesh-http)",
+  baseline: "direct",
+  mesh: "mesh-http-layers",
+  peer: "mesh-http",
+  conns: ["keepalive"],
+  cpuPer: 1_000,
+};
+
+/** The ingress bench (bench/ingress.ts): HTTPS into the mesh through the Gateway, beside HAProxy. */
+export const INGRESS_TABLE: TableSpec = {
+  title:
+    "Ingress: HTTPS keep-alive from outside (mesh-gateway = gateway agent n1 + backend agent n2; haproxy-ingress = one HAProxy, TLS terminated, plain to the pod; direct = plain HTTP to the pod)",
+  baseline: "direct",
+  mesh: "mesh-gateway",
+  peer: "haproxy-ingress",
+  conns: ["keepalive"],
+  cpuPer: 1_000,
+};
+
 const CONN_LABEL = { keepalive: "keep-alive", new: "new conn" } as const;
 const pathsOf = (t: TableSpec) => [t.baseline, t.mesh, t.peer];
 const ratiosOf = (t: TableSpec): [string, string][] => [
@@ -127,7 +149,17 @@ export function renderDataplane(results: readonly PathResult[]): string {
 export function tablesFor(results: readonly PathResult[]): TableSpec[] {
   const has = (t: TableSpec) => results.some((r) => r.name === t.mesh || r.name === t.peer);
   const l7 = has(L7_TABLE);
-  return [...(has(L4_TABLE) || !l7 ? [L4_TABLE] : []), ...(l7 ? [L7_TABLE] : [])];
+  const layers = results.some((r) => r.name === LAYERS_TABLE.mesh);
+  return [
+    ...(has(L4_TABLE) || !l7 ? [L4_TABLE] : []),
+    ...(l7 ? [L7_TABLE] : []),
+    ...(layers ? [LAYERS_TABLE] : []),
+  ];
+}
+
+/** The ingress table; its "proxy" columns count every agent on the mesh path and the one HAProxy. */
+export function renderIngress(results: readonly PathResult[]): string {
+  return renderTable(results, INGRESS_TABLE);
 }
 
 function renderTable(results: readonly PathResult[], spec: TableSpec): string {
@@ -213,10 +245,30 @@ export function checkL7Targets(results: readonly PathResult[]): TargetCheck[] {
   ];
 }
 
+/** Issue 8's bound: the layers cost at most 10 % of throughput per core and of p50 at 1k rps. */
+export function checkLayersTargets(results: readonly PathResult[]): TargetCheck[] {
+  const k = keyFigures(results, LAYERS_TABLE);
+  const layers = ka1k(get(results, LAYERS_TABLE.mesh));
+  const bare = ka1k(get(results, LAYERS_TABLE.peer));
+  return [
+    check("L7 layers: throughput per core >= 0.9x the bare route", k.perCoreVsPeer, (v) => v >= 0.9, "x"),
+    check(
+      "L7 layers: p50 at 1k rps <= 1.1x the bare route",
+      layers && bare ? layers.p50 / bare.p50 : undefined,
+      (v) => v <= 1.1,
+      "x",
+    ),
+  ];
+}
+
 /** The targets of the tables that `tablesFor()` renders. */
 export function checkAllTargets(results: readonly PathResult[]): TargetCheck[] {
   return tablesFor(results).flatMap((t) =>
-    t === L7_TABLE ? checkL7Targets(results) : checkTargets(results),
+    t === L7_TABLE
+      ? checkL7Targets(results)
+      : t === LAYERS_TABLE
+        ? checkLayersTargets(results)
+        : checkTargets(results),
   );
 }
 

@@ -1,17 +1,21 @@
 // `npm run bench`: runs the benchmarks and prints their tables. The data-plane benchmark
-// (bench/dataplane.ts) runs in this process; bench/controller.ts and bench/connect-redirect.ts,
+// (bench/dataplane.ts) and the ingress benchmark (bench/ingress.ts) run in this process; bench/controller.ts and bench/connect-redirect.ts,
 // owned by their areas, run as child processes when present and print their own tables.
-//   npm run bench -- [--quick] [--only dataplane|controller|connect-redirect] [--json <file>]
-//                    [--paths direct,haproxy,haproxy-http,mesh,mesh-http]   (data-plane paths; default all)
+//   npm run bench -- [--quick] [--only dataplane|ingress|controller|connect-redirect] [--json <file>]
+//                    [--paths direct,haproxy,haproxy-http,mesh,mesh-http,mesh-http-layers]   (data-plane paths; default all)
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { PATH_NAMES, runDataplane } from "./dataplane.ts";
 import type { PathName } from "./dataplane.ts";
-import { checkAllTargets, renderDataplane, renderTargets } from "./report.ts";
+import { runIngress } from "./ingress.ts";
+import type { PathResult } from "./measure.ts";
+import { checkAllTargets, renderDataplane, renderIngress, renderTargets } from "./report.ts";
 
-export const BENCHES = ["dataplane", "controller", "connect-redirect"] as const;
+export const BENCHES = ["dataplane", "ingress", "controller", "connect-redirect"] as const;
+/** The benchmarks that run in this process; the others are child processes. */
+const IN_PROCESS: readonly BenchName[] = ["dataplane", "ingress"];
 export type BenchName = (typeof BENCHES)[number];
 
 export interface RunArgs {
@@ -62,6 +66,7 @@ async function main(): Promise<number> {
   const args = parseRunArgs(process.argv.slice(2));
   const wanted = (b: BenchName) => args.only === undefined || args.only === b;
   let ok = true;
+  const json: Record<string, PathResult[]> = {};
   if (wanted("dataplane")) {
     const started = Date.now();
     process.stdout.write(
@@ -70,9 +75,20 @@ async function main(): Promise<number> {
     const results = await runDataplane({ quick: args.quick, ...(args.paths ? { paths: args.paths } : {}) });
     process.stdout.write(`\n${renderDataplane(results)}\n\n${renderTargets(checkAllTargets(results))}\n`);
     process.stdout.write(`(dataplane took ${Math.round((Date.now() - started) / 1000)} s)\n`);
-    if (args.json) await writeFile(args.json, `${JSON.stringify({ dataplane: results }, null, 2)}\n`);
+    json["dataplane"] = results;
   }
-  for (const b of BENCHES) if (b !== "dataplane" && wanted(b)) ok = runChild(b, args.quick) && ok;
+  if (wanted("ingress")) {
+    const started = Date.now();
+    process.stdout.write(
+      `\n== ingress: 1 KiB HTTPS keep-alive, outside -> gateway on n1 or HAProxy on n1 -> pod n2p1${args.quick ? " (quick)" : ""}\n`,
+    );
+    const results = await runIngress({ quick: args.quick });
+    process.stdout.write(`\n${renderIngress(results)}\n`);
+    process.stdout.write(`(ingress took ${Math.round((Date.now() - started) / 1000)} s)\n`);
+    json["ingress"] = results;
+  }
+  if (args.json) await writeFile(args.json, `${JSON.stringify(json, null, 2)}\n`);
+  for (const b of BENCHES) if (!IN_PROCESS.includes(b) && wanted(b)) ok = runChild(b, args.quick) && ok;
   return ok ? 0 : 1;
 }
 

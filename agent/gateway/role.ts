@@ -13,6 +13,7 @@ import type { MeshView, ServicePortInfo, WorkloadInfo } from "../state/view.ts";
 import type { IdentityManager } from "../identity/manager.ts";
 import type { Logger } from "../log.ts";
 import { compose, type Layer } from "../stack/compose.ts";
+import type { Attributes } from "@opentelemetry/api";
 import type { Exchange, ResponseHead } from "../http/exchange.ts";
 import { mirrorLayer } from "../http/mirror.ts";
 import { DownstreamServer } from "../http/server.ts";
@@ -22,6 +23,8 @@ import { CertificateStore, selectCertificate, type CertFiles } from "./certs.ts"
 import { gatewayRouteLayer, type ListenerRef } from "./layer.ts";
 import { GatewayListener } from "./listener.ts";
 import { reportOutbound } from "../http/outbound-report.ts";
+import { outboundTracing } from "../http/trace.ts";
+import type { MeshTracer } from "../telemetry/tracing/index.ts";
 import { gatewaysForNode, type GatewayPlan, type GatewayPortPlan } from "./routes.ts";
 
 /** Certificate files are re-checked this often (a stat of each; a read only when one changed). */
@@ -37,6 +40,8 @@ export interface GatewayRoleDeps extends UpstreamDeps {
   readonly certPollMs?: number;
   /** This node's IPv4 addresses (default: os.networkInterfaces() of the agent's namespace). */
   readonly localAddresses?: () => ReadonlySet<string>;
+  /** Request spans (docs/tracing.md, "At the ingress gateway"); absent = tracing off. */
+  readonly tracer?: MeshTracer;
 }
 
 interface Bound {
@@ -61,12 +66,17 @@ export class GatewayRole {
     this.#log = deps.log.child({ part: "gateway" });
     this.#certs = new CertificateStore({ log: this.#log, onChange: () => this.#refreshDefaults() });
     const upstream = upstreamHandler(deps);
+    // The gateway's span is a CLIENT span like the source agent's (docs/tracing.md says why), opened
+    // outermost so a 404 or a redirect the gateway answers itself is traced too.
+    const t = deps.tracer && outboundTracing(deps.tracer, (ex) => this.#spanAttributes(ex));
+    const layers = [
+      gatewayRouteLayer((key) => this.#current.get(key)),
+      mirrorLayer(upstream),
+      ...deps.layers,
+    ];
     this.#server = new DownstreamServer({
-      handler: compose(
-        [gatewayRouteLayer((key) => this.#current.get(key)), mirrorLayer(upstream), ...deps.layers],
-        upstream,
-      ),
-      onDone: (done) => reportOutbound(deps.telemetry, done, "gateway"),
+      handler: compose(t ? [t.layer, ...layers, t.attempts] : layers, upstream),
+      onDone: (done) => reportOutbound(deps.telemetry, done, "gateway", t?.finish(done)),
       // WebSocket through the gateway is not built yet: say so instead of hanging the client.
       onUpgrade: (_req, socket) =>
         socket.end("HTTP/1.1 501 Not Implemented\r\nconnection: close\r\ncontent-length: 0\r\n\r\n"),
@@ -107,6 +117,18 @@ export class GatewayRole {
       })),
       bound: [...this.#listeners.keys()],
       certificates: this.#certs.dump(),
+    };
+  }
+
+  /** What a gateway span adds to the source agent's attributes: who reported it and on which listener. */
+  #spanAttributes(ex: Exchange): Attributes {
+    const port = this.#current.get(ex.servicePort.key)?.port;
+    return {
+      "nodemesh.reporter": "gateway",
+      "nodemesh.gateway": `${ex.source.namespace}/${ex.source.name}`,
+      ...(port ? { "nodemesh.gateway.port": port.port, "nodemesh.gateway.protocol": port.protocol } : {}),
+      // The external client, as the edge saw it (semconv client.address: the original client).
+      "client.address": ex.source.address,
     };
   }
 

@@ -49,13 +49,15 @@ interface ClientState {
   tries: number;
 }
 
-export function outboundTracing(tracer: MeshTracer): OutboundTracing {
+/** `extra`: attributes of the reporter (the ingress gateway adds its own), computed only when sampled. */
+export function outboundTracing(tracer: MeshTracer, extra?: (ex: Exchange) => Attributes): OutboundTracing {
   const spans = new WeakMap<Exchange, ClientState>();
   return {
     layer: (next) => (ex) => {
       const span = tracer.start("client", spanName(ex.request.method, undefined), ex.request.headers);
       span.inject(ex.request.headers);
-      if (span.recording) span.setAttributes(clientAttributes(ex));
+      if (span.recording)
+        span.setAttributes(extra ? { ...clientAttributes(ex), ...extra(ex) } : clientAttributes(ex));
       spans.set(ex, { span, tries: 0 });
       return next(ex);
     },

@@ -2,15 +2,20 @@
 // HTTPS client outside the mesh reaches backends on both nodes through node-a's Gateway, routed by host
 // and path, with the certificate chosen by SNI and checked against the test's CA; plain HTTP is
 // redirected; the backend sees the Gateway's SPIFFE identity, so a DENY on it answers 403; metrics say
-// reporter="gateway"; a broken certificate file is refused while the last good one keeps serving.
+// reporter="gateway"; a broken certificate file is refused while the last good one keeps serving; with
+// tracing on, the gateway's CLIENT span and the destination agent's SERVER span form one trace (OTLP to
+// the test receiver), continuing the external client's traceparent when it sends one.
 import { createServer, request as httpRequest, type Server } from "node:http";
-import { request as httpsRequest } from "node:https";
+import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import type { TLSSocket } from "node:tls";
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Resource, Service, type MeshConfig } from "../../../controller/api/index.ts";
+import { tracingSettingsFromEnv, type MeshTracer } from "../../../agent/telemetry/tracing/index.ts";
+import { createMeshTracer } from "../../../agent/telemetry/tracing/tracer.ts";
+import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from "../../helpers/otlp-receiver.ts";
 import { opensslRoot, type PemPair } from "../../helpers/openssl-certs.ts";
 import { opensslServerCert } from "../../helpers/server-certs.ts";
 import { HEADER, startHarness, workload, type Harness } from "./harness.ts";
@@ -98,8 +103,20 @@ describe("the ingress gateway role", () => {
   let live: { certFile: string; keyFile: string };
   const servers: Server[] = [];
   let next: MeshConfig;
+  let otlp: OtlpReceiver;
+  const tracers: MeshTracer[] = [];
 
-  const https = (host: string, path: string) =>
+  const tracerFor = (node: string): MeshTracer => {
+    const settings = tracingSettingsFromEnv({
+      OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: `http://127.0.0.1:${otlp.port}`,
+      OTEL_BSP_SCHEDULE_DELAY: "50",
+    });
+    const t = createMeshTracer(settings, { nodeName: node, version: "test" });
+    tracers.push(t);
+    return t;
+  };
+
+  const https = (host: string, path: string, headers: Record<string, string> = {}) =>
     new Promise<{ status: number; body: string; fingerprint: string }>((resolve, reject) => {
       const req = httpsRequest(
         {
@@ -107,7 +124,7 @@ describe("the ingress gateway role", () => {
           port: HTTPS_PORT,
           path,
           servername: host,
-          headers: { host },
+          headers: { host, ...headers },
           ca: readFileSync(ca.cert),
           agent: false,
         },
@@ -130,7 +147,8 @@ describe("the ingress gateway role", () => {
     copyFileSync(cert.cert, live.certFile);
     copyFileSync(cert.key, live.keyFile);
     for (const [pod, ip] of Object.entries(PODS)) servers.push(await app(pod, ip));
-    h = await startHarness();
+    otlp = await startOtlpReceiver();
+    h = await startHarness({ tracer: tracerFor });
     const docs = gatewayDocs(live);
     const of = <K extends Resource["kind"]>(k: K) =>
       docs.filter((d) => d.kind === k) as Extract<Resource, { kind: K }>[];
@@ -159,6 +177,8 @@ describe("the ingress gateway role", () => {
 
   afterAll(async () => {
     await h?.stop();
+    await Promise.all(tracers.map((t) => t.shutdown()));
+    await otlp?.close();
     for (const s of servers) s.close();
     rmSync(dir, { recursive: true, force: true });
   });
@@ -174,6 +194,128 @@ describe("the ingress gateway role", () => {
       pods.add((JSON.parse((await https("shop.example.com", "/")).body) as { pod: string }).pod);
     expect(pods).toEqual(new Set(["gw-web-a", "gw-web-b"]));
     expect((await https("cart.example.com", "/")).status).toBe(404); // no route for that host
+  });
+
+  /** The gateway's span and the destination's SERVER span of the trace whose app saw `traceparent`. */
+  async function spansOf(traceparent: string | undefined): Promise<{ gw: ReceivedSpan; dst: ReceivedSpan }> {
+    expect(traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+    const traceId = traceparent!.split("-")[1]!;
+    const spans = await otlp.waitFor((all) => all.filter((x) => x.traceId === traceId).length >= 2);
+    const mine = spans.filter((x) => x.traceId === traceId);
+    const gw = mine.find((x) => x.attributes["nodemesh.reporter"] === "gateway");
+    const dst = mine.find((x) => x.kind === "SPAN_KIND_SERVER");
+    expect(gw && dst, JSON.stringify(mine)).toBeTruthy();
+    return { gw: gw!, dst: dst! };
+  }
+
+  it("traces a request: the gateway's CLIENT span is the parent of the destination's SERVER span", async () => {
+    const r = await https("shop.example.com", "/b/traced?token=secret");
+    expect(r.status).toBe(200);
+    const echo = JSON.parse(r.body) as { headers: Record<string, string> };
+    const { gw, dst } = await spansOf(echo.headers["traceparent"]);
+    expect(gw).toMatchObject({
+      kind: "SPAN_KIND_CLIENT",
+      parentSpanId: "", // the external client sent no context: the gateway starts the trace
+      name: "GET /b/*",
+      resource: { "k8s.node.name": "node-a" },
+      attributes: {
+        "nodemesh.reporter": "gateway",
+        "nodemesh.gateway": "default/ingress",
+        "nodemesh.gateway.port": HTTPS_PORT,
+        "nodemesh.gateway.protocol": "HTTPS",
+        "nodemesh.source.workload": "ingress",
+        "nodemesh.source.principal": GATEWAY_ID,
+        "nodemesh.destination.workload": "gw-web-b",
+        "nodemesh.destination.service": "gw-web-b.default",
+        "nodemesh.route_name": "default/shop",
+        "http.route": "/b/*",
+        "http.request.method": "GET",
+        "http.response.status_code": 200,
+        "url.path": "/b/traced",
+        "client.address": "127.0.0.1",
+      },
+    });
+    expect(JSON.stringify(gw.attributes)).not.toContain("secret"); // no query string in a span
+    expect(dst).toMatchObject({
+      parentSpanId: gw.spanId,
+      resource: { "k8s.node.name": "node-b" },
+      attributes: { "nodemesh.source.principal": GATEWAY_ID, "nodemesh.destination.workload": "gw-web-b" },
+    });
+    // The app is the SERVER span's child, and the gateway's access line carries the trace id.
+    expect(echo.headers["traceparent"]).toBe(`00-${gw.traceId}-${dst.spanId}-01`);
+    const line = h.logs.lines.find((l) => l["reporter"] === "gateway" && l["trace_id"] === gw.traceId);
+    expect(line).toMatchObject({ path: "/b/traced?token=secret", response_code: 200 });
+  });
+
+  it("continues an external client's W3C context and its tracestate", async () => {
+    const trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const parent = "00f067aa0ba902b7";
+    const r = await https("shop.example.com", "/b/continued", {
+      traceparent: `00-${trace}-${parent}-01`,
+      tracestate: "shop=1",
+    });
+    const echo = JSON.parse(r.body) as { headers: Record<string, string> };
+    const { gw, dst } = await spansOf(echo.headers["traceparent"]);
+    expect(gw).toMatchObject({ traceId: trace, parentSpanId: parent, traceState: "shop=1" });
+    expect(dst).toMatchObject({ traceId: trace, parentSpanId: gw.spanId });
+    expect(echo.headers["tracestate"]).toBe("shop=1");
+  });
+
+  it("continues a B3 context and traces what the gateway answers itself (404)", async () => {
+    const trace = "80f198ee56343ba864fe8b2a57d3eff7";
+    const parent = "e457b5a2e4d86bd1";
+    const r = await https("shop.example.com", "/b/b3", { b3: `${trace}-${parent}-1` });
+    const echo = JSON.parse(r.body) as { headers: Record<string, string> };
+    const { gw, dst } = await spansOf(echo.headers["traceparent"]);
+    expect(gw).toMatchObject({ traceId: trace, parentSpanId: parent });
+    expect(dst.parentSpanId).toBe(gw.spanId);
+    expect((await https("cart.example.com", "/", { b3: `${trace}-${parent}-1` })).status).toBe(404);
+    await otlp.waitFor((all) =>
+      all.some((x) => x.traceId === trace && x.attributes["http.response.status_code"] === 404),
+    );
+    const nf = otlp.spans.find(
+      (x) => x.traceId === trace && x.attributes["http.response.status_code"] === 404,
+    );
+    expect(nf).toMatchObject({
+      kind: "SPAN_KIND_CLIENT",
+      parentSpanId: parent,
+      status: "STATUS_CODE_ERROR",
+      attributes: { "nodemesh.reporter": "gateway", "nodemesh.response_flags": "NoRoute" },
+    });
+  });
+
+  it("keeps an HTTPS client's connection for its next requests (keep-alive, no new handshake)", async () => {
+    const agent = new HttpsAgent({ keepAlive: true, maxSockets: 1, ca: readFileSync(ca.cert) });
+    try {
+      const ports: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        ports.push(
+          await new Promise<number>((resolve, reject) => {
+            const req = httpsRequest(
+              {
+                host: "127.0.0.1",
+                port: HTTPS_PORT,
+                path: "/b/ka",
+                method: "POST",
+                servername: "shop.example.com",
+                headers: { host: "shop.example.com", "content-length": 1024 },
+                agent,
+              },
+              (res) => {
+                res.resume();
+                res.on("end", () => resolve(res.socket?.localPort ?? 0));
+              },
+            );
+            req.on("error", reject);
+            req.end(Buffer.alloc(1024, 97));
+          }),
+        );
+        await new Promise((r) => setImmediate(r));
+      }
+      expect(new Set(ports).size).toBe(1);
+    } finally {
+      agent.destroy();
+    }
   });
 
   it("redirects plain HTTP to HTTPS", async () => {

@@ -8,6 +8,7 @@ import { createAgent, type Agent } from "../../../agent/app.ts";
 import { parseAgentSettings } from "../../../agent/config.ts";
 import { LoopbackDatapath } from "../../../agent/datapath/loopback.ts";
 import { StaticConfigSource } from "../../../agent/state/source.ts";
+import type { MeshTracer } from "../../../agent/telemetry/tracing/index.ts";
 import { createTestCa, type TestCa } from "../../helpers/test-ca.ts";
 
 export const TD = "cluster.local";
@@ -91,7 +92,14 @@ export interface Harness {
   stop(): Promise<void>;
 }
 
-export async function startHarness(opts: { lifetimeMs?: number; settings?: Record<string, unknown> } = {}) {
+export async function startHarness(
+  opts: {
+    lifetimeMs?: number;
+    settings?: Record<string, unknown>;
+    /** a tracer per agent (request spans); default none: tracing off */
+    tracer?: (node: string) => MeshTracer;
+  } = {},
+) {
   const ca = createTestCa();
   const config = baseConfig("1", [ca.certPem]);
   const source = new StaticConfigSource(config);
@@ -118,6 +126,7 @@ export async function startHarness(opts: { lifetimeMs?: number; settings?: Recor
       configSource: source,
       signer: ca.signer({ lifetimeMs: opts.lifetimeMs ?? 3600_000 }),
       log: pino({ level: "info" }, sink).child({ node }),
+      ...(opts.tracer ? { tracer: opts.tracer(node) } : {}),
     });
   const dp = { a: new LoopbackDatapath(), b: new LoopbackDatapath() };
   const agents = { a: mk("node-a", dp.a), b: mk("node-b", dp.b) };

@@ -3,6 +3,7 @@
 import { describe, expect, it } from "vitest";
 import {
   agentEnvFor,
+  BENCH_LAYERS,
   BENCH_ROUTE,
   benchMeshSpec,
   CPU_PROF_ENV,
@@ -28,8 +29,13 @@ describe("bench mesh spec", () => {
 
   it("attaches one HTTPRoute to the HTTP service's port, routing every path back to it", () => {
     type Route = { apiVersion: string; kind: string; spec: { parentRefs: unknown; rules: unknown } };
-    const [route, ...rest] = benchMeshSpec(9000).extra as Route[];
-    expect(rest).toHaveLength(0);
+    const [route, layersRoute, ...policies] = benchMeshSpec(9000).extra as Route[];
+    expect(layersRoute?.spec.parentRefs).toEqual([
+      { group: "", kind: "Service", name: BENCH_LAYERS, port: 9000 },
+    ]);
+    // The layers path: every issue-8 layer on its own service, the bare route's service has none.
+    expect(policies.map((p) => p.kind)).toEqual(["TrafficPolicy", "RateLimitPolicy"]);
+    expect(JSON.stringify(policies)).not.toContain(`"name":"${BENCH_ROUTE}"`);
     expect(route).toMatchObject({ apiVersion: "gateway.networking.k8s.io/v1", kind: "HTTPRoute" });
     expect(route?.spec.parentRefs).toEqual([{ group: "", kind: "Service", name: BENCH_ROUTE, port: 9000 }]);
     expect(route?.spec.rules).toEqual([

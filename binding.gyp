@@ -45,7 +45,8 @@
         "native/addon/module.cc",
         "native/addon/datapath.cc",
         "native/addon/loader.cc",
-        "native/addon/sockets.cc"
+        "native/addon/sockets.cc",
+        "native/addon/fdcopy.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "native/include"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],

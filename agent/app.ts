@@ -16,6 +16,7 @@ import type { PodEnrollment } from "./node/cni-server.ts";
 import { IdentityManager, type CsrSigner } from "./identity/manager.ts";
 import { accessLogger, createLogger, type Logger } from "./log.ts";
 import { evaluateAuthz } from "./policy/authz.ts";
+import { plaintextPlan, samePlan, type MtlsPlan } from "./policy/peer-auth.ts";
 import { ConnectionManager } from "./proxy/connections.ts";
 import { explainPage } from "./proxy/explain-page.ts";
 import { InboundTunnel } from "./proxy/inbound.ts";
@@ -32,6 +33,11 @@ import { GatewayRole } from "./gateway/role.ts";
 import { inboundTracing, outboundTracing } from "./http/trace.ts";
 import { createResilience } from "./http/resilience.ts";
 import { LocalRateLimiter } from "./http/local-ratelimit.ts";
+import {
+  GlobalRateLimitReporter,
+  registerGlobalRateLimitMetrics,
+  type RateLimitChannel,
+} from "./http/global-report.ts";
 import { ResilienceMetrics } from "./telemetry/resilience.ts";
 import { RequestTelemetry } from "./telemetry/http.ts";
 import type { ConfigSource } from "./state/source.ts";
@@ -55,6 +61,8 @@ export interface AgentDeps {
   readonly onQuit?: () => void;
   /** Request spans over OTLP (main.ts loads it when an endpoint is configured); absent = tracing off. */
   readonly tracer?: MeshTracer;
+  /** Global rate limits' demand and shares (the controller client); absent = the initial split only. */
+  readonly rateLimitChannel?: RateLimitChannel;
 }
 
 export interface Agent {
@@ -73,14 +81,21 @@ export interface Agent {
   configDump(): object;
   /** Enrolment by pod UID, for the CNI plugin's socket (agent/node/cni-server.ts). */
   readonly pods: PodEnrollment;
+  /**
+   * Every workload the current config places on this node and its netns (undefined: unknown), enrolled
+   * or not: what a previous agent's enrollments may be pruned against (EbpfDatapath.pruneInherited).
+   */
+  placedWorkloads(): Promise<{ uid: string; netns: string | undefined }[]>;
 }
 
 interface Enrolled {
   readonly workload: WorkloadInfo;
   /** An egress gateway workload (docs/egress.md) is served by an EgressGateway instead. */
   readonly inbound: InboundTunnel | EgressGateway;
-  /** PeerAuthentication STRICT as last handed to the datapath. */
-  strict: boolean;
+  /** PeerAuthentication (default and per-port exceptions) as last applied by the datapath. */
+  mtls: MtlsPlan;
+  /** A change failed: the kernel may hold a stricter mix of `mtls` and the failed plan; rewrite next time. */
+  mtlsStale: boolean;
   /** Where it was enrolled: a recreated sandbox (new netns) of the same pod must re-enroll. */
   readonly netns: string | undefined;
 }
@@ -137,7 +152,13 @@ export function createAgent(deps: AgentDeps): Agent {
   const currentView = () => view as MeshView;
 
   const resilienceMetrics = new ResilienceMetrics(metrics.registry);
-  const limiter = new LocalRateLimiter({ metrics: resilienceMetrics });
+  const limiter = new LocalRateLimiter({ metrics: resilienceMetrics, node: settings.nodeName });
+  registerGlobalRateLimitMetrics(metrics.registry, limiter.global);
+  const globalRateLimits = new GlobalRateLimitReporter({
+    limiter,
+    channel: deps.rateLimitChannel,
+    view: () => view,
+  });
   const resilience = createResilience(settings, resilienceMetrics);
   if (deps.tracer) registerTracingMetrics(metrics.registry, deps.tracer);
   const tracingOut = deps.tracer ? outboundTracing(deps.tracer) : undefined;
@@ -165,6 +186,7 @@ export function createAgent(deps: AgentDeps): Agent {
     settings,
     defaultOutlier: DEFAULT_OUTLIER,
     log,
+    tracer: deps.tracer,
   });
   const outbound: OutboundProxy = new OutboundProxy({
     view: currentView,
@@ -218,7 +240,7 @@ export function createAgent(deps: AgentDeps): Agent {
     }
   });
 
-  async function enroll(w: WorkloadInfo, strict: boolean): Promise<void> {
+  async function enroll(w: WorkloadInfo, mtls: MtlsPlan): Promise<void> {
     // A Kubernetes pod comes with its UID, not its netns: found on this node (agent/node/).
     const where = await placer.place(w);
     const listeners = await datapath.enroll({
@@ -226,14 +248,14 @@ export function createAgent(deps: AgentDeps): Agent {
       address: w.address,
       netns: where.netns,
       cgroup: where.cgroup,
-      strict,
+      mtls,
     });
     const inbound =
       view && egress.isGateway(view, w.uid)
         ? egress.gateway(w.uid, listeners.inbound)
         : new InboundTunnel(w.uid, listeners.inbound, inboundDeps);
     outbound.attach(w.uid, listeners.outbound);
-    enrolled.set(w.uid, { workload: w, inbound, strict, netns: where.netns });
+    enrolled.set(w.uid, { workload: w, inbound, mtls, mtlsStale: false, netns: where.netns });
     identities.want(w.spiffeId);
     const svid = identities.get(w.spiffeId);
     if (svid) inbound.setCredentials(svid, identities.bundle);
@@ -277,17 +299,20 @@ export function createAgent(deps: AgentDeps): Agent {
       }
     }
     for (const [uid, w] of wanted) {
-      const strict = next.refusesPlaintext(w);
+      const mtls = planOf(next, w);
       const e = enrolled.get(uid);
       try {
-        if (!e) await enroll(w, strict);
-        else if (e.strict !== strict) {
-          await datapath.setStrict(uid, strict);
-          e.strict = strict;
-          log.info({ workload: uid, mtls: strict ? "STRICT" : "PERMISSIVE" }, "peer authentication changed");
+        if (!e) await enroll(w, mtls);
+        else if (e.mtlsStale || !samePlan(e.mtls, mtls)) {
+          await changeMtls(e, mtls);
         }
       } catch (err) {
-        log.error({ err, workload: uid }, "cannot enroll workload; its traffic is not captured");
+        log.error(
+          { err, workload: uid },
+          e
+            ? "cannot apply peer authentication; the previous enforcement stays"
+            : "cannot enroll workload; a previous agent's enrollment, if any, keeps it refused, else its traffic is not captured",
+        );
       }
     }
     endpoints.retain((key) => next.servicePort(key) !== undefined);
@@ -300,6 +325,14 @@ export function createAgent(deps: AgentDeps): Agent {
     const closed = connections.recheck((c) => evaluateAuthz(next.authorizationPoliciesFor(c.uid), c.request));
     log.info({ version: next.version, workloads: enrolled.size, closedByPolicy: closed }, "config applied");
     applied = true;
+  }
+
+  async function changeMtls(e: Enrolled, mtls: MtlsPlan): Promise<void> {
+    e.mtlsStale = true;
+    await datapath.setMtls(e.workload.uid, mtls);
+    e.mtls = mtls;
+    e.mtlsStale = false;
+    log.info({ workload: e.workload.uid, ...mtlsDump(mtls) }, "peer authentication changed");
   }
 
   const podUidOf = (w: WorkloadInfo) => w.entry.metadata.annotations?.[POD_UID_ANNOTATION];
@@ -315,7 +348,7 @@ export function createAgent(deps: AgentDeps): Agent {
     if (e?.netns === netns) return;
     if (e) await release(w.uid);
     try {
-      await enroll(w, v.refusesPlaintext(w));
+      await enroll(w, planOf(v, w));
     } catch (err) {
       log.error({ err, workload: w.uid, podUid }, "cannot enroll hinted pod; its sandbox stays held");
     }
@@ -425,6 +458,7 @@ export function createAgent(deps: AgentDeps): Agent {
       unsubscribe = deps.configSource.onConfig(onConfig);
       const first = deps.configSource.current();
       if (first) onConfig(first);
+      globalRateLimits.start();
       started = true;
       await chain;
     },
@@ -432,6 +466,7 @@ export function createAgent(deps: AgentDeps): Agent {
       if (stopping) return;
       stopping = true;
       unsubscribe?.();
+      globalRateLimits.stop();
       await chain;
       const result = await runWithDrain({
         stopAccepting: async () => {
@@ -476,6 +511,22 @@ export function createAgent(deps: AgentDeps): Agent {
     view: () => view,
     settled: () => chain,
     pods,
+    async placedWorkloads() {
+      const v = view;
+      // No config yet: nothing may be judged stale.
+      if (!v) return [{ uid: "(no config yet)", netns: undefined }];
+      return Promise.all(
+        v.localWorkloads().map(async (w) => {
+          const e = enrolled.get(w.uid);
+          if (e) return { uid: w.uid, netns: e.netns };
+          const netns = await placer.place(w).then(
+            (p) => p.netns,
+            () => undefined,
+          );
+          return { uid: w.uid, netns };
+        }),
+      );
+    },
     configDump() {
       const v = view;
       return {
@@ -487,7 +538,7 @@ export function createAgent(deps: AgentDeps): Agent {
           uid: e.workload.uid,
           address: e.workload.address,
           identity: e.workload.spiffeId,
-          mtls: e.strict ? "STRICT" : "PERMISSIVE",
+          ...mtlsDump(e.mtls),
           authorizationPolicies: v
             ?.authorizationPoliciesFor(e.workload.uid)
             .map((p) => `${p.metadata.namespace}/${p.metadata.name}`),
@@ -500,6 +551,7 @@ export function createAgent(deps: AgentDeps): Agent {
         egress: egress.dump(v),
         gateways: gateway.dump(),
         connectionPools: resilience.pools.dump(),
+        globalRateLimits: limiter.global.dump(),
         policies: {
           authorization: v?.config.authorizationPolicies.map(
             (p) => `${p.metadata.namespace}/${p.metadata.name} ${p.spec.action}`,
@@ -515,4 +567,17 @@ export function createAgent(deps: AgentDeps): Agent {
     },
   };
   return agent;
+}
+
+function planOf(v: MeshView, w: WorkloadInfo): MtlsPlan {
+  return plaintextPlan(v.config.peerAuthentications, w.entry, v.config.rootNamespace);
+}
+
+/** `mtls` is the default; `portLevelMtls` lists the ports that differ from it. */
+function mtlsDump(plan: MtlsPlan): { mtls: string; portLevelMtls: Record<string, string> } {
+  const mode = (strict: boolean) => (strict ? "STRICT" : "PERMISSIVE");
+  return {
+    mtls: mode(plan.strict),
+    portLevelMtls: Object.fromEntries(plan.ports.map((p) => [String(p.port), mode(p.strict)])),
+  };
 }

@@ -62,6 +62,11 @@ export const DEFAULT_CSR_RETRY_MIN_MS = 1_000;
 export const DEFAULT_CSR_RETRY_MAX_MS = 30_000;
 /** ztunnel self-termination default: 5 s for connections to finish before they are cut. */
 export const DEFAULT_DRAIN_MS = 5_000;
+/**
+ * How long the socket keeper holds the in-pod listeners with no agent connected: the bound on how
+ * long a new connection waits in the kernel for the next agent after a crash (docs/reliability.md).
+ */
+export const DEFAULT_KEEPER_GRACE_MS = 30_000;
 /** One definition, in the wire schema: the controller issues identities in the same trust domain. */
 export { DEFAULT_TRUST_DOMAIN };
 
@@ -80,6 +85,7 @@ export const ENV = Object.freeze({
   poolIdleMs: "NODEMESH_POOL_IDLE_MS",
   connectTimeoutMs: "NODEMESH_CONNECT_TIMEOUT_MS",
   drainMs: "NODEMESH_DRAIN_MS",
+  keeperGraceMs: "NODEMESH_KEEPER_GRACE_MS",
   protocolDetectionTimeoutMs: "NODEMESH_PROTOCOL_DETECTION_TIMEOUT_MS",
   metricsProfile: "NODEMESH_METRICS_PROFILE",
   defaultRequestTimeoutMs: "NODEMESH_DEFAULT_REQUEST_TIMEOUT_MS",
@@ -114,6 +120,7 @@ const schema = z
     csrRetryMinMs: ms.default(DEFAULT_CSR_RETRY_MIN_MS),
     csrRetryMaxMs: ms.default(DEFAULT_CSR_RETRY_MAX_MS),
     drainMs: ms.default(DEFAULT_DRAIN_MS),
+    keeperGraceMs: z.coerce.number().int().min(1_000).max(600_000).default(DEFAULT_KEEPER_GRACE_MS),
     protocolDetectionTimeoutMs: z.coerce
       .number()
       .int()

@@ -1,16 +1,23 @@
 // `nodemesh agent`: builds the real parts — the eBPF datapath (native addon), the controller client
 // (config stream + CSR signing) — hands them to createAgent, and owns the process: signals, exit codes.
 import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { createAgent } from "./app.ts";
+import { createAgent, type Agent } from "./app.ts";
 import { agentSettingsFromEnv, parseAgentSettings, type AgentSettingsInput } from "./config.ts";
 import { ControllerClient } from "./control/client.ts";
 import { EbpfDatapath } from "./datapath/ebpf.ts";
+import { KeptListeners } from "./datapath/kept-listeners.ts";
+import { KeeperClient } from "./datapath/keeper/client.ts";
 import { ConfigError } from "./errors.ts";
-import { createLogger } from "./log.ts";
+import { createLogger, type Logger } from "./log.ts";
 import { CniServer } from "./node/cni-server.ts";
 import { configSourceOf } from "./state/source.ts";
 import { loadTracer, tracingSettingsFromEnv, type MeshTracer } from "./telemetry/tracing/index.ts";
+
+/** The CLI that starts the socket keeper (`nodemesh keeper`, internal). */
+const BIN = join(dirname(fileURLToPath(import.meta.url)), "../bin/nodemesh.js");
 
 export const USAGE = `usage: nodemesh agent --node <name> --controller <host:port> --token-file <f> --ca-file <pem> [options]
 
@@ -28,7 +35,8 @@ export const USAGE = `usage: nodemesh agent --node <name> --controller <host:por
   Tracing: OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG, OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES,
   OTEL_BSP_* (see docs/tracing.md).
   Ports and timeouts: NODEMESH_ADMIN_PORT (15000), NODEMESH_METRICS_PORT (15020), NODEMESH_HEALTH_PORT (15021),
-  NODEMESH_HBONE_PORT (15008), NODEMESH_OUTBOUND_PORT (15001), NODEMESH_CONNECT_TIMEOUT_MS, NODEMESH_DRAIN_MS.
+  NODEMESH_HBONE_PORT (15008), NODEMESH_OUTBOUND_PORT (15001), NODEMESH_CONNECT_TIMEOUT_MS, NODEMESH_DRAIN_MS,
+  NODEMESH_KEEPER_GRACE_MS (30000: how long the node's socket keeper holds the in-pod listeners for the next agent).
 `;
 
 export interface AgentArgs {
@@ -116,6 +124,8 @@ export async function agentMain(argv: string[]): Promise<number> {
   };
   if (args.uninstall) {
     const dp = await EbpfDatapath.open(datapathOpts);
+    const keeper = await KeeperClient.find(args.pinDir).catch(() => undefined);
+    if (keeper) dp.useKeptListeners(new KeptListeners(keeper, { onKeepFailed: () => {} }));
     await dp.uninstall();
     log.info({ pinDir: args.pinDir }, "datapath uninstalled");
     return 0;
@@ -147,6 +157,8 @@ export async function agentMain(argv: string[]): Promise<number> {
     { pinDir: args.pinDir, adopted: datapath.adopted },
     datapath.adopted ? "re-adopted pinned datapath" : "datapath installed",
   );
+  const kept = await openKeeper(args.pinDir, settings.keeperGraceMs, log);
+  if (kept) datapath.useKeptListeners(kept);
   const client = new ControllerClient({
     address: args.controller,
     node: settings.nodeName,
@@ -172,6 +184,7 @@ export async function agentMain(argv: string[]): Promise<number> {
     datapath,
     configSource: configSourceOf(client),
     signer: client,
+    rateLimitChannel: client,
     log,
     version: "0.1.0",
     tracer,
@@ -184,9 +197,9 @@ export async function agentMain(argv: string[]): Promise<number> {
     await cni.listen();
   }
   void agent.whenReady(120_000).then(
-    () => {
-      const pruned = datapath.pruneInherited();
-      log.info({ ports: agent.ports, prunedStaleWorkloads: pruned }, "agent ready");
+    async () => {
+      await pruneStale(agent, datapath, log);
+      if (kept) await reportKept(kept, log);
     },
     (err: unknown) => log.warn({ err }, "agent not ready yet"),
   );
@@ -196,4 +209,67 @@ export async function agentMain(argv: string[]): Promise<number> {
     process.once("SIGINT", onSignal);
   });
   return 0;
+}
+
+/**
+ * The node's socket keeper (agent/datapath/keeper/), started when none runs. Without it the agent
+ * serves as before, but a crash then refuses new connections until the next agent listens.
+ */
+async function openKeeper(pinDir: string, graceMs: number, log: Logger): Promise<KeptListeners | undefined> {
+  try {
+    const keeper = await KeeperClient.open({
+      pinDir,
+      command: [BIN, "keeper"],
+      graceMs,
+    });
+    log.info(
+      { keeperPid: keeper.keeperPid, held: keeper.inheritedCount, graceMs: keeper.graceMs },
+      "socket keeper connected: the in-pod listeners outlive this agent",
+    );
+    return new KeptListeners(keeper, {
+      onKeepFailed: (key, err) =>
+        log.warn(
+          { err, listener: key },
+          "socket keeper did not take a listener; it will not outlive this agent",
+        ),
+    });
+  } catch (err) {
+    log.warn(
+      { err },
+      "no socket keeper: a crash of this agent refuses new connections until the next one listens",
+    );
+    return undefined;
+  }
+}
+
+/** After readiness: what was taken back from the keeper, and what it may close now. */
+async function reportKept(kept: KeptListeners, log: Logger): Promise<void> {
+  const dropped = await kept.dropUnadopted();
+  if (kept.adopted > 0 || dropped > 0)
+    log.info(
+      { adopted: kept.adopted, droppedStale: dropped, keeperPid: kept.keeperPid },
+      "took over listeners from the socket keeper",
+    );
+}
+
+/**
+ * After readiness: removes a previous agent's enrollments of pods the config no longer places here. A
+ * placed pod this agent could not enroll keeps its old enrollment (refused, never unmeshed).
+ */
+async function pruneStale(agent: Agent, datapath: EbpfDatapath, log: Logger): Promise<void> {
+  try {
+    const { pruned, kept, unresolved } = await datapath.pruneInherited(await agent.placedWorkloads());
+    if (kept.length > 0 || unresolved.length > 0) {
+      log.warn(
+        { keptInheritedEnrollments: kept.length, workloads: kept.map((k) => k.uid), unresolved },
+        "a previous agent's enrollment is kept for workloads this agent could not enroll: their traffic stays refused, not unmeshed",
+      );
+    }
+    log.info({ ports: agent.ports, prunedStaleWorkloads: pruned }, "agent ready");
+  } catch (err) {
+    log.error(
+      { err, ports: agent.ports },
+      "agent ready, but pruning a previous agent's enrollments failed; they stay",
+    );
+  }
 }

@@ -24,6 +24,8 @@ const commands: Record<string, () => Promise<Command>> = {
   demo: async () => (await import("../demo/demo.ts")).demoMain,
   controller: async () => (await import("../controller/main.ts")).controllerMain,
   agent: async () => (await import("../agent/main.ts")).agentMain,
+  // Internal: started by the agent (agent/datapath/keeper/keeper.ts), not listed in the help.
+  keeper: async () => (await import("../agent/datapath/keeper/keeper.ts")).keeperMain,
   lab: async () => (await import("../lab/cli.ts")).labCli,
   stat: async () => (await import("../cli/stat.ts")).statMain,
   tap: async () => (await import("../cli/tap.ts")).tapMain,

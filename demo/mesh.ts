@@ -60,6 +60,8 @@ export interface Mesh {
   startController(): Promise<LabProcess>;
   /** Stops an agent, then starts a new one (what a crash or a plain restart looks like). */
   restartAgent(node: string): Promise<RunningAgent>;
+  /** SIGKILLs an agent (a crash), and starts the next one `downMs` after it died. */
+  crashAgent(node: string, downMs: number): Promise<RunningAgent>;
   /**
    * Hand-over: starts the new agent while the old one still serves (both bind the in-pod ports with
    * SO_REUSEPORT), waits until the new one is ready, then stops the old one, which drains.
@@ -166,6 +168,15 @@ export async function startMesh(opts: MeshOptions): Promise<Mesh> {
       const a = mesh.agent(name);
       a.process.kill("SIGTERM");
       await a.process.exited;
+      a.process = spawnAgent(a.node, a.pinDir);
+      await waitHttp(lab, a.node.name, 15021, "/healthz/ready", a.process, `agent ${name}`);
+      return a;
+    },
+    async crashAgent(name, downMs) {
+      const a = mesh.agent(name);
+      a.process.kill("SIGKILL");
+      await a.process.exited;
+      await new Promise((r) => setTimeout(r, downMs));
       a.process = spawnAgent(a.node, a.pinDir);
       await waitHttp(lab, a.node.name, 15021, "/healthz/ready", a.process, `agent ${name}`);
       return a;

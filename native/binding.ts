@@ -9,11 +9,16 @@ export interface Failure {
 }
 /** [id, outboundPort, flags] */
 export type Workload = [bigint, number, number];
+/** [netnsCookie, port (host order), mode: NM_PORT_MTLS_*] */
+export type PortMtlsEntry = [bigint, number, number];
 export interface RawDatapath {
   isAdopted(): boolean;
   updateWorkload(kind: 0 | 1, id: bigint, outboundPort: number, flags: number): number;
   deleteWorkload(kind: 0 | 1, id: bigint): number;
   listWorkloads(kind: 0 | 1): Workload[] | number;
+  updatePortMtls(netnsCookie: bigint, port: number, mode: number): number;
+  deletePortMtls(netnsCookie: bigint, port: number): number;
+  listPortMtls(): PortMtlsEntry[] | number;
   setDestinations(addresses: string[], ports: number[]): number;
   setCaptureMode(allTcp: boolean, ports: number[], cidrs: string[], prefixes: number[]): number;
   originalDestination(fd: number): [string, number] | null | number;
@@ -47,10 +52,18 @@ export interface NativeAddon {
   mountBpffs(path: string): number;
   purgePins(pinDir: string): { errno: number; op: string };
   probe(): RawProbe;
+  /** pidfd_getfd: a copy of another process's fd, or -errno. */
+  copyFdFrom(pid: number, fd: number): number;
+  /** [host, port] of a listening IPv4 TCP socket, or -errno. */
+  listenerAddress(fd: number): [string, number] | number;
   agentMark: number;
   defaultOutboundPort: number;
   /** nm_workload.flags bit: PeerAuthentication STRICT enforced in the kernel. */
   workloadStrictFlag: number;
+  /** nm_port_mtls values (NM_PORT_MTLS_STRICT, NM_PORT_MTLS_PERMISSIVE) and capacity. */
+  portMtlsStrict: number;
+  portMtlsPermissive: number;
+  maxPortMtls: number;
 }
 
 /** Kernel ids of what one instance owns, for `bpftool` cross-checks and the admin page. */

@@ -11,7 +11,10 @@ import { statSync } from "node:fs";
 import type { Socket } from "node:net";
 import type { KernelObjects, RawDatapath } from "./binding.ts";
 import { CallSite, NativeError, invalid } from "./errors.ts";
+import { applyMtls, type MtlsState, type MtlsWrites, type PortMtls } from "./mtls.ts";
 import * as check from "./validate.ts";
+
+export type { PortMtls } from "./mtls.ts";
 
 export interface Destination {
   address: string;
@@ -30,13 +33,18 @@ export interface EnrollOptions {
   /**
    * PeerAuthentication STRICT, enforced in the kernel (netns enrollment only): TCP SYNs reaching the
    * workload's own listeners from outside its namespace are dropped; see native/bpf/ingress.bpf.c.
+   * The workload's default; `ports` overrides it port by port.
    */
   strict?: boolean;
+  /** Ports (target ports, as the pod receives them) whose mode differs from `strict`; netns only. */
+  ports?: readonly PortMtls[];
 }
 export interface WorkloadEntry {
   id: bigint;
   outboundPort: number;
   strict: boolean;
+  /** The per-port exceptions the kernel holds for it, by port (netns enrollments only). */
+  ports: PortMtls[];
 }
 export interface DatapathContext {
   pinDir: string;
@@ -44,6 +52,8 @@ export interface DatapathContext {
   cgroup2Mount: string;
   defaultOutboundPort: number;
   strictFlag: number;
+  /** nm_port_mtls values and capacity (native/include/mesh_shared.h). */
+  portMtls: { strict: number; permissive: number; max: number };
   cookieOf: (netnsPath: string) => Promise<bigint>;
 }
 
@@ -83,26 +93,90 @@ export class Datapath {
     if (result < 0) throw site.fail(op, result, subject);
   }
 
-  /** Redirect the meshed connections of the pod whose network namespace is at netnsPath. */
+  /**
+   * Redirect the meshed connections of the pod whose network namespace is at netnsPath, and enforce
+   * its PeerAuthentication plan (`strict` default, `ports` exceptions). Called again for an enrolled
+   * pod it moves the kernel to the new plan without ever refusing plaintext on fewer ports than
+   * before (native/mtls.ts); on failure it throws and the kernel enforces at least the previous plan.
+   */
   async enrollNetns(netnsPath: string, opts?: EnrollOptions): Promise<{ netnsCookie: bigint }> {
     const site = new CallSite(this.enrollNetns);
     const port = this.#port(opts);
+    const target: MtlsState = {
+      strict: opts?.strict ?? false,
+      ports: check.checkPortMtls(opts?.ports, this.#ctx.portMtls.max),
+    };
     this.#open(site);
     const netnsCookie = await this.#ctx.cookieOf(netnsPath);
-    Datapath.#check(
-      site,
-      "update enrolled netns",
-      this.#open(site).updateWorkload(NETNS, netnsCookie, port, opts?.strict ? this.#ctx.strictFlag : 0),
-      netnsPath,
+    const raw = this.#open(site);
+    const entry = this.#netnsEntry(site, raw, netnsCookie);
+    const from: MtlsState = { strict: entry?.strict ?? false, ports: this.#portsOf(site, raw, netnsCookie) };
+    const failure = applyMtls(
+      this.#writes(raw, netnsCookie, port),
+      from,
+      target,
+      entry === undefined || entry.outboundPort !== port,
     );
+    if (failure) {
+      const where = failure.port === undefined ? netnsPath : `port ${failure.port} of ${netnsPath}`;
+      throw site.fail(failure.op, failure.errno, where);
+    }
     return { netnsCookie };
   }
 
+  #writes(raw: RawDatapath, cookie: bigint, outboundPort: number): MtlsWrites {
+    const { strict: strictMode, permissive } = this.#ctx.portMtls;
+    return {
+      writeDefault: (strict) =>
+        raw.updateWorkload(NETNS, cookie, outboundPort, strict ? this.#ctx.strictFlag : 0),
+      writePort: (port, strict) => raw.updatePortMtls(cookie, port, strict ? strictMode : permissive),
+      deletePort: (port) => raw.deletePortMtls(cookie, port),
+    };
+  }
+
+  #netnsEntry(
+    site: CallSite,
+    raw: RawDatapath,
+    cookie: bigint,
+  ): { outboundPort: number; strict: boolean } | undefined {
+    const list = raw.listWorkloads(NETNS);
+    if (typeof list === "number") throw site.fail("list enrolled workloads", list);
+    const found = list.find(([id]) => id === cookie);
+    return found && { outboundPort: found[1], strict: (found[2] & this.#ctx.strictFlag) !== 0 };
+  }
+
+  /** The kernel's per-port entries, by netns cookie; a value that is not PERMISSIVE reads as STRICT, as in BPF. */
+  #allPorts(site: CallSite, raw: RawDatapath): Map<bigint, Map<number, boolean>> {
+    const list = raw.listPortMtls();
+    if (typeof list === "number") throw site.fail("list per-port PeerAuthentication entries", list);
+    const out = new Map<bigint, Map<number, boolean>>();
+    for (const [cookie, port, mode] of list) {
+      const ports = out.get(cookie) ?? new Map<number, boolean>();
+      ports.set(port, mode !== this.#ctx.portMtls.permissive);
+      out.set(cookie, ports);
+    }
+    return out;
+  }
+
+  #portsOf(site: CallSite, raw: RawDatapath, cookie: bigint): Map<number, boolean> {
+    return this.#allPorts(site, raw).get(cookie) ?? new Map();
+  }
+
+  /** Stops redirecting and filtering for the pod: its nm_netns entry first, then its port entries. */
   unenrollNetns(netnsCookie: bigint): void {
     const site = new CallSite(this.unenrollNetns);
     if (typeof netnsCookie !== "bigint" || netnsCookie <= 0n)
       throw invalid(`netns cookie ${String(netnsCookie)} must be a positive bigint`);
-    Datapath.#check(site, "delete enrolled netns", this.#open(site).deleteWorkload(NETNS, netnsCookie));
+    const raw = this.#open(site);
+    Datapath.#check(site, "delete enrolled netns", raw.deleteWorkload(NETNS, netnsCookie));
+    for (const port of this.#portsOf(site, raw, netnsCookie).keys()) {
+      Datapath.#check(
+        site,
+        "delete per-port PeerAuthentication entry",
+        raw.deletePortMtls(netnsCookie, port),
+        `port ${port} of netns cookie ${netnsCookie}`,
+      );
+    }
   }
 
   /** Redirect connections made by tasks in exactly this cgroup v2 directory (not its children). */
@@ -146,6 +220,7 @@ export class Datapath {
   /** What is enrolled now (including what a previous agent enrolled). */
   workloads(): { netns: WorkloadEntry[]; cgroups: WorkloadEntry[] } {
     const site = new CallSite(this.workloads);
+    const ports = this.#allPorts(site, this.#open(site));
     const list = (kind: 0 | 1): WorkloadEntry[] => {
       const result = this.#open(site).listWorkloads(kind);
       if (typeof result === "number") throw site.fail("list enrolled workloads", result);
@@ -153,12 +228,13 @@ export class Datapath {
         id,
         outboundPort,
         strict: (flags & this.#ctx.strictFlag) !== 0,
+        ports: kind === NETNS ? sortedPorts(ports.get(id)) : [],
       }));
     };
     return { netns: list(NETNS), cgroups: list(CGROUP) };
   }
 
-  /** Plaintext connection attempts (SYNs) dropped for STRICT workloads, by netns cookie, since install. */
+  /** Plaintext connection attempts (SYNs) dropped at STRICT ports, by netns cookie, since install. */
   plaintextDrops(): Map<bigint, bigint> {
     const site = new CallSite(this.plaintextDrops);
     const result = this.#open(site).plaintextDrops();
@@ -224,4 +300,8 @@ export class Datapath {
     this.#raw = undefined;
     if (result.errno < 0) throw site.fail(result.op, result.errno, this.pinDir);
   }
+}
+
+function sortedPorts(ports: ReadonlyMap<number, boolean> | undefined): PortMtls[] {
+  return [...(ports ?? [])].map(([port, strict]) => ({ port, strict })).sort((a, b) => a.port - b.port);
 }

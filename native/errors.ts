@@ -71,6 +71,18 @@ export function classifyErrno(op: string, errno: number): { code: NativeErrorCod
   if (name === "EBADF" && op.startsWith("datapath")) {
     return { code: "NODEMESH_ERR_NATIVE_CLOSED", hint: "the datapath was closed; call install() again" };
   }
+  if (name === "E2BIG" && op.includes("PeerAuthentication")) {
+    return {
+      code: "NODEMESH_ERR_NATIVE_BPF",
+      hint: "the per-port PeerAuthentication map (nm_port_mtls) is full: it holds the port-level exceptions of every workload of the node; the previous enforcement is kept",
+    };
+  }
+  if (name === "E2BIG" && op.includes("enrolled")) {
+    return {
+      code: "NODEMESH_ERR_NATIVE_BPF",
+      hint: "the map of enrolled workloads is full (see NM_MAX_WORKLOADS); the previous enforcement is kept",
+    };
+  }
   if (op.includes("network namespace") || op === "setns") {
     return {
       code: "NODEMESH_ERR_NATIVE_NETNS",

@@ -18,7 +18,7 @@ import type { FeatureReport } from "./features.ts";
 import * as check from "./validate.ts";
 
 export { Datapath } from "./datapath.ts";
-export type { Destination, CaptureMode, EnrollOptions, WorkloadEntry } from "./datapath.ts";
+export type { Destination, CaptureMode, EnrollOptions, PortMtls, WorkloadEntry } from "./datapath.ts";
 export type { KernelObjects } from "./binding.ts";
 export { NativeError } from "./errors.ts";
 export type { NativeErrorCode } from "./errors.ts";
@@ -132,6 +132,7 @@ export async function install(opts: InstallOptions = {}): Promise<Datapath> {
     cookieOf: netnsCookieOf,
     defaultOutboundPort: addon.defaultOutboundPort,
     strictFlag: addon.workloadStrictFlag,
+    portMtls: { strict: addon.portMtlsStrict, permissive: addon.portMtlsPermissive, max: addon.maxPortMtls },
   });
 }
 
@@ -258,6 +259,27 @@ export function setSocketMark(fd: number, mark: number): void {
   const site = new CallSite(setSocketMark);
   const err = native().addon.setMark(check.checkFd(fd), check.checkMark(mark));
   if (err < 0) throw site.fail("setsockopt SO_MARK", err, `fd ${fd}`);
+}
+
+/**
+ * A copy, in this process, of file descriptor `fd` of process `pid` (pidfd_getfd: the same open
+ * socket, held by both). Needs the right to ptrace `pid` (root, or CAP_SYS_PTRACE).
+ */
+export function copyFdFrom(pid: number, fd: number): number {
+  const site = new CallSite(copyFdFrom);
+  if (!Number.isInteger(pid) || pid <= 0)
+    throw site.error("NODEMESH_ERR_NATIVE_INVALID_ARGUMENT", `pid must be a positive integer, got ${pid}`);
+  const result = native().addon.copyFdFrom(pid, check.checkFd(fd));
+  if (result < 0) throw site.fail("pidfd_getfd", result, `fd ${fd} of pid ${pid}`);
+  return result;
+}
+
+/** The address a listening IPv4 TCP socket is bound to; throws when `fd` is anything else. */
+export function listenerAddress(fd: number): { host: string; port: number } {
+  const site = new CallSite(listenerAddress);
+  const result = native().addon.listenerAddress(check.checkFd(fd));
+  if (typeof result === "number") throw site.fail("inspect listener", result, `fd ${fd}`);
+  return { host: result[0], port: result[1] };
 }
 
 export { socketFd } from "./validate.ts";

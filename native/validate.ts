@@ -76,3 +76,27 @@ export function socketFd(socket: Socket): number {
   const handle = (socket as unknown as { _handle?: { fd?: unknown } })._handle;
   return checkFd(handle?.fd);
 }
+
+/**
+ * Per-port PeerAuthentication exceptions of one workload, as port → strict. At most `max` (the
+ * map's capacity for the whole node, so a longer list could never fit) and no port twice.
+ */
+export function checkPortMtls(ports: unknown, max: number): Map<number, boolean> {
+  if (ports === undefined) return new Map();
+  if (!Array.isArray(ports)) throw invalid("per-port mTLS modes must be an array of { port, strict }");
+  if (ports.length > max)
+    throw invalid(`per-port mTLS modes: ${ports.length} ports, the kernel map holds at most ${max}`);
+  const out = new Map<number, boolean>();
+  ports.forEach((entry: unknown, i) => {
+    const e = (typeof entry === "object" && entry !== null ? entry : {}) as {
+      port?: unknown;
+      strict?: unknown;
+    };
+    const port = checkPort(e.port, `per-port mTLS modes[${i}].port`);
+    if (typeof e.strict !== "boolean")
+      throw invalid(`per-port mTLS modes[${i}].strict ${JSON.stringify(e.strict)} must be a boolean`);
+    if (out.has(port)) throw invalid(`per-port mTLS modes[${i}].port ${port} is listed twice`);
+    out.set(port, e.strict);
+  });
+  return out;
+}

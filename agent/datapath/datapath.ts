@@ -10,6 +10,10 @@
 // - The datapath owns the servers: release() and close() close them; the agent never does.
 // - originalDestination() is synchronous and cheap: it is called once per accepted outbound socket.
 import type { Server, Socket } from "node:net";
+import { DatapathError } from "../errors.ts";
+import type { MtlsPlan } from "../policy/peer-auth.ts";
+
+export type { MtlsPlan, PortMtls } from "../policy/peer-auth.ts";
 
 /** A workload this node proxies, as the datapath needs to see it. */
 export interface LocalWorkload {
@@ -20,8 +24,8 @@ export interface LocalWorkload {
   /** Network namespace path or `ip netns` name; cgroup v2 path. One of them is set. */
   readonly netns: string | undefined;
   readonly cgroup: string | undefined;
-  /** PeerAuthentication STRICT: the datapath refuses plaintext reaching the workload from outside. */
-  readonly strict: boolean;
+  /** PeerAuthentication, per port: where STRICT, the datapath refuses plaintext reaching the workload from outside. */
+  readonly mtls: MtlsPlan;
 }
 
 export interface EnrolledListeners {
@@ -37,6 +41,15 @@ export interface Destination {
   readonly port: number;
 }
 
+/** A workload's entries in the kernel maps, read back (what the BPF programs see). */
+export interface KernelEnrollment {
+  readonly enrolled: boolean;
+  /** The default mode of its ports. */
+  readonly strict: boolean;
+  /** The per-port exceptions the kernel holds for it. */
+  readonly ports: readonly { readonly port: number; readonly strict: boolean }[];
+}
+
 export interface Datapath {
   enroll(w: LocalWorkload): Promise<EnrolledListeners>;
   release(uid: string): Promise<void>;
@@ -48,19 +61,49 @@ export interface Datapath {
    * datapath cannot capture everything, and the agent reports REGISTRY_ONLY as not applied.
    */
   setCaptureAll?(on: boolean): void;
-  /** Changes a workload's PeerAuthentication enforcement (STRICT refuses plaintext from outside). */
-  setStrict(uid: string, strict: boolean): Promise<void>;
+  /**
+   * Changes a workload's PeerAuthentication enforcement (its default and per-port exceptions). On any
+   * failure (a full kernel map, a kernel error) it rejects with an error naming the cause, and the
+   * datapath still refuses plaintext on at least the ports the previous plan refused it on.
+   */
+  setMtls(uid: string, plan: MtlsPlan): Promise<void>;
   /**
    * A connection to the workload's application (inbound delivery), started from inside the workload's
    * own namespace, so a STRICT workload still accepts it. Resolves once connect() has been issued; the
    * socket emits 'connect' or 'error' as usual.
    */
   connectApp(uid: string, address: string, port: number): Promise<Socket>;
-  /** Plaintext connection attempts refused for STRICT workloads, per workload, as running totals. */
+  /** Plaintext connection attempts refused at STRICT ports, per workload, as running totals. */
   plaintextRefused?(): { uid: string; count: number }[];
   /** The kernel's workload-map entry of an enrolled workload (`nodemesh explain`); undefined = not enrolled here. */
-  kernelEnrollment?(uid: string): { enrolled: boolean; strict: boolean } | undefined;
+  kernelEnrollment?(uid: string): KernelEnrollment | undefined;
   /** The destination the workload connected to, for a socket accepted on an outbound server. */
   originalDestination(socket: Socket): Destination | undefined;
   close(): Promise<void>;
+}
+
+/**
+ * Checks a plan before any datapath acts on it (both datapaths call it, so they refuse the same plans):
+ * a boolean default, ports 1-65535 each once. The error names the workload and the field.
+ */
+export function checkMtlsPlan(uid: string, plan: MtlsPlan): MtlsPlan {
+  if (typeof plan?.strict !== "boolean")
+    throw new DatapathError(
+      `workload ${uid}: mtls.strict must be a boolean, got ${JSON.stringify(plan?.strict)}`,
+    );
+  if (!Array.isArray(plan.ports)) throw new DatapathError(`workload ${uid}: mtls.ports must be an array`);
+  const seen = new Set<number>();
+  plan.ports.forEach((p, i) => {
+    const port: unknown = p?.port;
+    if (typeof port !== "number" || !Number.isInteger(port) || port < 1 || port > 65535)
+      throw new DatapathError(
+        `workload ${uid}: mtls.ports[${i}].port ${JSON.stringify(port)} is not a port 1-65535`,
+      );
+    if (typeof p.strict !== "boolean")
+      throw new DatapathError(`workload ${uid}: mtls.ports[${i}].strict must be a boolean`);
+    if (seen.has(port))
+      throw new DatapathError(`workload ${uid}: mtls.ports[${i}].port ${port} is listed twice`);
+    seen.add(port);
+  });
+  return plan;
 }

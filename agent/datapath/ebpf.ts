@@ -1,19 +1,31 @@
 // The real datapath: the native addon's cgroup/connect4 + sockops programs redirect an enrolled pod's
 // connects to meshed destinations to 127.0.0.1:<outboundPort> inside the pod's own network namespace,
 // where this agent holds a listener the addon opened there (ztunnel's in-pod model). The inbound HBONE
-// listener is opened in the pod's namespace the same way. The only importer of native/.
+// listener is opened in the pod's namespace the same way. With native-layer.ts, the only importer of native/.
 //
 // Invariants:
 // - A workload is enrolled in the kernel only after both its listeners exist, and unenrolled before they
 //   close, so a redirected connect never meets a closed port because of ordering on our side.
-// - close() keeps the kernel state (pins): while the agent restarts, a pod's meshed connects are refused
-//   (fail closed) instead of escaping the mesh; the next agent re-adopts the pins and re-enrolls.
+// - close() keeps the kernel state (pins): while the agent restarts, a pod's meshed connects never escape
+//   the mesh; the next agent re-adopts the pins and re-enrolls. With the node's socket keeper
+//   (kept-listeners.ts) the in-pod listeners survive too, so those connects wait in their accept queues
+//   for the next agent (up to the keeper's grace time); without it they are refused (fail closed).
 import { existsSync } from "node:fs";
-import { createServer, Socket, type Server } from "node:net";
+import { Socket, type Server } from "node:net";
 import { isAbsolute, join } from "node:path";
-import * as native from "../../native/index.ts";
+import type * as native from "../../native/index.ts";
 import { DatapathError } from "../errors.ts";
-import type { Datapath, Destination, EnrolledListeners, LocalWorkload } from "./datapath.ts";
+import type { KeptListeners } from "./kept-listeners.ts";
+import { NATIVE, type NativeLayer } from "./native-layer.ts";
+import {
+  checkMtlsPlan,
+  type Datapath,
+  type Destination,
+  type EnrolledListeners,
+  type KernelEnrollment,
+  type LocalWorkload,
+  type MtlsPlan,
+} from "./datapath.ts";
 
 export interface EbpfDatapathOptions {
   /** bpffs directory of this agent's programs and maps (one per agent on a kernel). */
@@ -24,13 +36,30 @@ export interface EbpfDatapathOptions {
   readonly hbonePort: number;
 }
 
+/** A workload the current config places on this node, and where (undefined: not known). */
+export interface PlacedWorkload {
+  readonly uid: string;
+  readonly netns: string | undefined;
+}
+
+export interface PruneResult {
+  /** Inherited enrollments removed: they belong to no workload placed here. */
+  readonly pruned: number;
+  /** Inherited enrollments kept for a placed workload this agent has not enrolled (its enroll failed). */
+  readonly kept: readonly { uid: string; netnsCookie: bigint }[];
+  /** Placed workloads not enrolled here whose netns could not be resolved: nothing was pruned. */
+  readonly unresolved: readonly string[];
+}
+
 interface Enrolled {
   readonly outbound: Server;
   readonly inbound: Server;
   readonly netnsCookie: bigint;
   readonly netnsPath: string;
   /** The pod's namespace held open: inbound delivery sockets are made in it. */
-  readonly netns: native.NetnsHandle;
+  readonly netns: Pick<native.NetnsHandle, "socket" | "close">;
+  /** Lets the socket keeper close its copies of the two listeners (the workload is gone for good). */
+  readonly forget: () => Promise<void>;
 }
 
 /** `ip netns` names live under /run/netns; absolute paths (e.g. /proc/<pid>/ns/net) are used as given. */
@@ -43,29 +72,61 @@ export function resolveNetnsPath(netns: string): string {
 export class EbpfDatapath implements Datapath {
   readonly #dp: native.Datapath;
   readonly #opts: EbpfDatapathOptions;
+  readonly #native: NativeLayer;
   readonly #enrolled = new Map<string, Enrolled>();
   /** Cookies a previous agent enrolled; pruned once this agent has enrolled its own workloads. */
   readonly #inherited: Set<bigint>;
   /** Set on agent shutdown: releases keep the kernel enrollment so the next agent takes over seamlessly. */
   #keepEnrollment = false;
+  /** The node's socket keeper, when there is one: the in-pod listeners outlive this agent. */
+  #kept: KeptListeners | undefined;
 
-  private constructor(dp: native.Datapath, opts: EbpfDatapathOptions) {
+  private constructor(dp: native.Datapath, opts: EbpfDatapathOptions, layer: NativeLayer) {
     this.#dp = dp;
     this.#opts = opts;
+    this.#native = layer;
     this.#inherited = new Set(dp.workloads().netns.map((w) => w.id));
   }
 
   /** Loads and attaches the programs, or re-adopts the pinned ones a previous agent left. */
-  static async open(opts: EbpfDatapathOptions): Promise<EbpfDatapath> {
-    const dp = await native.install({
+  static async open(opts: EbpfDatapathOptions, layer: NativeLayer = NATIVE): Promise<EbpfDatapath> {
+    const dp = await layer.install({
       pinDir: opts.pinDir,
       ...(opts.cgroupPath ? { cgroupPath: opts.cgroupPath } : {}),
     });
-    return new EbpfDatapath(dp, opts);
+    return new EbpfDatapath(dp, opts, layer);
   }
 
   get adopted(): boolean {
     return this.#dp.adopted;
+  }
+
+  /** From now on the in-pod listeners are taken from, and given to, the node's socket keeper. */
+  useKeptListeners(kept: KeptListeners): void {
+    this.#kept = kept;
+  }
+
+  async #listeners(path: string): Promise<{ outbound: Server; inbound: Server; forget(): Promise<void> }> {
+    const kept = this.#kept;
+    const cookie = kept ? await this.#native.netnsCookieOf(path) : undefined;
+    const open = (host: string, port: number) =>
+      kept && cookie !== undefined
+        ? kept.open(path, cookie, host, port)
+        : this.#native.listen(path, host, port);
+    const forget = async (ports: readonly (readonly [string, number])[]) => {
+      if (kept && cookie !== undefined) for (const [h, p] of ports) await kept.release(cookie, h, p);
+    };
+    const out: readonly [string, number] = ["127.0.0.1", this.#opts.outboundPort];
+    const inb: readonly [string, number] = ["0.0.0.0", this.#opts.hbonePort];
+    const outbound = await open(...out);
+    try {
+      const inbound = await open(...inb);
+      return { outbound, inbound, forget: () => forget([out, inb]) };
+    } catch (err) {
+      outbound.close();
+      await forget([out]);
+      throw err;
+    }
   }
 
   async enroll(w: LocalWorkload): Promise<EnrolledListeners> {
@@ -75,46 +136,28 @@ export class EbpfDatapath implements Datapath {
         `workload ${w.uid} has no network namespace; set spec.netns (cgroup-only workloads share the node's namespace and are not supported yet)`,
       );
     }
+    const plan = checkMtlsPlan(w.uid, w.mtls);
     const path = resolveNetnsPath(w.netns);
     if (!existsSync(path))
       throw new DatapathError(`network namespace ${path} of workload ${w.uid} does not exist`);
-    const outbound = await this.#serverInNetns(path, "127.0.0.1", this.#opts.outboundPort);
-    let inbound: Server;
+    const { outbound, inbound, forget } = await this.#listeners(path);
     try {
-      inbound = await this.#serverInNetns(path, "0.0.0.0", this.#opts.hbonePort);
-    } catch (err) {
-      outbound.close();
-      throw err;
-    }
-    try {
-      const netns = native.openNetns(path);
+      const netns = this.#native.openNetns(path);
       const { netnsCookie } = await this.#dp
-        .enrollNetns(path, { outboundPort: this.#opts.outboundPort, strict: w.strict })
+        .enrollNetns(path, { outboundPort: this.#opts.outboundPort, ...kernelPlan(plan) })
         .catch((err: unknown) => {
           netns.close();
           throw err;
         });
       this.#inherited.delete(netnsCookie);
-      this.#enrolled.set(w.uid, { outbound, inbound, netnsCookie, netnsPath: path, netns });
+      this.#enrolled.set(w.uid, { outbound, inbound, netnsCookie, netnsPath: path, netns, forget });
       return { outbound, inbound };
     } catch (err) {
       outbound.close();
       inbound.close();
+      await forget();
       throw err;
     }
-  }
-
-  async #serverInNetns(netnsPath: string, host: string, port: number): Promise<Server> {
-    const fd = await native.listenInNetns(netnsPath, host, port);
-    const server = createServer({ allowHalfOpen: true, noDelay: true });
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen({ fd }, () => {
-        server.off("error", reject);
-        resolve();
-      });
-    });
-    return server;
   }
 
   async release(uid: string): Promise<void> {
@@ -124,6 +167,7 @@ export class EbpfDatapath implements Datapath {
     if (!this.#keepEnrollment) this.#dp.unenrollNetns(e.netnsCookie);
     e.netns.close();
     await Promise.all([closeServer(e.outbound), closeServer(e.inbound)]);
+    if (!this.#keepEnrollment) await e.forget();
   }
 
   /**
@@ -134,18 +178,66 @@ export class EbpfDatapath implements Datapath {
     this.#keepEnrollment = true;
   }
 
-  /** Unenrolls namespaces a previous agent enrolled that this agent's config no longer places here. */
-  pruneInherited(): number {
-    const n = this.#inherited.size;
-    for (const cookie of this.#inherited) this.#dp.unenrollNetns(cookie);
-    this.#inherited.clear();
-    return n;
+  /**
+   * Unenrolls the namespaces a previous agent enrolled that belong to no workload the current config
+   * places here. An inherited enrollment of a placed workload this agent could not enroll is kept: it
+   * still redirects (to a port nobody listens on: refused) and filters, where removing it would let
+   * the pod bypass the mesh. When a placed, unenrolled workload's netns cannot be resolved to a
+   * cookie, any inherited enrollment may be its own, so none is removed (fail closed).
+   */
+  async pruneInherited(placed: readonly PlacedWorkload[]): Promise<PruneResult> {
+    const enrolledUids = new Set(this.#enrolled.keys());
+    const owners = new Map<bigint, string>();
+    const unresolved: string[] = [];
+    for (const w of placed) {
+      if (enrolledUids.has(w.uid)) continue;
+      const cookie = w.netns === undefined ? undefined : await this.#cookieOf(w.netns);
+      if (cookie === undefined) unresolved.push(w.uid);
+      else owners.set(cookie, w.uid);
+    }
+    const kept: { uid: string; netnsCookie: bigint }[] = [];
+    for (const cookie of this.#inherited) {
+      const uid = owners.get(cookie);
+      if (uid !== undefined) kept.push({ uid, netnsCookie: cookie });
+    }
+    if (unresolved.length > 0) return { pruned: 0, kept, unresolved };
+    let pruned = 0;
+    for (const cookie of [...this.#inherited]) {
+      if (owners.has(cookie)) continue;
+      this.#dp.unenrollNetns(cookie);
+      this.#inherited.delete(cookie);
+      pruned++;
+    }
+    return { pruned, kept, unresolved };
   }
 
-  async setStrict(uid: string, strict: boolean): Promise<void> {
+  async #cookieOf(netns: string): Promise<bigint | undefined> {
+    try {
+      return await this.#native.netnsCookieOf(resolveNetnsPath(netns));
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Moves the kernel to the new plan; on failure the kernel refuses plaintext on at least the ports
+   * the previous plan refused it on (native Datapath.enrollNetns), and the error says why.
+   */
+  async setMtls(uid: string, plan: MtlsPlan): Promise<void> {
     const e = this.#enrolled.get(uid);
     if (!e) throw new DatapathError(`workload ${uid} is not enrolled`);
-    await this.#dp.enrollNetns(e.netnsPath, { outboundPort: this.#opts.outboundPort, strict });
+    const checked = checkMtlsPlan(uid, plan);
+    try {
+      await this.#dp.enrollNetns(e.netnsPath, {
+        outboundPort: this.#opts.outboundPort,
+        ...kernelPlan(checked),
+      });
+    } catch (err) {
+      throw new DatapathError(
+        `cannot apply the PeerAuthentication of workload ${uid} in the kernel: ${(err as Error).message}`,
+        { cause: err },
+      );
+    }
   }
 
   /**
@@ -163,7 +255,7 @@ export class EbpfDatapath implements Datapath {
     return socket;
   }
 
-  /** Plaintext SYNs the kernel refused, per enrolled workload (STRICT), since the programs were installed. */
+  /** Plaintext SYNs the kernel refused at STRICT ports, per enrolled workload, since the programs were installed. */
   plaintextRefused(): { uid: string; count: number }[] {
     const drops = this.#dp.plaintextDrops();
     const out: { uid: string; count: number }[] = [];
@@ -175,11 +267,11 @@ export class EbpfDatapath implements Datapath {
   }
 
   /** Reads the kernel map back: what the BPF programs see, not what this agent believes it enrolled. */
-  kernelEnrollment(uid: string): { enrolled: boolean; strict: boolean } | undefined {
+  kernelEnrollment(uid: string): KernelEnrollment | undefined {
     const e = this.#enrolled.get(uid);
     if (!e) return undefined;
     const entry = this.#dp.workloads().netns.find((w) => w.id === e.netnsCookie);
-    return { enrolled: entry !== undefined, strict: entry?.strict ?? false };
+    return { enrolled: entry !== undefined, strict: entry?.strict ?? false, ports: entry?.ports ?? [] };
   }
 
   setMeshedDestinations(dsts: readonly Destination[]): void {
@@ -205,14 +297,20 @@ export class EbpfDatapath implements Datapath {
     this.#enrolled.clear();
     for (const e of all) e.netns.close();
     await Promise.all(all.flatMap((e) => [closeServer(e.outbound), closeServer(e.inbound)]));
+    this.#kept?.close();
     this.#dp.close();
   }
 
-  /** Removes every kernel object of this agent (`nodemesh agent --uninstall`). */
+  /** Removes every kernel object of this agent (`nodemesh agent --uninstall`), and stops its keeper. */
   async uninstall(): Promise<void> {
+    await this.#kept?.stopKeeper();
     await this.close().catch(() => undefined);
-    native.removePins(this.#opts.pinDir);
+    this.#native.removePins(this.#opts.pinDir);
   }
+}
+
+function kernelPlan(plan: MtlsPlan): { strict: boolean; ports: { port: number; strict: boolean }[] } {
+  return { strict: plan.strict, ports: plan.ports.map((p) => ({ port: p.port, strict: p.strict })) };
 }
 
 /** Stops listening at once; accepted connections are the proxy's to drain, so this does not wait for them. */
@@ -220,3 +318,5 @@ function closeServer(server: Server): Promise<void> {
   server.close();
   return Promise.resolve();
 }
+
+export type { NativeLayer } from "./native-layer.ts";

@@ -9,10 +9,19 @@
 // in `setMeshedDestinations` get no capture port (they bypass the mesh, as with the real datapath).
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { DatapathError } from "../errors.ts";
-import type { Datapath, Destination, EnrolledListeners, LocalWorkload } from "./datapath.ts";
+import {
+  checkMtlsPlan,
+  type Datapath,
+  type Destination,
+  type EnrolledListeners,
+  type LocalWorkload,
+  type MtlsPlan,
+} from "./datapath.ts";
 
 interface Enrolled {
   readonly workload: LocalWorkload;
+  /** The PeerAuthentication plan as last accepted (checked like the eBPF datapath, not enforced). */
+  mtls: MtlsPlan;
   readonly outbound: Server;
   readonly inbound: Server;
   readonly captures: Map<string, Server>;
@@ -33,11 +42,12 @@ export class LoopbackDatapath implements Datapath {
     if (!w.address.startsWith("127.")) {
       throw new DatapathError(`loopback datapath needs 127.0.0.0/8 workload addresses, got ${w.address}`);
     }
+    const mtls = checkMtlsPlan(w.uid, w.mtls);
     const inbound = createServer({ allowHalfOpen: true, noDelay: true });
     await listen(inbound, this.#hbonePort, w.address);
     // Not listening itself: capture ports emit 'connection' on it (see captureAddress).
     const outbound = createServer({ allowHalfOpen: true, noDelay: true });
-    this.#enrolled.set(w.uid, { workload: w, inbound, outbound, captures: new Map() });
+    this.#enrolled.set(w.uid, { workload: w, mtls, inbound, outbound, captures: new Map() });
     return { outbound, inbound };
   }
 
@@ -56,9 +66,19 @@ export class LoopbackDatapath implements Datapath {
     return this.#meshed.some((m) => m.address === dst.address && (m.port === 0 || m.port === dst.port));
   }
 
-  /** One host has no namespaces to filter: STRICT is not enforced by this datapath (test/dev only). */
-  async setStrict(uid: string, _strict: boolean): Promise<void> {
-    if (!this.#enrolled.has(uid)) throw new DatapathError(`workload ${uid} is not enrolled`);
+  /**
+   * One host has no namespaces to filter: the plan is checked and recorded (mtlsPlan) as the eBPF
+   * datapath would take it, but plaintext is not refused (test/dev only).
+   */
+  async setMtls(uid: string, plan: MtlsPlan): Promise<void> {
+    const e = this.#enrolled.get(uid);
+    if (!e) throw new DatapathError(`workload ${uid} is not enrolled`);
+    e.mtls = checkMtlsPlan(uid, plan);
+  }
+
+  /** The plan last accepted for an enrolled workload; undefined when it is not enrolled. */
+  mtlsPlan(uid: string): MtlsPlan | undefined {
+    return this.#enrolled.get(uid)?.mtls;
   }
 
   async connectApp(_uid: string, address: string, port: number): Promise<Socket> {

@@ -66,6 +66,7 @@ export function upstreamHandler(deps: UpstreamDeps): Handler<Exchange, ResponseH
             address: ep.address,
             hbonePort: deps.settings.hbonePort,
             expectedIdentity: ep.workload.spiffeId,
+            sourceAddress: ex.source.address,
             timeoutMs,
           },
           requestHeaders(ex, sp, ep),

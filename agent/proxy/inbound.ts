@@ -1,18 +1,29 @@
 // Inbound HBONE for one local workload (its 15008 listener, served by tunnel/hbone-server.ts). A stream
 // with any other method than CONNECT is one HTTP request (`agent/http/inbound.ts`). Per CONNECT stream
-// (ztunnel `serve_connect`): target IP not this workload → 400; policy denial → 401; application
-// unreachable → 503; else 200 and a two-way pipe to the application at <address>:<port>. Live connections
-// are tracked so a later policy change can cut them.
+// (ztunnel `serve_connect`): target IP not this workload → 400; peer node, identity and `for=` address
+// not agreeing (tunnel/source-check.ts) → 401 IdentityError; policy denial (on the proven client
+// address) → 401; application unreachable → 503; else 200 and a two-way pipe to the application at
+// <address>:<port>. Live connections are tracked so a later policy change can cut them.
 import type { IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
 import type { Server, Socket } from "node:net";
 import type { Logger } from "../log.ts";
 import { evaluateAuthz, parsePrincipal, type AuthzRequest } from "../policy/authz.ts";
+import { HostPeerNodes, plainIpv4, type PeerNodeResolver } from "../state/peer-nodes.ts";
 import type { MeshView, WorkloadInfo } from "../state/view.ts";
 import type { AgentMetrics, ConnRecord, TcpLabels } from "../telemetry/metrics.ts";
 import type { Svid } from "../tls/svid.ts";
 import type { ConnectionManager, TrackedConnection } from "./connections.ts";
 import { pipeBoth } from "./pipe.ts";
 import { HboneServer } from "./tunnel/hbone-server.ts";
+import {
+  authenticateSource,
+  parseForwarded,
+  sourceFacts,
+  type SourceRefusal,
+} from "./tunnel/source-check.ts";
+import { TlsFailureReporter } from "./tunnel/tls-failures.ts";
+
+export { parseForwarded } from "./tunnel/source-check.ts";
 
 /** Serves one per-request stream (the agent's HTTP inbound); `sourceAddress` is the proven client pod's. */
 export type RequestStreamHandler = (
@@ -37,20 +48,41 @@ export interface InboundDeps {
   /** Opens the connection to the local application (the datapath does it from inside the pod). */
   connectApp(uid: string, address: string, port: number): Promise<Socket>;
   readonly onRequest: RequestStreamHandler;
+  /** Names the node a tunnel comes from; default: this host's addresses and routes. */
+  readonly peerNodes?: PeerNodeResolver;
+}
+
+// One per agent (per deps object): the book of node addresses and the log rate limit are node-wide.
+const shared = new WeakMap<InboundDeps, { nodes: PeerNodeResolver; tls: TlsFailureReporter }>();
+
+function sharedOf(deps: InboundDeps): { nodes: PeerNodeResolver; tls: TlsFailureReporter } {
+  let s = shared.get(deps);
+  if (!s) {
+    const tls = new TlsFailureReporter({
+      log: deps.log,
+      count: (reason) => deps.metrics.security.tlsHandshakeFailed(reason),
+    });
+    shared.set(deps, (s = { nodes: deps.peerNodes ?? new HostPeerNodes(), tls }));
+  }
+  return s;
 }
 
 export class InboundTunnel {
   readonly uid: string;
   readonly #deps: InboundDeps;
   readonly #server: HboneServer;
+  readonly #peerNodes: PeerNodeResolver;
 
   constructor(uid: string, listener: Server, deps: InboundDeps) {
     this.uid = uid;
     this.#deps = deps;
+    const { nodes, tls } = sharedOf(deps);
+    this.#peerNodes = nodes;
     this.#server = new HboneServer(listener, {
       uid,
       log: deps.log,
       sessionIdleMs: deps.sessionIdleMs,
+      tlsFailures: tls,
       onStream: (stream, headers, principal) => this.#onStream(stream, headers, principal),
     });
   }
@@ -65,19 +97,17 @@ export class InboundTunnel {
 
   #onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, principal: string | undefined): void {
     const view = this.#deps.view();
-    const sourceIp = stream.session?.socket?.remoteAddress ?? "";
+    const tunnelSource = plainIpv4(stream.session?.socket?.remoteAddress ?? "");
+    const source = authenticateSource(view, this.#peerNodes, sourceFacts(headers, principal, tunnelSource));
     if (headers[":method"] !== "CONNECT") {
-      return this.#deps.onRequest(
-        this.uid,
-        stream,
-        headers,
-        principal,
-        provenSource(view, headers, principal) ?? sourceIp,
-      );
+      if (!source.ok) return this.#refuseRequest(stream, headers, principal, tunnelSource, source);
+      return this.#deps.onRequest(this.uid, stream, headers, principal, source.address);
     }
     const w = view.localWorkload(this.uid);
-    const labels = this.#labels(view, w, principal, headers);
+    const labels = this.#labels(w, principal, headers, source.ok ? source.workload : undefined);
     const target = parseAuthority(headers[":authority"]);
+    // The access log's source is the client pod once proven; until then the tunnel's own address.
+    const sourceIp = source.ok ? source.address : tunnelSource;
     const rec = this.#deps.metrics.record("inbound", labels, sourceIp, headers[":authority"] ?? "");
     const refuse = (status: number, flag: string, reason: string) => {
       labels.response_flags = flag;
@@ -93,7 +123,10 @@ export class InboundTunnel {
         `CONNECT target ${headers[":authority"] ?? "(none)"} is not ${w.address}`,
       );
     }
-    if (!principal) return refuse(401, "IdentityError", "peer certificate has no SPIFFE ID");
+    if (!source.ok) {
+      this.#deps.metrics.security.sourceRefused(source.reason);
+      return refuse(401, "IdentityError", `unauthenticated source (${source.reason}): ${source.message}`);
+    }
     const request: AuthzRequest = {
       principal,
       sourceIp,
@@ -109,6 +142,23 @@ export class InboundTunnel {
       if (stream.destroyed || stream.closed) return void this.#deps.metrics.finish(rec, true);
       this.#connect(stream, w, target, rec, labels, request, refuse);
     });
+  }
+
+  /** A per-request stream whose source is not proven: 401 before the HTTP layer sees it, logged once. */
+  #refuseRequest(
+    stream: ServerHttp2Stream,
+    headers: IncomingHttpHeaders,
+    principal: string | undefined,
+    tunnelSource: string,
+    source: { reason: SourceRefusal; message: string },
+  ): void {
+    this.#deps.metrics.security.sourceRefused(source.reason);
+    const labels = this.#labels(this.#deps.view().localWorkload(this.uid), principal, headers, undefined);
+    labels.response_flags = "IdentityError";
+    const rec = this.#deps.metrics.record("inbound", labels, tunnelSource, headers[":authority"] ?? "");
+    rec.reason = `unauthenticated source (${source.reason}): ${source.message}`;
+    if (!stream.destroyed) stream.respond({ ":status": 401 }, { endStream: true });
+    this.#deps.metrics.finish(rec, true);
   }
 
   #connect(
@@ -172,21 +222,17 @@ export class InboundTunnel {
   }
 
   #labels(
-    view: MeshView,
     w: WorkloadInfo | undefined,
     principal: string | undefined,
     headers: IncomingHttpHeaders,
+    src: WorkloadInfo | undefined,
   ): TcpLabels {
-    const fwd = parseForwarded(headers["forwarded"]);
-    const src = fwd.for ? view.workloadByAddress(fwd.for) : undefined;
-    // Trust the forwarded source only when the certificate proves that identity.
-    const srcOk = src !== undefined && src.spiffeId === principal;
     return {
       reporter: "destination",
-      source_workload: srcOk ? src.name : "unknown",
-      source_workload_namespace: srcOk ? src.namespace : parsePrincipal(principal).namespace || "unknown",
+      source_workload: src?.name ?? "unknown",
+      source_workload_namespace: src?.namespace ?? (parsePrincipal(principal).namespace || "unknown"),
       source_principal: principal ?? "unknown",
-      destination_service: fwd.host ?? "unknown",
+      destination_service: parseForwarded(headers["forwarded"]).host ?? "unknown",
       destination_workload: w?.name ?? "unknown",
       destination_workload_namespace: w?.namespace ?? "unknown",
       destination_principal: w?.spiffeId ?? "unknown",
@@ -196,17 +242,6 @@ export class InboundTunnel {
   }
 }
 
-/** The calling pod's address from `forwarded: for=`, only when the peer's certificate proves that pod. */
-function provenSource(
-  view: MeshView,
-  headers: IncomingHttpHeaders,
-  principal: string | undefined,
-): string | undefined {
-  const fwd = parseForwarded(headers["forwarded"]);
-  const src = fwd.for ? view.workloadByAddress(fwd.for) : undefined;
-  return src !== undefined && src.spiffeId === principal ? src.address : undefined;
-}
-
 export function parseAuthority(authority: string | undefined): { address: string; port: number } | undefined {
   if (!authority) return undefined;
   const i = authority.lastIndexOf(":");
@@ -214,23 +249,4 @@ export function parseAuthority(authority: string | undefined): { address: string
   const port = Number(authority.slice(i + 1));
   if (!Number.isInteger(port) || port < 1 || port > 65535) return undefined;
   return { address: authority.slice(0, i), port };
-}
-
-/** `forwarded: for="10.0.0.1";host="svc.ns"` (RFC 7239, the subset ztunnel sends). */
-export function parseForwarded(value: string | string[] | undefined): { for?: string; host?: string } {
-  const v = Array.isArray(value) ? value[0] : value;
-  if (!v) return {};
-  const out: { for?: string; host?: string } = {};
-  for (const part of v.split(";")) {
-    const eq = part.indexOf("=");
-    if (eq < 0) continue;
-    const k = part.slice(0, eq).trim().toLowerCase();
-    const val = part
-      .slice(eq + 1)
-      .trim()
-      .replace(/^"|"$/g, "");
-    if (k === "for") out.for = val.replace(/:\d+$/, "");
-    else if (k === "host") out.host = val;
-  }
-  return out;
 }

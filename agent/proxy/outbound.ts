@@ -153,6 +153,7 @@ export class OutboundProxy {
           expectedIdentity: ep.workload.spiffeId,
           authority: `${ep.address}:${ep.port}`,
           headers: { forwarded: forwarded(src, plan) },
+          sourceAddress: src.address,
           timeoutMs,
         });
         state?.outlier.success(ep.key);

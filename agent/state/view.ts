@@ -3,6 +3,9 @@
 // workloads of this node, and per-workload policies. Selection rules come from controller/api's
 // selectors, so the agent and the controller agree on what applies where.
 import {
+  gatewayIdentity,
+  gatewayNodes,
+  isOurGateway,
   durationMs,
   endpointsOf,
   policyAppliesTo,
@@ -87,9 +90,15 @@ export class MeshView {
   readonly config: MeshConfig;
   readonly version: string;
   readonly trustDomain: string;
+  /** This agent's node (MeshViewOptions.nodeName). */
+  readonly nodeName: string;
   readonly #byVip = new Map<string, ServicePortInfo>();
   readonly #byPortKey = new Map<string, ServicePortInfo>();
   readonly #byAddress = new Map<string, WorkloadInfo>();
+  /** "spiffeId node": that identity has a workload, or runs a Gateway, on that node (tunnel peer checks). */
+  readonly #identityOnNode = new Set<string>();
+  /** SPIFFE IDs of Gateways: their tunnels carry an external client's address, no workload's. */
+  readonly #gatewayIdentities = new Set<string>();
   readonly #local: WorkloadInfo[] = [];
   readonly #localByUid = new Map<string, WorkloadInfo>();
   readonly #authz = new Map<string, readonly AuthorizationPolicy[]>();
@@ -102,13 +111,21 @@ export class MeshView {
     this.config = config;
     this.version = config.version;
     this.trustDomain = config.trustDomain;
+    this.nodeName = opts.nodeName;
     for (const w of config.workloads) {
       const info = workloadInfo(w, config.trustDomain);
       this.#byAddress.set(info.address, info);
+      this.#identityOnNode.add(`${info.spiffeId} ${info.node}`);
       if (w.spec.node === opts.nodeName) {
         this.#local.push(info);
         this.#localByUid.set(info.uid, info);
       }
+    }
+    for (const g of config.gateways ?? []) {
+      if (!isOurGateway(g)) continue;
+      const id = gatewayIdentity(g, config.trustDomain);
+      this.#gatewayIdentities.add(id);
+      for (const n of gatewayNodes(g)) this.#identityOnNode.add(`${id} ${n}`);
     }
     for (const s of config.services) this.#indexService(s);
     const byUid = new Map([...this.#byAddress.values()].map((w) => [w.uid, w]));
@@ -150,6 +167,21 @@ export class MeshView {
 
   workloadByAddress(address: string): WorkloadInfo | undefined {
     return this.#byAddress.get(address);
+  }
+
+  /** Does some workload with this SPIFFE ID run on `node`? (A tunnel peer must be one of them.) */
+  identityOnNode(spiffeId: string, node: string): boolean {
+    return this.#identityOnNode.has(`${spiffeId} ${node}`);
+  }
+
+  /** Is this the identity of a Gateway (agent/gateway), which speaks for external clients? */
+  isGatewayIdentity(spiffeId: string): boolean {
+    return this.#gatewayIdentities.has(spiffeId);
+  }
+
+  /** Every workload, for per-node address books (agent/state/peer-nodes.ts). */
+  workloads(): IterableIterator<WorkloadInfo> {
+    return this.#byAddress.values();
   }
 
   localWorkloads(): readonly WorkloadInfo[] {

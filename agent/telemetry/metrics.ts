@@ -18,6 +18,7 @@
 import { createRequire } from "node:module";
 import type * as PromClient from "prom-client";
 import type { Logger } from "../log.ts";
+import { SecurityCounters } from "./security.ts";
 import { TapHub } from "./tap.ts";
 
 type DefaultMetric = (registry: PromClient.Registry, config: object) => void;
@@ -91,6 +92,8 @@ export class AgentMetrics {
   readonly registry = new Registry();
   /** `nodemesh tap`'s stream of finished connections (and, through app.ts, requests); idle = one check. */
   readonly tap = new TapHub();
+  /** What the inbound tunnel refused before policy: TLS handshakes, unauthenticated sources. */
+  readonly security = new SecurityCounters(this.registry);
   readonly #opened: Counter<TcpLabelName>;
   readonly #closed: Counter<TcpLabelName>;
   readonly #failed: Counter<TcpLabelName>;

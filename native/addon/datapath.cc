@@ -49,6 +49,15 @@ int ParseIp4(const Napi::Value& v, uint32_t* out) {
 
 Napi::Value Errno(Napi::Env env, int err) { return Napi::Number::New(env, err); }
 
+// The nm_port_mtls key of (cookie: bigint, port: number in host order), pads zeroed.
+struct nm_port_key PortKey(const Napi::CallbackInfo& info) {
+  bool lossless = false;
+  struct nm_port_key key = {};
+  key.netns_cookie = info[0].As<Napi::BigInt>().Uint64Value(&lossless);
+  key.port = htons(static_cast<uint16_t>(info[1].As<Napi::Number>().Uint32Value()));
+  return key;
+}
+
 }  // namespace
 
 Napi::FunctionReference Datapath::constructor;
@@ -60,6 +69,9 @@ Napi::Function Datapath::Init(Napi::Env env) {
        InstanceMethod("updateWorkload", &Datapath::UpdateWorkload),
        InstanceMethod("deleteWorkload", &Datapath::DeleteWorkload),
        InstanceMethod("listWorkloads", &Datapath::ListWorkloads),
+       InstanceMethod("updatePortMtls", &Datapath::UpdatePortMtls),
+       InstanceMethod("deletePortMtls", &Datapath::DeletePortMtls),
+       InstanceMethod("listPortMtls", &Datapath::ListPortMtls),
        InstanceMethod("setDestinations", &Datapath::SetDestinations),
        InstanceMethod("setCaptureMode", &Datapath::SetCaptureMode),
        InstanceMethod("originalDestination", &Datapath::OriginalDestination),
@@ -128,6 +140,46 @@ Napi::Value Datapath::ListWorkloads(const Napi::CallbackInfo& info) {
       pair.Set(1u, Napi::Number::New(env, ntohs(wl.outbound_port)));
       pair.Set(2u, Napi::Number::New(env, wl.flags));
       out.Set(n++, pair);
+    }
+    key = next;
+    prev = &key;
+  }
+  return out;
+}
+
+// updatePortMtls(cookie: bigint, port: number, mode: NM_PORT_MTLS_*) -> 0 | -errno (E2BIG: map full)
+Napi::Value Datapath::UpdatePortMtls(const Napi::CallbackInfo& info) {
+  if (!loader_ || !loader_->loaded()) return Errno(info.Env(), -EBADF);
+  struct nm_port_key key = PortKey(info);
+  uint32_t mode = info[2].As<Napi::Number>().Uint32Value();
+  int fd = loader_->map_fd(kMapPortMtls);
+  return Errno(info.Env(), bpf_map_update_elem(fd, &key, &mode, BPF_ANY) == 0 ? 0 : -errno);
+}
+
+// deletePortMtls(cookie: bigint, port: number) -> 0 | -errno; an absent entry is not an error.
+Napi::Value Datapath::DeletePortMtls(const Napi::CallbackInfo& info) {
+  if (!loader_ || !loader_->loaded()) return Errno(info.Env(), -EBADF);
+  struct nm_port_key key = PortKey(info);
+  int fd = loader_->map_fd(kMapPortMtls);
+  return Errno(info.Env(), bpf_map_delete_elem(fd, &key) == 0 || errno == ENOENT ? 0 : -errno);
+}
+
+// listPortMtls() -> Array<[cookie: bigint, port: number, mode: number]> | -errno
+Napi::Value Datapath::ListPortMtls(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!loader_ || !loader_->loaded()) return Errno(env, -EBADF);
+  int fd = loader_->map_fd(kMapPortMtls);
+  Napi::Array out = Napi::Array::New(env);
+  struct nm_port_key key = {}, next = {};
+  void* prev = nullptr;
+  uint32_t n = 0, mode = 0;
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    if (bpf_map_lookup_elem(fd, &next, &mode) == 0) {
+      Napi::Array entry = Napi::Array::New(env, 3);
+      entry.Set(0u, Napi::BigInt::New(env, static_cast<uint64_t>(next.netns_cookie)));
+      entry.Set(1u, Napi::Number::New(env, ntohs(next.port)));
+      entry.Set(2u, Napi::Number::New(env, mode));
+      out.Set(n++, entry);
     }
     key = next;
     prev = &key;

@@ -24,6 +24,9 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
   Napi::Value UpdateWorkload(const Napi::CallbackInfo& info);
   Napi::Value DeleteWorkload(const Napi::CallbackInfo& info);
   Napi::Value ListWorkloads(const Napi::CallbackInfo& info);
+  Napi::Value UpdatePortMtls(const Napi::CallbackInfo& info);
+  Napi::Value DeletePortMtls(const Napi::CallbackInfo& info);
+  Napi::Value ListPortMtls(const Napi::CallbackInfo& info);
   Napi::Value SetDestinations(const Napi::CallbackInfo& info);
   Napi::Value SetCaptureMode(const Napi::CallbackInfo& info);
   Napi::Value OriginalDestination(const Napi::CallbackInfo& info);

@@ -25,7 +25,7 @@ namespace {
 const char* const kMapNames[kMapCount] = {
     NM_MAP_NETNS,      NM_MAP_CGROUPS,    NM_MAP_DSTS,     NM_MAP_CONFIG,
     NM_MAP_EXCL_CIDRS, NM_MAP_EXCL_PORTS, NM_MAP_ORIG_SOCK, NM_MAP_ORIG_FLOW,
-    NM_MAP_DROPS};
+    NM_MAP_DROPS,      NM_MAP_PORT_MTLS};
 const char* const kProgNames[kProgCount] = {NM_PROG_CONNECT4, NM_PROG_SOCKOPS, NM_PROG_INGRESS,
                                            NM_PROG_GETPEERNAME4};
 const char* const kLinkNames[kProgCount] = {NM_LINK_CONNECT4, NM_LINK_SOCKOPS, NM_LINK_INGRESS,

@@ -26,6 +26,7 @@ enum MapIndex {
   kMapOrigSock,
   kMapOrigFlow,
   kMapDrops,
+  kMapPortMtls,
   kMapCount
 };
 
@@ -66,7 +67,7 @@ class Loader {
   bpf_object* objs_[kProgCount] = {};
   bpf_link* links_[kProgCount] = {};
   bool attached_now_[kProgCount] = {};
-  int map_fds_[kMapCount] = {-1, -1, -1, -1, -1, -1, -1, -1, -1};
+  int map_fds_[kMapCount] = {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1};
   bool adopted_ = false;
   std::string pin_dir_;
 };

@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "datapath.h"
+#include "fdcopy.h"
 #include "loader.h"
 #include "mesh_shared.h"
 #include "sockets.h"
@@ -243,9 +244,14 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("mountBpffs", Napi::Function::New(env, MountBpffs));
   exports.Set("purgePins", Napi::Function::New(env, PurgePinsJs));
   exports.Set("probe", Napi::Function::New(env, Probe));
+  exports.Set("copyFdFrom", Napi::Function::New(env, CopyFdFrom));
+  exports.Set("listenerAddress", Napi::Function::New(env, ListenerAddress));
   exports.Set("agentMark", Napi::Number::New(env, NM_AGENT_MARK));
   exports.Set("defaultOutboundPort", Napi::Number::New(env, NM_DEFAULT_OUTBOUND_PORT));
   exports.Set("workloadStrictFlag", Napi::Number::New(env, NM_WL_STRICT));
+  exports.Set("portMtlsStrict", Napi::Number::New(env, NM_PORT_MTLS_STRICT));
+  exports.Set("portMtlsPermissive", Napi::Number::New(env, NM_PORT_MTLS_PERMISSIVE));
+  exports.Set("maxPortMtls", Napi::Number::New(env, NM_MAX_PORT_MTLS));
   return exports;
 }
 

@@ -2,10 +2,11 @@
 /*
  * ingress.bpf.c - cgroup_skb/ingress, attached once at the cgroup v2 root by each agent instance.
  *
- * Enforces PeerAuthentication STRICT in the kernel: for a workload enrolled with NM_WL_STRICT (by
- * the netns cookie of the receiving socket), a TCP SYN that arrives at one of the workload's own
- * listeners through any interface but loopback is dropped - plaintext from outside the pod never
- * reaches the application. What still passes:
+ * Enforces PeerAuthentication STRICT in the kernel, per (workload, port): a TCP SYN that arrives at
+ * one of an enrolled workload's own listeners through any interface but loopback is dropped when
+ * the mode of its destination port is STRICT - plaintext from outside the pod never reaches that
+ * port of the application. The mode of a port is its nm_port_mtls entry (netns cookie, port) when
+ * there is one, else the workload's default (NM_WL_STRICT in nm_netns). What still passes:
  *   - the agent's in-pod listeners (HBONE 15008, outbound capture): they carry NM_AGENT_MARK;
  *   - connections made inside the pod over loopback, which includes the agent delivering a
  *     tunnelled connection from an in-pod socket;
@@ -22,11 +23,14 @@
 SEC("cgroup_skb/ingress")
 int nm_ingress(struct __sk_buff *skb)
 {
+	struct nm_port_key key = {};
 	struct nm_workload *wl;
 	struct bpf_sock *sk;
 	__u8 vihl, proto, flags;
 	__u64 cookie, one = 1, *count;
-	__u32 ihl;
+	__u32 ihl, *mode;
+	__u16 dport;
+	int strict;
 
 	if (skb->protocol != bpf_htons(ETH_P_IP) || skb->ingress_ifindex == NM_LOOPBACK_IFINDEX)
 		return 1;
@@ -47,7 +51,20 @@ int nm_ingress(struct __sk_buff *skb)
 		return 1;
 	cookie = bpf_get_netns_cookie(skb);
 	wl = bpf_map_lookup_elem(&nm_netns, &cookie);
-	if (!wl || !(wl->flags & NM_WL_STRICT))
+	if (!wl)
+		return 1;
+	strict = (wl->flags & NM_WL_STRICT) != 0;
+	/* Byte ihl + 13 was readable, so ihl + 2 is; should it fail anyway, drop (fail closed). */
+	if (bpf_skb_load_bytes(skb, ihl + 2, &dport, 2)) {
+		strict = 1;
+	} else {
+		key.netns_cookie = cookie;
+		key.port = dport; /* network order, as the agent writes it */
+		mode = bpf_map_lookup_elem(&nm_port_mtls, &key);
+		if (mode)
+			strict = *mode != NM_PORT_MTLS_PERMISSIVE;
+	}
+	if (!strict)
 		return 1;
 	count = bpf_map_lookup_elem(&nm_drops, &cookie);
 	if (count)

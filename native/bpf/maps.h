@@ -85,7 +85,7 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } nm_orig_flow SEC(".maps");
 
-/* Plaintext SYNs dropped by ingress.bpf.c (STRICT), by netns cookie of the workload; read by the agent. */
+/* Plaintext SYNs dropped by ingress.bpf.c (a STRICT port), by netns cookie of the workload; read by the agent. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, NM_MAX_WORKLOADS);
@@ -93,5 +93,14 @@ struct {
 	__type(value, __u64);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } nm_drops SEC(".maps");
+
+/* Per-port exceptions to a workload's STRICT/PERMISSIVE default, read by ingress.bpf.c. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, NM_MAX_PORT_MTLS);
+	__type(key, struct nm_port_key);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} nm_port_mtls SEC(".maps");
 
 #endif /* NODEMESH_BPF_MAPS_H */

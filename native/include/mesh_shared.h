@@ -26,6 +26,8 @@
 #define NM_MAX_EXCLUDED_CIDRS 1024
 #define NM_MAX_EXCLUDED_PORTS 1024
 #define NM_MAX_FLOWS 65536
+/* Per-port PeerAuthentication exceptions, all workloads together (a hash map: full = rejected). */
+#define NM_MAX_PORT_MTLS 16384
 
 /* Map names (the pinned file names under the pin directory; <= 15 chars, BPF_OBJ_NAME_LEN). */
 #define NM_MAP_NETNS "nm_netns"
@@ -37,6 +39,7 @@
 #define NM_MAP_ORIG_SOCK "nm_orig_sock"
 #define NM_MAP_ORIG_FLOW "nm_orig_flow"
 #define NM_MAP_DROPS "nm_drops"
+#define NM_MAP_PORT_MTLS "nm_port_mtls"
 
 /* Program names (as bpftool shows them) and their link pins under the pin directory. */
 #define NM_PROG_CONNECT4 "nm_connect4"
@@ -66,6 +69,25 @@ struct nm_workload {
  * agent delivers tunnelled connections to the application from inside the pod, over loopback.
  */
 #define NM_WL_STRICT 0x1
+
+/*
+ * Key of nm_port_mtls: one port of one workload (by netns cookie) whose PeerAuthentication mode
+ * differs from the workload's default (NM_WL_STRICT or not). The port is the destination port of
+ * the SYN as the pod receives it (the target port, what portLevelMtls names).
+ */
+struct nm_port_key {
+	__u64 netns_cookie;
+	__u16 port; /* network byte order */
+	__u16 pad;  /* must be 0 (keys are compared bytewise) */
+	__u32 pad2; /* must be 0 */
+};
+
+/*
+ * Value of nm_port_mtls. Anything but PERMISSIVE is read as STRICT, so a torn or unknown value
+ * can only drop plaintext, never admit it.
+ */
+#define NM_PORT_MTLS_STRICT 1u
+#define NM_PORT_MTLS_PERMISSIVE 2u
 
 /* Key of nm_dsts: a meshed destination; port 0 means every port of this address. */
 struct nm_dst_key {

@@ -22,6 +22,7 @@ import type { TLSSocket } from "node:tls";
 import type { Logger } from "../../log.ts";
 import { peerSpiffeId, serverTlsOptions, type Svid } from "../../tls/svid.ts";
 import { CONNECTION_WINDOW, MAX_CONCURRENT_STREAMS, STREAM_WINDOW } from "./settings.ts";
+import { classifyTlsFailure, type TlsFailureReporter } from "./tls-failures.ts";
 
 export interface HboneServerOptions {
   /** The workload whose listener this is (logs). */
@@ -29,12 +30,19 @@ export interface HboneServerOptions {
   readonly log: Logger;
   /** A session that carried no frame for this long is closed (0: never). */
   readonly sessionIdleMs: number;
+  /** Counts and logs rejected handshakes (absent: debug log only). */
+  readonly tlsFailures?: TlsFailureReporter;
   /** One stream, with the SPIFFE ID of the peer's certificate (undefined when it has none). */
   onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, principal: string | undefined): void;
 }
 
 /** Streams a session must have had before its share of premature resets is judged (Envoy: 500). */
 const PREMATURE_RESET_MIN = 100;
+/**
+ * A peer agent completes its TLS handshake in milliseconds; a connection that has not within this
+ * time is closed (Node's default is 120 s, long enough to hold thousands of idle sockets).
+ */
+const HANDSHAKE_TIMEOUT_MS = 10_000;
 
 interface ResetCount {
   streams: number;
@@ -47,6 +55,8 @@ export class HboneServer {
   readonly #opts: HboneServerOptions;
   readonly #peers = new WeakMap<Http2Session, string | undefined>();
   readonly #resets = new WeakMap<Http2Session, ResetCount>();
+  /** The peer address of each accepted socket: a TLS socket destroyed for a bad certificate forgets it. */
+  readonly #addresses = new WeakMap<Socket, string>();
   #server: Http2SecureServer | undefined;
   #pending: Socket[] = [];
   #closed = false;
@@ -63,6 +73,7 @@ export class HboneServer {
     if (this.#server) return void this.#server.setSecureContext(tls);
     const server = createSecureServer({
       ...tls,
+      handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
       allowHTTP1: false,
       settings: {
         enablePush: false,
@@ -76,7 +87,15 @@ export class HboneServer {
       if (this.#countPrematureResets(stream)) return;
       this.#opts.onStream(stream, headers, this.#peers.get(stream.session as Http2Session));
     });
-    server.on("tlsClientError", (err, socket) => {
+    server.on("tlsClientError", (err: NodeJS.ErrnoException, socket: TLSSocket) => {
+      const verdict = socket.authorizationError;
+      this.#opts.tlsFailures?.report({
+        reason: classifyTlsFailure(err, verdict),
+        code: err.code,
+        verdict: typeof verdict === "string" ? verdict : verdict?.message,
+        peer: socket.remoteAddress ?? this.#addressOf(socket),
+        workload: this.#opts.uid,
+      });
       if (this.#opts.log.isLevelEnabled("debug")) {
         this.#opts.log.debug(
           { err, peer: socket.remoteAddress, workload: this.#opts.uid },
@@ -98,12 +117,23 @@ export class HboneServer {
   readonly #onConnection = (socket: Socket): void => {
     if (this.#closed) return void socket.destroy();
     socket.setNoDelay(true);
+    if (socket.remoteAddress) this.#addresses.set(socket, socket.remoteAddress);
+    // The in-pod listener is opened half-open for the plain streams; a tunnel session has no use for
+    // a half-closed TCP connection (a FIN ends the session), and a peer that sends its FIN before any
+    // session exists must be closed at once rather than held until the handshake timeout.
+    socket.allowHalfOpen = false;
     if (this.#server) this.#server.emit("connection", socket);
     else {
       socket.on("error", () => {});
       this.#pending.push(socket);
     }
   };
+
+  /** The accepted socket under a TLS socket is Node's `_parent` (not typed; absent = unknown). */
+  #addressOf(tls: TLSSocket): string | undefined {
+    const parent = (tls as unknown as { _parent?: Socket })._parent;
+    return parent ? this.#addresses.get(parent) : undefined;
+  }
 
   #onSession(session: Http2Session): void {
     session.setLocalWindowSize(CONNECTION_WINDOW);

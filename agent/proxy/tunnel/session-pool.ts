@@ -16,6 +16,7 @@ import {
   type ClientHttp2Stream,
   type OutgoingHttpHeaders,
 } from "node:http2";
+import { connect as netConnect } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import { TunnelError } from "../../errors.ts";
 import { clientTlsOptions, type Svid } from "../../tls/svid.ts";
@@ -38,6 +39,12 @@ export interface SessionTarget {
   readonly expectedIdentity: string;
   /** Budget for TCP + TLS + HTTP/2 when a new session is needed. */
   readonly timeoutMs: number;
+  /**
+   * The source workload's address. Bound as the tunnel's local address only when it is a loopback one
+   * (the loopback datapath, where every "node" shares the host): the destination names the peer node by
+   * the tunnel's source address, and 127.0.0.1 would name none. A real node cannot bind a pod's address.
+   */
+  readonly sourceAddress?: string;
 }
 
 interface Conn {
@@ -156,7 +163,13 @@ export class SessionPool {
     const tlsOptions = clientTlsOptions(t.source, t.bundle, t.expectedIdentity);
     const session = h2connect(`https://${t.address}:${t.hbonePort}`, {
       createConnection: () => {
-        const socket = tlsConnect({ host: t.address, port: t.hbonePort, ...tlsOptions });
+        const bind = t.sourceAddress?.startsWith("127.") ? t.sourceAddress : undefined;
+        const socket = tlsConnect({
+          host: t.address,
+          port: t.hbonePort,
+          ...(bind ? { socket: netConnect({ host: t.address, port: t.hbonePort, localAddress: bind }) } : {}),
+          ...tlsOptions,
+        });
         // A request's HEADERS and its body's DATA leave in separate writes: with Nagle on, the body waits
         // for the ACK of the headers, which the peer delays (~40 ms) since it has nothing to send yet.
         socket.setNoDelay(true);

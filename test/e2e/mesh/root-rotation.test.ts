@@ -57,6 +57,8 @@ describe("root CA rotation", () => {
         probe.key,
         probe.cert,
         bothRoots,
+        // sa/client's pod on node 1, where this probe connects from: the source check passes.
+        fx.lab.pod(1, 1).address,
       ]);
       return r.stdout.trim();
     };

@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { LabHost } from "../../../lab/index.ts";
 import { opensslLeaf, opensslRoot, type PemPair } from "../../helpers/openssl-certs.ts";
 import { eventually, meshFixture, VIP, type MeshFixture } from "../../helpers/mesh-fixture.ts";
 
@@ -127,6 +128,18 @@ describe("impostors at a pod's HBONE port", () => {
       fx.mesh.caFile,
     ]);
     expect(viaH2.stdout.trim()).toMatch(/^(error |closed by server)/);
+    // The destination agent counts the rejected handshakes by reason and says so at info level.
+    await eventually("unknown_ca counted on node 2", async () =>
+      /nodemesh_tls_handshake_failures_total\{reason="unknown_ca"\} [1-9]/.test(
+        await fx.mesh.agentHttp("n2", 15020, "/metrics"),
+      ),
+    );
+    // The agents write their logs in batches (at least every 100 ms).
+    await eventually("the info line on node 2", () =>
+      fx
+        .agentLog("n2")
+        .some((l) => l["level"] === 30 && l["reason"] === "unknown_ca" && l["peer"] !== undefined),
+    );
   });
 
   it("a valid mesh certificate for an identity the policy does not allow gets 401", async () => {
@@ -147,11 +160,14 @@ describe("impostors at a pod's HBONE port", () => {
         intruder.cert,
         fx.mesh.caFile,
       ]);
-    // Without an ALLOW policy any mesh identity may connect (Istio semantics)...
-    expect((await run()).stdout.trim()).toBe("status 200");
+    // Even without an ALLOW policy: sa/intruder has no workload on node 1, where the tunnel comes from,
+    // so its certificate is no good there (agent/proxy/tunnel/source-check.ts).
+    expect((await run()).stdout.trim()).toBe("status 401");
+    expect(await fx.mesh.agentHttp("n2", 15020, "/metrics")).toMatch(
+      /nodemesh_tunnel_source_refused_total\{reason="identity_not_on_node"\} [1-9]/,
+    );
     fx.applyExtra([policy("allow-client", "ALLOW", ["cluster.local/ns/default/sa/client"])]);
     await policyActive("allow-client");
-    // ...with one, only the allowed identity does.
     expect((await run()).stdout.trim()).toBe("status 401");
     expect((await fx.curl("n1p1", `http://${VIP}/`, ["--fail"])).code).toBe(0);
     // A CONNECT for an address that is not the pod behind this port is refused too.
@@ -204,5 +220,122 @@ describe("peer authentication", () => {
 
     fx.applyExtra([]);
     await eventually("STRICT again", async () => (await plaintext()).code === 28);
+  });
+});
+
+describe("per-port peer authentication in the kernel", () => {
+  const echo = () => fx.lab.pod(2, 2);
+  // Server-first TCP (the echo pod's banner on 2525): prints the banner, or exits 28 like curl on a timeout.
+  const BANNER = `const [h, p] = process.argv.slice(1); const s = require("node:net").connect(Number(p), h);
+    setTimeout(() => { console.log("timeout"); process.exit(28); }, 2000);
+    s.once("data", (d) => { console.log(String(d).trim()); process.exit(0); });
+    s.once("error", (e) => { console.log("error " + e.code); process.exit(1); });`;
+  const banner = (where: LabHost | string) =>
+    fx.lab.exec(where, [process.execPath, "-e", BANNER, echo().address, "2525"]);
+  const http = (where: LabHost | string) =>
+    fx.lab.exec(where, ["curl", "-sS", "--max-time", "2", `http://${echo().address}:8080/plain`]);
+  // Node 1's own namespace is outside the mesh: plaintext from there reaches the pod directly.
+  const outside = () => fx.lab.node(1);
+  async function refusedCount(): Promise<number> {
+    const m = (await fx.mesh.agentHttp("n2", 15020, "/metrics")).match(
+      /nodemesh_plaintext_refused_total\{destination_workload="echo-n2p2",destination_workload_namespace="default"\} (\d+)/,
+    );
+    return m ? Number(m[1]) : 0;
+  }
+  const peerAuth = (mode: "STRICT" | "PERMISSIVE", port: string, portMode: "STRICT" | "PERMISSIVE") => ({
+    apiVersion: "nodemesh.io/v1alpha1",
+    kind: "PeerAuthentication",
+    metadata: { name: "echo-ports", namespace: "default" },
+    spec: {
+      selector: { matchLabels: { app: "echo" } },
+      mtls: { mode },
+      portLevelMtls: { [port]: { mode: portMode } },
+    },
+  });
+  async function applied(mtls: string, port: string, portMode: string): Promise<void> {
+    const want = new RegExp(`"mtls": ?"${mtls}", ?"portLevelMtls": ?\\{ ?"${port}": ?"${portMode}" ?\\}`);
+    await eventually(`echo ${mtls} with ${port} ${portMode} on node 2`, async () =>
+      want.test(JSON.stringify(JSON.parse(await fx.mesh.agentHttp("n2", 15000, "/config_dump")))),
+    );
+  }
+  async function meshReachesBothPorts(): Promise<void> {
+    expect((await fx.curl("n1p1", `http://${echo().address}:8080/`, ["--fail"])).code).toBe(0);
+    const viaMesh = await banner("n1p1");
+    expect(viaMesh.stdout.trim()).toBe("220 n2p2 ready");
+  }
+
+  it("STRICT with port 8080 PERMISSIVE: plaintext reaches 8080 only, the rest is dropped and counted", async () => {
+    fx.applyExtra([peerAuth("STRICT", "8080", "PERMISSIVE")]);
+    await applied("STRICT", "8080", "PERMISSIVE");
+    const admitted = await http(outside());
+    expect(admitted.code).toBe(0);
+    expect(JSON.parse(admitted.stdout)).toMatchObject({ pod: "n2p2", url: "/plain" });
+    const before = await refusedCount();
+    const refused = await banner(outside());
+    expect(refused.code, refused.stdout).toBe(28); // the SYN to 2525 is dropped: a filtered port
+    await eventually("the refused SYN counted", async () => (await refusedCount()) > before);
+    await meshReachesBothPorts();
+  });
+
+  it("PERMISSIVE with port 2525 STRICT: plaintext is dropped on 2525 only", async () => {
+    fx.applyExtra([peerAuth("PERMISSIVE", "2525", "STRICT")]);
+    await applied("PERMISSIVE", "2525", "STRICT");
+    expect((await http(outside())).code).toBe(0);
+    const before = await refusedCount();
+    const refused = await banner(outside());
+    expect(refused.code, refused.stdout).toBe(28);
+    await eventually("the refused SYN counted", async () => (await refusedCount()) > before);
+    await meshReachesBothPorts();
+
+    fx.applyExtra([]);
+    await eventually("STRICT on every port again", async () => (await http(outside())).code === 28);
+    expect((await banner(outside())).code).toBe(28);
+  });
+});
+
+describe("restart with a workload the new agent cannot enroll", () => {
+  it("keeps the previous agent's kernel enforcement of that workload instead of pruning it (no fail open)", async () => {
+    const echo = fx.lab.pod(2, 2);
+    const plaintext = () =>
+      fx.lab.exec(fx.lab.node(1), ["curl", "-sS", "--max-time", "2", `http://${echo.address}:8080/plain`]);
+    expect((await plaintext()).code).toBe(28);
+    const agent = fx.mesh.agent("n2");
+    agent.process.kill("SIGTERM");
+    await agent.process.exited; // it leaves its enrollments in the kernel for the next agent
+    // And its listeners with the node's socket keeper: without the keeper (killed here) the pod's
+    // 15008 is free for the blocker below.
+    const keeper = `nodemesh.js keeper --pin-dir ${agent.pinDir} `;
+    await fx.lab.exec(fx.lab.root, ["pkill", "-KILL", "-f", keeper]);
+    await eventually(
+      "the keeper gone",
+      async () => (await fx.lab.exec(fx.lab.root, ["pgrep", "-f", keeper])).code === 1,
+    );
+    // Something else holds 15008 in the pod: the next agent's HBONE listener there fails to bind.
+    const blocker = fx.lab.spawn(echo.name, [
+      process.execPath,
+      "-e",
+      `require("node:net").createServer().listen(15008, "0.0.0.0", () => console.log("blocking"))`,
+    ]);
+    try {
+      await blocker.waitForOutput("blocking");
+      await fx.mesh.restartAgent("n2"); // the old process is gone: this only starts the new agent
+      await agent.process.waitForOutput('"msg":"agent ready"', 30_000);
+      expect(agent.process.output).toMatch(
+        /"keptInheritedEnrollments":1,"workloads":\["default\/echo-n2p2"\]/,
+      );
+      // Still enrolled with the old agent's STRICT: plaintext is dropped, not let through.
+      expect((await plaintext()).code).toBe(28);
+    } finally {
+      blocker.kill("SIGKILL");
+      await blocker.exited;
+    }
+    // The next config enrolls it for real, and mesh traffic reaches it again.
+    fx.applyExtra([policy("after-blocker", "DENY", ["cluster.local/ns/default/sa/nobody"])]);
+    await eventually(
+      "echo-n2p2 served by the new agent",
+      async () => (await fx.curl("n1p1", `http://${echo.address}:8080/`, ["--fail"])).code === 0,
+    );
+    expect((await plaintext()).code).toBe(28);
+    fx.applyExtra([]);
   });
 });

@@ -258,11 +258,18 @@ describe("agent data plane (two agents, loopback datapath)", () => {
     });
     await new Promise<void>((r) => app.listen(9099, "127.0.2.2", r));
     const peer = h.ca.issue("spiffe://cluster.local/ns/default/sa/client");
+    // From the client workload's address and naming it, as its agent would: the source check passes and
+    // only the resets are under test.
     const session = h2connect("https://127.0.2.2:15008", {
-      key: peer.keyPem,
-      cert: peer.certPem,
-      ca: [h.ca.certPem],
-      checkServerIdentity: () => undefined,
+      createConnection: () =>
+        tlsConnect({
+          socket: netConnect({ host: "127.0.2.2", port: 15008, localAddress: "127.0.1.1" }),
+          key: peer.keyPem,
+          cert: peer.certPem,
+          ca: [h.ca.certPem],
+          ALPNProtocols: ["h2"],
+          checkServerIdentity: () => undefined,
+        }),
     });
     session.on("error", () => {});
     const goaway = new Promise<number>((r) => session.once("goaway", (code: number) => r(code)));
@@ -270,7 +277,11 @@ describe("agent data plane (two agents, loopback datapath)", () => {
     await new Promise<void>((r, j) => session.once("connect", () => r()).once("error", j));
     // The CVE-2023-44487 pattern: HEADERS then RST_STREAM at once, over and over, never waiting.
     for (let i = 0; i < 1000 && !session.destroyed; i++) {
-      const s = session.request({ ":method": "CONNECT", ":authority": "127.0.2.2:9099" });
+      const s = session.request({
+        ":method": "CONNECT",
+        ":authority": "127.0.2.2:9099",
+        forwarded: 'for="127.0.1.1"',
+      });
       s.on("error", () => {});
       s.close(constants.NGHTTP2_CANCEL);
     }

@@ -221,19 +221,19 @@ describe("PeerAuthentication", () => {
     expect(resolveMtlsMode([mesh, ns, port], w, 5432, "nodemesh-system")).toBe("STRICT");
     expect(resolveMtlsMode([mesh, port], w, 80, "nodemesh-system")).toBe("PERMISSIVE"); // UNSET inherits
   });
-  it("the datapath refuses plaintext only when the whole workload is STRICT", () => {
+  it("refusesPlaintext is the workload default; port exceptions are the plan's (plaintextPlan)", () => {
     const root = "nodemesh-system";
     expect(refusesPlaintext([], w, root)).toBe(true);
     expect(refusesPlaintext([pa("default", root, "PERMISSIVE")], w, root)).toBe(false);
     expect(refusesPlaintext([pa("default", root, "PERMISSIVE"), pa("ns", "data", "STRICT")], w, root)).toBe(
       true,
     );
-    // a PERMISSIVE port opens the workload in the kernel (per-workload filter): fail open, documented
+    // a PERMISSIVE port no longer opens the whole workload: the default stays STRICT
     const openPort = pa("port", "data", "STRICT", {
       selector: { matchLabels: { app: "db" } },
       portLevelMtls: { "5432": { mode: "PERMISSIVE" } },
     });
-    expect(refusesPlaintext([openPort], w, root)).toBe(false);
+    expect(refusesPlaintext([openPort], w, root)).toBe(true);
     // a policy of another namespace does not apply
     expect(refusesPlaintext([pa("other", "web", "PERMISSIVE")], w, root)).toBe(true);
   });

@@ -1,0 +1,81 @@
+// The client pod's address, authenticated, on the lab: AuthorizationPolicy ipBlocks see the source
+// pod (not the node it runs on), and the destination's access log names it. n1p1 (client) and n1p2
+// (echo) share node 1; both call n2p2 on node 2 by its pod address, so no balancing is involved.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { eventually, meshFixture, type MeshFixture } from "../../helpers/mesh-fixture.ts";
+
+let fx: MeshFixture;
+
+beforeAll(async () => {
+  fx = await meshFixture("msrc");
+}, 120_000);
+afterAll(async () => {
+  await fx?.close();
+});
+
+const denyFrom = (name: string, ipBlocks: string[]) => ({
+  apiVersion: "nodemesh.io/v1alpha1",
+  kind: "AuthorizationPolicy",
+  metadata: { name, namespace: "default" },
+  spec: {
+    selector: { matchLabels: { app: "echo" } },
+    action: "DENY",
+    rules: [{ from: [{ source: { ipBlocks } }] }],
+  },
+});
+
+async function policyOnNode2(name: string): Promise<void> {
+  await eventually(`policy ${name} on node 2`, async () =>
+    (await fx.mesh.agentHttp("n2", 15000, "/config_dump")).includes(name),
+  );
+}
+
+const target = () => `http://${fx.lab.pod(2, 2).address}:8080/`;
+const calls = async (pod: string, n: number) => {
+  let ok = 0;
+  for (let i = 0; i < n; i++) if ((await fx.curl(pod, target(), ["--fail"])).code === 0) ok++;
+  return ok;
+};
+
+describe("ipBlocks match the client pod's address", () => {
+  it("a DENY for one pod's address denies that pod and not its neighbour on the same node", async () => {
+    const client = fx.lab.pod(1, 1).address;
+    fx.applyExtra([denyFrom("deny-n1p1", [`${client}/32`])]);
+    await policyOnNode2("deny-n1p1");
+    expect(await calls("n1p1", 4)).toBe(0);
+    expect(await calls("n1p2", 4)).toBe(4);
+    // The destination's access log says who was denied: the pod, not node 1's address.
+    await eventually("the denial in node 2's access log", () =>
+      fx
+        .agentLog("n2")
+        .some(
+          (l) =>
+            l["log"] === "access" &&
+            l["direction"] === "inbound" &&
+            l["src.addr"] === client &&
+            l["response_flags"] === "AuthorizationPolicyDenied" &&
+            String(l["error"]).includes("deny-n1p1"),
+        ),
+    );
+    // Access lines are written in batches (agent/log.ts): the served ones may come in a later one.
+    const served = () =>
+      fx
+        .agentLog("n2")
+        .filter((l) => l["log"] === "access" && l["direction"] === "inbound" && l["response_flags"] === "-");
+    await eventually("n1p2's served calls in node 2's access log", () =>
+      served().some((l) => l["src.addr"] === fx.lab.pod(1, 2).address),
+    );
+    expect(served().map((l) => l["src.addr"])).not.toContain(fx.lab.node(1).address);
+  });
+
+  it("a DENY for the nodes' addresses no longer denies their pods", async () => {
+    // 10.0.0.1: node 1's address, where its tunnels come from; 10.1.2.1: node 2's address on its pods'
+    // veths, where same-node tunnels come from.
+    fx.applyExtra([denyFrom("deny-nodes", [fx.lab.node(1).address, "10.1.2.1"])]);
+    await policyOnNode2("deny-nodes");
+    expect(await calls("n1p1", 3)).toBe(3);
+    expect(await calls("n1p2", 3)).toBe(3);
+    expect(await calls("n2p1", 3)).toBe(3);
+    fx.applyExtra([]);
+  });
+});

@@ -1,0 +1,169 @@
+// agent/datapath/ebpf.ts over a fake native layer (test/unit/native/fake-kernel.ts): the prune after a
+// hand-over removes only what the config no longer places here, and per-port PeerAuthentication changes
+// either apply or fail with the previous enforcement kept.
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { EbpfDatapath, type NativeLayer } from "../../../agent/datapath/ebpf.ts";
+import type { LocalWorkload, MtlsPlan } from "../../../agent/datapath/datapath.ts";
+import { FakeKernel, PORT_PERMISSIVE, STRICT_FLAG } from "../native/fake-kernel.ts";
+
+const STRICT_8080_OPEN: MtlsPlan = { strict: true, ports: [{ port: 8080, strict: false }] };
+let dir: string;
+let servers: Server[];
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), "nm-ebpf-"));
+  servers = [];
+});
+afterEach(() => {
+  for (const s of servers) s.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** A netns "path" (a file, so the existence check passes) with its cookie. */
+function netns(name: string, cookie: bigint, cookies: Map<string, bigint>): string {
+  const path = join(dir, name);
+  writeFileSync(path, "");
+  cookies.set(path, cookie);
+  return path;
+}
+
+function layer(k: FakeKernel, cookies: Map<string, bigint>, unlistenable = new Set<string>()): NativeLayer {
+  return {
+    install: async () => k.datapath(cookies),
+    netnsCookieOf: async (path) => {
+      const c = cookies.get(path);
+      if (c === undefined) throw new Error(`network namespace ${path} does not exist`);
+      return c;
+    },
+    openNetns: (path) => ({ path, socket: () => -1, close: () => undefined }),
+    listen: async (path) => {
+      if (unlistenable.has(path)) throw new Error(`bind in ${path}: address in use`);
+      const s = createServer();
+      servers.push(s);
+      await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
+      return s;
+    },
+    removePins: () => undefined,
+  };
+}
+
+const workload = (
+  uid: string,
+  path: string | undefined,
+  mtls: MtlsPlan = STRICT_8080_OPEN,
+): LocalWorkload => ({
+  uid,
+  address: "10.0.0.1",
+  netns: path,
+  cgroup: undefined,
+  mtls,
+});
+
+const OPTS = { pinDir: "/sys/fs/bpf/test", outboundPort: 15001, hbonePort: 15008 };
+
+describe("EbpfDatapath.pruneInherited after a hand-over", () => {
+  it("keeps a placed workload whose enroll failed, re-enrolls the others, prunes only the unplaced", async () => {
+    const cookies = new Map<string, bigint>();
+    const [a, b] = [netns("a", 1n, cookies), netns("b", 2n, cookies)];
+    // The previous agent enrolled a, b and c (c is no longer in the config), each STRICT with 7070 open.
+    const k = new FakeKernel({
+      netns: [1n, 2n, 3n].map((c): [bigint, number, number] => [c, 15001, STRICT_FLAG]),
+      ports: [1n, 2n, 3n].map((c): [bigint, number, number] => [c, 7070, PORT_PERMISSIVE]),
+    });
+    const dp = await EbpfDatapath.open(OPTS, layer(k, cookies, new Set([a])));
+    await expect(dp.enroll(workload("ns/a", a))).rejects.toThrow(/address in use/);
+    await dp.enroll(workload("ns/b", b));
+
+    const result = await dp.pruneInherited([
+      { uid: "ns/a", netns: a },
+      { uid: "ns/b", netns: b },
+    ]);
+    expect(result).toEqual({ pruned: 1, kept: [{ uid: "ns/a", netnsCookie: 1n }], unresolved: [] });
+    // a keeps the previous agent's enforcement exactly; c is gone with its port entry.
+    expect(k.netns.get(1n)?.flags).toBe(STRICT_FLAG);
+    expect(k.ports.get("1:7070")).toBe(PORT_PERMISSIVE);
+    expect(k.netns.has(3n)).toBe(false);
+    expect(k.ports.has("3:7070")).toBe(false);
+    // b is this agent's now, with its own plan.
+    expect(k.ports.has("2:7070")).toBe(false);
+    expect(k.drops(2n, 8080)).toBe(false);
+    expect(k.drops(2n, 7070)).toBe(true);
+  });
+
+  it("prunes nothing when a placed workload's netns is unknown or cannot be resolved (fail closed)", async () => {
+    const k = new FakeKernel({ netns: [[3n, 15001, STRICT_FLAG]] });
+    const dp = await EbpfDatapath.open(OPTS, layer(k, new Map()));
+    const result = await dp.pruneInherited([
+      { uid: "ns/gone", netns: join(dir, "missing") },
+      { uid: "ns/pending", netns: undefined },
+    ]);
+    expect(result).toEqual({ pruned: 0, kept: [], unresolved: ["ns/gone", "ns/pending"] });
+    expect(k.netns.has(3n)).toBe(true);
+  });
+
+  it("prunes every inherited enrollment when the config places nothing here that is not enrolled", async () => {
+    const k = new FakeKernel({ netns: [[3n, 15001, STRICT_FLAG]], ports: [[3n, 80, PORT_PERMISSIVE]] });
+    const dp = await EbpfDatapath.open(OPTS, layer(k, new Map()));
+    expect(await dp.pruneInherited([])).toEqual({ pruned: 1, kept: [], unresolved: [] });
+    expect(k.netns.size + k.ports.size).toBe(0);
+  });
+});
+
+describe("EbpfDatapath.setMtls", () => {
+  it("applies per-port plans and reads them back from the kernel", async () => {
+    const cookies = new Map<string, bigint>();
+    const a = netns("a", 1n, cookies);
+    const k = new FakeKernel();
+    const dp = await EbpfDatapath.open(OPTS, layer(k, cookies));
+    await dp.enroll(workload("ns/a", a));
+    expect(dp.kernelEnrollment("ns/a")).toEqual({ enrolled: true, ...STRICT_8080_OPEN });
+    await dp.setMtls("ns/a", { strict: false, ports: [{ port: 9090, strict: true }] });
+    expect(dp.kernelEnrollment("ns/a")).toEqual({
+      enrolled: true,
+      strict: false,
+      ports: [{ port: 9090, strict: true }],
+    });
+    expect(k.drops(1n, 9090)).toBe(true);
+    expect(k.drops(1n, 8080)).toBe(false);
+  });
+
+  it("a full map is an error naming the workload, and the previous enforcement stays", async () => {
+    const cookies = new Map<string, bigint>();
+    const a = netns("a", 1n, cookies);
+    const k = new FakeKernel({ maxPorts: 2, ports: [[9n, 1, PORT_PERMISSIVE]] });
+    const dp = await EbpfDatapath.open(OPTS, layer(k, cookies));
+    await dp.enroll(workload("ns/a", a));
+    const plan: MtlsPlan = {
+      strict: true,
+      ports: [
+        { port: 8080, strict: false },
+        { port: 8081, strict: false },
+      ],
+    };
+    await expect(dp.setMtls("ns/a", plan)).rejects.toMatchObject({
+      code: "NODEMESH_ERR_DATAPATH",
+      message: expect.stringMatching(
+        /^cannot apply the PeerAuthentication of workload ns\/a in the kernel: add per-port PeerAuthentication entry \(port 8081 of .*\) failed: .*E2BIG.*is full/,
+      ),
+    });
+    expect(dp.kernelEnrollment("ns/a")).toEqual({ enrolled: true, ...STRICT_8080_OPEN });
+  });
+
+  it("refuses a bad plan with the field named, before any listener or map write", async () => {
+    const cookies = new Map<string, bigint>();
+    const a = netns("a", 1n, cookies);
+    const k = new FakeKernel();
+    const dp = await EbpfDatapath.open(OPTS, layer(k, cookies));
+    const bad = { strict: true, ports: [{ port: 70000, strict: false }] };
+    await expect(dp.enroll(workload("ns/a", a, bad))).rejects.toThrow(
+      "workload ns/a: mtls.ports[0].port 70000 is not a port 1-65535",
+    );
+    expect(servers).toHaveLength(0);
+    expect(k.log).toEqual([]);
+    await expect(dp.setMtls("ns/x", STRICT_8080_OPEN)).rejects.toThrow("workload ns/x is not enrolled");
+  });
+});

@@ -112,9 +112,12 @@ describe("connect redirection", () => {
   it("keeps 500 concurrent connections from two pods using the same source ports apart", async () => {
     const node = process.execPath;
     const flags = ["--disable-warning=ExperimentalWarning", CLIENT];
+    // Below the kernel's ephemeral range (32768-60999): no earlier connection of these pods (curl's
+    // ephemeral ports, in TIME_WAIT) can hold one of them, which made bind() fail with EADDRINUSE.
+    const firstPort = "21000";
     const [ra, rc] = await Promise.all([
-      runIn(a, node, [...flags, VIP_A, "80", "41000", "250"], 45_000),
-      runIn(c, node, [...flags, VIP_C, "81", "41000", "250"], 45_000),
+      runIn(a, node, [...flags, VIP_A, "80", firstPort, "250"], 45_000),
+      runIn(c, node, [...flags, VIP_C, "81", firstPort, "250"], 45_000),
     ]);
     for (const [pod, res, vip] of [
       [a, ra, `${VIP_A}:80`],

@@ -3,11 +3,11 @@
 // listeners the keeper still holds (after a crash, or beside a draining agent during a hand-over)
 // are taken back instead of opening new ones. Connections that arrived while no agent ran are in
 // their accept queues and are served as soon as the listener is taken back.
-import { closeSync } from "node:fs";
-import { createServer, type Server } from "node:net";
+import type { Server } from "node:net";
 import * as native from "../../native/index.ts";
 import type { KeeperClient } from "./keeper/client.ts";
 import { listenerKey } from "./keeper/protocol.ts";
+import { serveListener } from "./native-layer.ts";
 
 export interface KeptListenerEvents {
   /** The keeper refused or lost a listener: it will not survive a crash of this agent. */
@@ -39,10 +39,10 @@ export class KeptListeners {
     const kept = this.#keeper.adopt(key, host, port);
     if (kept !== undefined) {
       this.#adopted += 1;
-      return serve(kept);
+      return serveListener(kept);
     }
     const fd = await native.listenInNetns(netnsPath, host, port);
-    const server = await serve(fd);
+    const server = await serveListener(fd);
     await this.#keeper.hold(key, fd).catch((err: unknown) => this.#events.onKeepFailed(key, err as Error));
     return server;
   }
@@ -73,19 +73,4 @@ export class KeptListeners {
     await this.#keeper.stop().catch(() => undefined);
     this.#keeper.close();
   }
-}
-
-async function serve(fd: number): Promise<Server> {
-  const server = createServer({ allowHalfOpen: true, noDelay: true });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", (err) => {
-      closeSync(fd);
-      reject(err);
-    });
-    server.listen({ fd }, () => {
-      server.removeAllListeners("error");
-      resolve();
-    });
-  });
-  return server;
 }

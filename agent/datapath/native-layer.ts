@@ -22,7 +22,11 @@ export const NATIVE: NativeLayer = {
 };
 
 async function serverInNetns(netnsPath: string, host: string, port: number): Promise<Server> {
-  const fd = await native.listenInNetns(netnsPath, host, port);
+  return serveListener(await native.listenInNetns(netnsPath, host, port));
+}
+
+/** A net.Server over an in-pod listening socket (new, or taken back from the socket keeper). */
+export async function serveListener(fd: number): Promise<Server> {
   const server = createServer({ allowHalfOpen: true, noDelay: true });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);

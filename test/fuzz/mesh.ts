@@ -1,18 +1,13 @@
-// Two agents in this process on the loopback datapath for the end-to-end fuzzers, like
-// test/integration/agent/harness.ts but on addresses of their own (127.0.5.x on node-a, 127.0.6.x on
+// Two agents in this process on the loopback datapath for the end-to-end fuzzers: the integration
+// harness (test/integration/agent/harness.ts) over a mesh of its own, on addresses of its own (127.0.5.x on node-a, 127.0.6.x on
 // node-b), so a fuzz run and another engineer's integration run on the same machine never compete for
 // the same address and port. One client pod, an HTTP app and a TCP echo app, both on node-b.
 import { createServer as createHttpServer } from "node:http";
 import { createServer, type Server } from "node:net";
-import { Writable } from "node:stream";
-import { pino } from "pino";
 import type { MeshConfig } from "../../controller/api/index.ts";
-import { createAgent, type Agent } from "../../agent/app.ts";
-import { parseAgentSettings } from "../../agent/config.ts";
-import { LoopbackDatapath } from "../../agent/datapath/loopback.ts";
-import { StaticConfigSource } from "../../agent/state/source.ts";
-import { HEADER, workload } from "../integration/agent/harness.ts";
-import { createTestCa, type TestCa } from "../helpers/test-ca.ts";
+import type { LoopbackDatapath } from "../../agent/datapath/loopback.ts";
+import { HEADER, startHarness, workload } from "../integration/agent/harness.ts";
+import type { TestCa } from "../helpers/test-ca.ts";
 
 export const CLIENT = "127.0.5.1";
 export const WEB = { vip: "10.96.5.1", pod: "127.0.6.1", port: 18061 };
@@ -77,36 +72,12 @@ export async function startFuzzMesh(): Promise<FuzzMesh> {
   });
   await listen(web, WEB.port, WEB.pod);
   await listen(echo, ECHO.port, ECHO.pod);
-  const ca = createTestCa();
-  const source = new StaticConfigSource(config([ca.certPem]));
-  const quiet = new Writable({ write: (_c, _e, cb) => cb() });
-  const mk = (node: string, dp: LoopbackDatapath): Agent =>
-    createAgent({
-      settings: parseAgentSettings({
-        nodeName: node,
-        adminPort: 0,
-        metricsPort: 0,
-        healthPort: 0,
-        metricsHost: "127.0.0.1",
-        drainMs: 200,
-        connectTimeoutMs: 1000,
-      }),
-      datapath: dp,
-      configSource: source,
-      signer: ca.signer({ lifetimeMs: 3600_000 }),
-      log: pino({ level: "warn" }, quiet).child({ node }),
-    });
-  const dp = { a: new LoopbackDatapath(), b: new LoopbackDatapath() };
-  const agents = { a: mk("node-a", dp.a), b: mk("node-b", dp.b) };
-  await agents.a.start();
-  await agents.b.start();
-  await Promise.all([agents.a.whenReady(10_000), agents.b.whenReady(10_000)]);
+  const h = await startHarness({ config });
   return {
-    ca,
-    dp,
+    ca: h.ca,
+    dp: h.dp,
     async stop() {
-      await Promise.all([agents.a.stop(), agents.b.stop()]);
-      await Promise.all([dp.a.close(), dp.b.close()]);
+      await h.stop();
       web.close();
       echo.close();
     },

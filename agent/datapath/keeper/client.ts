@@ -157,16 +157,14 @@ async function retryDial(name: string, withinMs: number): Promise<Socket> {
 function handshake(socket: Socket): Promise<{ pid: number; held: HeldListener[]; graceMs: number }> {
   return new Promise((resolve, reject) => {
     socket.setEncoding("utf8");
-    let buf = "";
-    const onData = (chunk: string) => {
-      buf += chunk;
-      const nl = buf.indexOf("\n");
-      if (nl < 0) return;
+    // The hello reply is the first line; the client's own reader takes over for the rest.
+    const reader = new LineReader((line) => {
       socket.off("data", onData);
-      const reply = JSON.parse(buf.slice(0, nl)) as KeeperReply;
-      if (!reply.ok || !("pid" in reply)) return reject(new Error("socket keeper refused hello"));
-      resolve(reply);
-    };
+      const reply = JSON.parse(line) as KeeperReply;
+      if (!reply.ok || !("pid" in reply)) reject(new Error("socket keeper refused hello"));
+      else resolve(reply);
+    });
+    const onData = (chunk: string) => reader.push(chunk);
     socket.on("data", onData);
     socket.once("close", () => reject(new Error("socket keeper closed the connection")));
     socket.write(`${JSON.stringify({ op: "hello", pid: process.pid })}\n`);

@@ -98,10 +98,12 @@ export async function startHarness(
     settings?: Record<string, unknown>;
     /** a tracer per agent (request spans); default none: tracing off */
     tracer?: (node: string) => MeshTracer;
+    /** another mesh (its own addresses, e.g. the fuzzers'); default baseConfig() */
+    config?: (trustBundle: string[]) => MeshConfig;
   } = {},
 ) {
   const ca = createTestCa();
-  const config = baseConfig("1", [ca.certPem]);
+  const config = opts.config ? opts.config([ca.certPem]) : baseConfig("1", [ca.certPem]);
   const source = new StaticConfigSource(config);
   const logs: LogSink = { lines: [] };
   const sink = new Writable({

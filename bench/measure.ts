@@ -69,6 +69,14 @@ export interface PathResult {
   rssAfterLoadMiB: number[];
   rssHeldMiB: number[];
   held: number;
+  /** Extra keep-alive rounds run alternately with another path (`Measurer.round`), for close comparisons. */
+  rounds?: Round[];
+}
+
+/** One keep-alive round: p50 at a fixed rate and the closed-loop maximum. */
+export interface Round {
+  fixed: FixedRun;
+  max: MaxRun;
 }
 
 /** A path result with no figures yet (`available` false until the path really ran). */
@@ -149,6 +157,16 @@ export class Measurer {
       result.held = held.count;
     }
     return result;
+  }
+
+  /** One keep-alive round of `path` (see Round), settled after, to be alternated with another path's. */
+  async round(path: PathUnderTest, rate: number): Promise<Round> {
+    const pids = path.proxies.map((p) => p.pid);
+    const fixed = await this.#fixed(path, pids, "keepalive", rate);
+    await this.#settle(path, pids);
+    const max = await this.#max(path, pids, "keepalive");
+    await this.#settle(path, pids);
+    return { fixed, max };
   }
 
   /**

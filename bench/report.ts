@@ -3,7 +3,7 @@
 // latency and throughput, HAProxy in the same mode for what only proxies have: CPU, RSS, throughput
 // per core), and the issues' targets. Pure: no I/O, so the layout can be checked without a lab.
 import type { ConnMode } from "./loadgen-core.ts";
-import { emptyResult, type PathResult } from "./measure.ts";
+import { emptyResult, type PathResult, type Round } from "./measure.ts";
 
 export interface Row {
   label: string;
@@ -245,8 +245,26 @@ export function checkL7Targets(results: readonly PathResult[]): TargetCheck[] {
   ];
 }
 
-/** Issue 8's bound: the layers cost at most 10 % of throughput per core and of p50 at 1k rps. */
+/**
+ * Issue 8's bound: the layers cost at most 10 % of throughput per core and of p50. From the alternating
+ * rounds (bench/dataplane.ts pairedRounds) when they ran: the median of the per-round ratios, p50 at
+ * their fixed rate; otherwise from the single measurement of each path (throughput, p50 at 1k rps).
+ */
 export function checkLayersTargets(results: readonly PathResult[]): TargetCheck[] {
+  const layersR = get(results, LAYERS_TABLE.mesh)?.rounds ?? [];
+  const bareR = get(results, LAYERS_TABLE.peer)?.rounds ?? [];
+  const n = Math.min(layersR.length, bareR.length);
+  if (n > 0) {
+    const paired = (f: (l: Round, b: Round) => number) =>
+      Array.from({ length: n }, (_, i) => f(layersR[i]!, bareR[i]!));
+    const perCoreRatios = paired((l, b) => l.max.perCoreRps / b.max.perCoreRps);
+    const p50Ratios = paired((l, b) => l.fixed.p50 / b.fixed.p50);
+    const rate = per(bareR[0]!.fixed.rate);
+    return [
+      medianCheck(`L7 layers: throughput per core >= 0.9x the bare route`, perCoreRatios, (v) => v >= 0.9),
+      medianCheck(`L7 layers: p50 at ${rate} rps <= 1.1x the bare route`, p50Ratios, (v) => v <= 1.1),
+    ];
+  }
   const k = keyFigures(results, LAYERS_TABLE);
   const layers = ka1k(get(results, LAYERS_TABLE.mesh));
   const bare = ka1k(get(results, LAYERS_TABLE.peer));
@@ -259,6 +277,16 @@ export function checkLayersTargets(results: readonly PathResult[]): TargetCheck[
       "x",
     ),
   ];
+}
+
+/** The median of paired ratios against `ok`, the rounds' own ratios shown beside it. */
+function medianCheck(target: string, ratios: readonly number[], ok: (v: number) => boolean): TargetCheck {
+  const sorted = ratios.filter((r) => !Number.isNaN(r)).sort((a, b) => a - b);
+  if (sorted.length === 0) return { target, value: "not measured", ok: undefined };
+  const mid = sorted.length >> 1;
+  const median = sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  const each = ratios.map((r) => fmt(r)).join(", ");
+  return { target, value: `${fmt(median)}x (median of ${each})`, ok: ok(median) };
 }
 
 /** The targets of the tables that `tablesFor()` renders. */

@@ -71,8 +71,10 @@ export class Breakers {
   }
 
   #destination(key: string, settings: BreakerSettings): Destination {
-    const signature = JSON.stringify(settings);
     const have = this.#destinations.get(key);
+    // The same settings object (one per config snapshot) needs no signature: this runs per request.
+    if (have?.settings === settings) return have;
+    const signature = JSON.stringify(settings);
     if (have && have.signature === signature) return have;
     const d: Destination = { signature, settings, byEndpoint: new Map() };
     this.#destinations.set(key, d);

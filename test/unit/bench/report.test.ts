@@ -5,6 +5,7 @@ import type { FixedRun, PathResult } from "../../../bench/measure.ts";
 import {
   checkAllTargets,
   checkL7Targets,
+  checkLayersTargets,
   dataplaneRows,
   L4_TABLE,
   L7_TABLE,
@@ -98,5 +99,51 @@ describe("L7 report", () => {
     expect(none.every((c) => c.ok === undefined && c.value === "not measured")).toBe(true);
     expect(checkAllTargets([direct, hapHttp]).map((c) => c.target)).toEqual(none.map((c) => c.target));
     expect(checkAllTargets([direct, haproxy, hapHttp])).toHaveLength(5 + 3);
+  });
+});
+
+describe("layer-cost targets (issue 8)", () => {
+  const rounds = (pairs: [number, number][]) =>
+    pairs.map(([p50, perCoreRps]) => ({
+      fixed: { ...fixed("keepalive", p50, 1), rate: 500 },
+      max: { conn: "keepalive" as const, rps: 1000, errors: 0, proxyCpuS: 1, perCoreRps },
+    }));
+
+  it("takes the median of the alternating rounds' ratios, p50 at their rate", () => {
+    const bare = {
+      ...result("mesh-http", 1, 10, 1000),
+      rounds: rounds([
+        [1, 1000],
+        [1, 1000],
+        [1, 1000],
+      ]),
+    };
+    // One outlier round (0.5x) does not decide: the median is 0.95x.
+    const layers = {
+      ...result("mesh-http-layers", 2, 12, 500),
+      rounds: rounds([
+        [1.05, 950],
+        [1.02, 500],
+        [1.2, 960],
+      ]),
+    };
+    const [tput, p50] = checkLayersTargets([bare, layers]);
+    expect(tput).toEqual({
+      target: "L7 layers: throughput per core >= 0.9x the bare route",
+      value: "0.950x (median of 0.950, 0.500, 0.960)",
+      ok: true,
+    });
+    expect(p50?.target).toBe("L7 layers: p50 at 500 rps <= 1.1x the bare route");
+    expect(p50?.ok).toBe(true);
+    expect(p50?.value.startsWith("1.05")).toBe(true);
+  });
+
+  it("falls back to the single measurements without rounds", () => {
+    const [tput, p50] = checkLayersTargets([
+      result("mesh-http", 1, 10, 1000),
+      result("mesh-http-layers", 1.2, 12, 850),
+    ]);
+    expect(tput?.ok).toBe(false);
+    expect(p50).toMatchObject({ target: "L7 layers: p50 at 1k rps <= 1.1x the bare route", ok: false });
   });
 });

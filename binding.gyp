@@ -46,7 +46,8 @@
         "native/addon/datapath.cc",
         "native/addon/loader.cc",
         "native/addon/sockets.cc",
-        "native/addon/fdcopy.cc"
+        "native/addon/fdcopy.cc",
+        "native/addon/source_address.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "native/include"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],

@@ -213,7 +213,8 @@ export function createAgent(deps: AgentDeps): Agent {
     log,
     appConnectTimeoutMs: settings.connectTimeoutMs,
     sessionIdleMs: sessionIdleMs(settings.pingIntervalMs),
-    connectApp: (uid: string, address: string, port: number) => datapath.connectApp(uid, address, port),
+    connectApp: (uid: string, address: string, port: number, source?: string) =>
+      datapath.connectApp(uid, address, port, source),
     onRequest: (...args: [string, ServerHttp2Stream, IncomingHttpHeaders, string | undefined, string]) =>
       serveInboundRequest(
         {
@@ -259,6 +260,11 @@ export function createAgent(deps: AgentDeps): Agent {
     identities.want(w.spiffeId);
     const svid = identities.get(w.spiffeId);
     if (svid) inbound.setCredentials(svid, identities.bundle);
+    if (listeners.sourceUnavailable !== undefined)
+      log.warn(
+        { workload: w.uid, reason: listeners.sourceUnavailable },
+        "opaque TCP reaches this workload from its own address, not the client's",
+      );
     log.info({ workload: w.uid, address: w.address, identity: w.spiffeId }, "workload enrolled");
   }
 

@@ -48,6 +48,16 @@ export interface NativeAddon {
   setMark(fd: number, mark: number): number;
   openNetns(path: string): number | Failure;
   socketInNetnsSync(nsFd: number, mark: number): number | Failure;
+  /** IP_TRANSPARENT bind of an unconnected TCP socket to a (possibly foreign) IPv4 address. */
+  bindSource(fd: number, ip: string): number | Failure;
+  /** tcp_fwmark_accept, the fwmark rule and the local route of delivery replies in a namespace. */
+  routeDeliveryReplies(
+    nsFd: number,
+    mark: number,
+    table: number,
+    pref: number,
+    remove: boolean,
+  ): number | Failure;
   isBpffs(path: string): number;
   mountBpffs(path: string): number;
   purgePins(pinDir: string): { errno: number; op: string };
@@ -57,6 +67,8 @@ export interface NativeAddon {
   /** [host, port] of a listening IPv4 TCP socket, or -errno. */
   listenerAddress(fd: number): [string, number] | number;
   agentMark: number;
+  /** SO_MARK of inbound delivery sockets (NM_DELIVERY_MARK): exempt from connect4, replies routed by it. */
+  deliveryMark: number;
   defaultOutboundPort: number;
   /** nm_workload.flags bit: PeerAuthentication STRICT enforced in the kernel. */
   workloadStrictFlag: number;

@@ -6,6 +6,7 @@
 // build/Release/ (node-gyp); the BPF objects (connect, sockops, ingress, getpeername .bpf.o) sit next to it.
 // It is loaded lazily, so importing this module never fails on a machine without the build.
 import { closeSync, existsSync, readFileSync, statSync } from "node:fs";
+import { isIPv4 } from "node:net";
 import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -58,6 +59,15 @@ function native(): { addon: NativeAddon; dir: string } {
 export function agentMark(): number {
   return native().addon.agentMark;
 }
+
+/** The mark of inbound delivery sockets (see NetnsHandle.routeDeliveryReplies). */
+export function deliveryMark(): number {
+  return native().addon.deliveryMark;
+}
+
+/** The pod-namespace routing table and rule priority of delivery replies (unused by anything else). */
+export const DELIVERY_TABLE = 1338;
+export const DELIVERY_RULE_PREF = 1338;
 export function defaultOutboundPort(): number {
   return native().addon.defaultOutboundPort;
 }
@@ -230,10 +240,43 @@ export class NetnsHandle {
     return fd;
   }
 
+  /**
+   * Makes the namespace route the application's replies on delivery connections (sockets marked
+   * deliveryMark() and bound with bindSource()) back to the agent over loopback: tcp_fwmark_accept,
+   * one fwmark rule and one local route in a table of its own. Idempotent; `remove` undoes the rule
+   * and the route (the sysctl stays: only delivery SYNs carry a mark into the pod).
+   */
+  routeDeliveryReplies(opts: { remove?: boolean } = {}): void {
+    const site = new CallSite(this.routeDeliveryReplies);
+    if (this.#fd < 0)
+      throw site.error("NODEMESH_ERR_NATIVE_CLOSED", `network namespace handle ${this.path} is closed`);
+    const r = native().addon.routeDeliveryReplies(
+      this.#fd,
+      deliveryMark(),
+      DELIVERY_TABLE,
+      DELIVERY_RULE_PREF,
+      opts.remove === true,
+    );
+    if (isFailure(r)) throw site.fail(r.op, r.errno, this.path);
+  }
+
   close(): void {
     if (this.#fd >= 0) closeSync(this.#fd);
     this.#fd = -1;
   }
+}
+
+/**
+ * Binds an unconnected TCP socket to `ip` with IP_TRANSPARENT (the address need not be the namespace's
+ * own), its port picked at connect: the inbound delivery then reaches the application from the client
+ * pod's address. Needs CAP_NET_ADMIN.
+ */
+export function bindSource(fd: number, ip: string): void {
+  const site = new CallSite(bindSource);
+  if (!isIPv4(ip))
+    throw site.error("NODEMESH_ERR_NATIVE_INVALID_ARGUMENT", `source address "${ip}" is not IPv4`);
+  const r = native().addon.bindSource(check.checkFd(fd), ip);
+  if (isFailure(r)) throw site.fail(r.op, r.errno, ip);
 }
 
 /** Holds the network namespace at netnsPath open (see NetnsHandle). */

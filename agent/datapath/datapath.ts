@@ -33,6 +33,8 @@ export interface EnrolledListeners {
   readonly outbound: Server;
   /** Inbound HBONE (in-pod 0.0.0.0:15008): mTLS tunnels from other agents. */
   readonly inbound: Server;
+  /** Why opaque-TCP deliveries to this workload cannot come from the client pod's address (absent: they do). */
+  readonly sourceUnavailable?: string;
 }
 
 export interface Destination {
@@ -69,10 +71,12 @@ export interface Datapath {
   setMtls(uid: string, plan: MtlsPlan): Promise<void>;
   /**
    * A connection to the workload's application (inbound delivery), started from inside the workload's
-   * own namespace, so a STRICT workload still accepts it. Resolves once connect() has been issued; the
-   * socket emits 'connect' or 'error' as usual.
+   * own namespace, so a STRICT workload still accepts it. With `source` (the client pod's authenticated
+   * address) the application sees that address as its peer, where the datapath can (see
+   * EnrolledListeners.sourceUnavailable). Resolves once connect() has been issued; the socket emits
+   * 'connect' or 'error' as usual.
    */
-  connectApp(uid: string, address: string, port: number): Promise<Socket>;
+  connectApp(uid: string, address: string, port: number, source?: string): Promise<Socket>;
   /** Plaintext connection attempts refused at STRICT ports, per workload, as running totals. */
   plaintextRefused?(): { uid: string; count: number }[];
   /** The kernel's workload-map entry of an enrolled workload (`nodemesh explain`); undefined = not enrolled here. */

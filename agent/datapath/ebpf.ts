@@ -10,7 +10,7 @@
 //   the mesh; the next agent re-adopts the pins and re-enrolls. With the node's socket keeper
 //   (kept-listeners.ts) the in-pod listeners survive too, so those connects wait in their accept queues
 //   for the next agent (up to the keeper's grace time); without it they are refused (fail closed).
-import { existsSync } from "node:fs";
+import { closeSync, existsSync } from "node:fs";
 import { Socket, type Server } from "node:net";
 import { isAbsolute, join } from "node:path";
 import type * as native from "../../native/index.ts";
@@ -57,7 +57,9 @@ interface Enrolled {
   readonly netnsCookie: bigint;
   readonly netnsPath: string;
   /** The pod's namespace held open: inbound delivery sockets are made in it. */
-  readonly netns: Pick<native.NetnsHandle, "socket" | "close">;
+  readonly netns: Pick<native.NetnsHandle, "socket" | "routeDeliveryReplies" | "close">;
+  /** Why deliveries cannot come from the client's address here; undefined = they do. */
+  readonly sourceUnavailable: string | undefined;
   /** Lets the socket keeper close its copies of the two listeners (the workload is gone for good). */
   readonly forget: () => Promise<void>;
 }
@@ -150,8 +152,17 @@ export class EbpfDatapath implements Datapath {
           throw err;
         });
       this.#inherited.delete(netnsCookie);
-      this.#enrolled.set(w.uid, { outbound, inbound, netnsCookie, netnsPath: path, netns, forget });
-      return { outbound, inbound };
+      const sourceUnavailable = routeReplies(netns);
+      this.#enrolled.set(w.uid, {
+        outbound,
+        inbound,
+        netnsCookie,
+        netnsPath: path,
+        netns,
+        forget,
+        sourceUnavailable,
+      });
+      return { outbound, inbound, ...(sourceUnavailable ? { sourceUnavailable } : {}) };
     } catch (err) {
       outbound.close();
       inbound.close();
@@ -164,7 +175,11 @@ export class EbpfDatapath implements Datapath {
     const e = this.#enrolled.get(uid);
     if (!e) return;
     this.#enrolled.delete(uid);
-    if (!this.#keepEnrollment) this.#dp.unenrollNetns(e.netnsCookie);
+    if (!this.#keepEnrollment) {
+      this.#dp.unenrollNetns(e.netnsCookie);
+      // Best effort: a pod that is gone took its routing with it, and a leftover rule matches nothing.
+      if (e.sourceUnavailable === undefined) routeReplies(e.netns, true);
+    }
     e.netns.close();
     await Promise.all([closeServer(e.outbound), closeServer(e.inbound)]);
     if (!this.#keepEnrollment) await e.forget();
@@ -241,14 +256,29 @@ export class EbpfDatapath implements Datapath {
   }
 
   /**
-   * The socket is created inside the pod's namespace (carrying the agent mark, so connect4 leaves it
-   * alone) and connects to the pod's own address over loopback: the path ingress.bpf.c lets through
-   * for a STRICT workload. The application sees its own address as the peer.
+   * The socket is created inside the pod's namespace and connects to the pod's own address over
+   * loopback: the path ingress.bpf.c lets through for a STRICT workload. Given `source` (the client
+   * pod's proven address), it is bound there with IP_TRANSPARENT and carries the delivery mark, which
+   * the pod routes back to it (routeReplies): the application sees the client as its peer. Without one,
+   * or where the pod's routing could not be set up, it carries the agent mark and the application sees
+   * its own address. Either mark keeps connect4 away.
    */
-  async connectApp(uid: string, address: string, port: number): Promise<Socket> {
+  async connectApp(uid: string, address: string, port: number, source?: string): Promise<Socket> {
     const e = this.#enrolled.get(uid);
     if (!e) throw new DatapathError(`workload ${uid} is not enrolled`);
-    const fd = e.netns.socket();
+    const transparent = source !== undefined && source !== address && e.sourceUnavailable === undefined;
+    const fd = transparent ? e.netns.socket({ mark: this.#native.deliveryMark() }) : e.netns.socket();
+    if (transparent) {
+      try {
+        this.#native.bindSource(fd, source);
+      } catch (err) {
+        closeSync(fd);
+        throw new DatapathError(
+          `cannot deliver to workload ${uid} from the client address ${source}: ${(err as Error).message}`,
+          { cause: err },
+        );
+      }
+    }
     const socket = new Socket({ fd, allowHalfOpen: true, readable: true, writable: true });
     socket.setNoDelay(true);
     socket.connect(port, address);
@@ -320,3 +350,19 @@ function closeServer(server: Server): Promise<void> {
 }
 
 export type { NativeLayer } from "./native-layer.ts";
+
+/**
+ * Sets up (or with `remove`, takes down) the pod's routing of delivery replies; the reason it could not
+ * be set up, else undefined. Not fatal: the workload is then served with its own address as the peer.
+ */
+function routeReplies(
+  netns: Pick<native.NetnsHandle, "routeDeliveryReplies">,
+  remove = false,
+): string | undefined {
+  try {
+    netns.routeDeliveryReplies({ remove });
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}

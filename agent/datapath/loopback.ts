@@ -81,7 +81,8 @@ export class LoopbackDatapath implements Datapath {
     return this.#enrolled.get(uid)?.mtls;
   }
 
-  async connectApp(_uid: string, address: string, port: number): Promise<Socket> {
+  /** Without network namespaces there is no client address to take: deliveries come from the agent. */
+  async connectApp(_uid: string, address: string, port: number, _source?: string): Promise<Socket> {
     return connect({ host: address, port, allowHalfOpen: true, noDelay: true });
   }
 

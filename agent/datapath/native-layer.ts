@@ -7,7 +7,13 @@ import * as native from "../../native/index.ts";
 export interface NativeLayer {
   install(opts: native.InstallOptions): Promise<native.Datapath>;
   netnsCookieOf(netnsPath: string): Promise<bigint>;
-  openNetns(netnsPath: string): Pick<native.NetnsHandle, "path" | "socket" | "close">;
+  openNetns(
+    netnsPath: string,
+  ): Pick<native.NetnsHandle, "path" | "socket" | "routeDeliveryReplies" | "close">;
+  /** IP_TRANSPARENT bind of a delivery socket to the client's address (native.bindSource). */
+  bindSource(fd: number, ip: string): void;
+  /** The mark of delivery sockets bound with bindSource (native.deliveryMark). */
+  deliveryMark(): number;
   /** A net.Server listening on host:port inside the namespace, with no handler. */
   listen(netnsPath: string, host: string, port: number): Promise<Server>;
   removePins(pinDir: string): void;
@@ -17,6 +23,8 @@ export const NATIVE: NativeLayer = {
   install: native.install,
   netnsCookieOf: native.netnsCookieOf,
   openNetns: native.openNetns,
+  bindSource: native.bindSource,
+  deliveryMark: native.deliveryMark,
   listen: serverInNetns,
   removePins: native.removePins,
 };

@@ -46,7 +46,8 @@ export interface InboundDeps {
    */
   readonly sessionIdleMs: number;
   /** Opens the connection to the local application (the datapath does it from inside the pod). */
-  connectApp(uid: string, address: string, port: number): Promise<Socket>;
+  /** `source`: the client pod's proven address, for the application to see as its peer. */
+  connectApp(uid: string, address: string, port: number, source?: string): Promise<Socket>;
   readonly onRequest: RequestStreamHandler;
   /** Names the node a tunnel comes from; default: this host's addresses and routes. */
   readonly peerNodes?: PeerNodeResolver;
@@ -138,9 +139,12 @@ export class InboundTunnel {
 
     // A stream reset in the same read as its HEADERS (rapid reset) is gone by the next turn: it must not
     // cost a connection to the application.
+    // A pod client is delivered from its own address, as without the mesh; a Gateway's external client
+    // is not (the Gateway is the peer, as with Istio's gateways; `forwarded` carries the client).
+    const deliverFrom = source.workload ? source.address : undefined;
     setImmediate(() => {
       if (stream.destroyed || stream.closed) return void this.#deps.metrics.finish(rec, true);
-      this.#connect(stream, w, target, rec, labels, request, refuse);
+      this.#connect(stream, w, target, rec, labels, request, refuse, deliverFrom);
     });
   }
 
@@ -169,8 +173,9 @@ export class InboundTunnel {
     labels: TcpLabels,
     request: AuthzRequest,
     refuse: (status: number, flag: string, reason: string) => void,
+    deliverFrom: string | undefined,
   ): void {
-    this.#deps.connectApp(this.uid, w.address, target.port).then(
+    this.#deps.connectApp(this.uid, w.address, target.port, deliverFrom).then(
       (app) => this.#deliver(stream, app, rec, labels, request, target, refuse),
       (err: Error) =>
         refuse(503, "ConnectionFailure", `cannot open a socket to the application: ${err.message}`),

@@ -20,6 +20,7 @@
 #include "loader.h"
 #include "mesh_shared.h"
 #include "sockets.h"
+#include "source_address.h"
 
 #ifndef BPF_FS_MAGIC
 #define BPF_FS_MAGIC 0xcafe4a11
@@ -160,6 +161,24 @@ Napi::Value SocketInNetnsSync(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), fd);
 }
 
+// bindSource(fd, ipv4) -> 0 | failure (see source_address.h)
+Napi::Value BindSourceJs(const Napi::CallbackInfo& info) {
+  const char* op = "bind to the source address";
+  int err = BindSource(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::String>().Utf8Value(), &op);
+  if (err < 0) return Failure(info.Env(), err, op, "");
+  return Napi::Number::New(info.Env(), 0);
+}
+
+// routeDeliveryReplies(nsFd, mark, table, pref, remove) -> 0 | failure (synchronous, a short thread)
+Napi::Value RouteDeliveryRepliesJs(const Napi::CallbackInfo& info) {
+  const char* op = "route delivery replies";
+  int err = RouteDeliveryReplies(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Uint32Value(),
+                                 info[2].As<Napi::Number>().Uint32Value(), info[3].As<Napi::Number>().Uint32Value(),
+                                 info[4].ToBoolean().Value(), &op);
+  if (err < 0) return Failure(info.Env(), err, op, "");
+  return Napi::Number::New(info.Env(), 0);
+}
+
 Napi::Value SetMarkJs(const Napi::CallbackInfo& info) {
   int fd = info[0].As<Napi::Number>().Int32Value();
   uint32_t mark = info[1].As<Napi::Number>().Uint32Value();
@@ -246,7 +265,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("probe", Napi::Function::New(env, Probe));
   exports.Set("copyFdFrom", Napi::Function::New(env, CopyFdFrom));
   exports.Set("listenerAddress", Napi::Function::New(env, ListenerAddress));
+  exports.Set("bindSource", Napi::Function::New(env, BindSourceJs));
+  exports.Set("routeDeliveryReplies", Napi::Function::New(env, RouteDeliveryRepliesJs));
   exports.Set("agentMark", Napi::Number::New(env, NM_AGENT_MARK));
+  exports.Set("deliveryMark", Napi::Number::New(env, NM_DELIVERY_MARK));
   exports.Set("defaultOutboundPort", Napi::Number::New(env, NM_DEFAULT_OUTBOUND_PORT));
   exports.Set("workloadStrictFlag", Napi::Number::New(env, NM_WL_STRICT));
   exports.Set("portMtlsStrict", Napi::Number::New(env, NM_PORT_MTLS_STRICT));

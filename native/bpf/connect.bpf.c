@@ -7,7 +7,7 @@
  * agent listens through an in-pod socket. The original destination is remembered by socket
  * cookie; sockops re-keys it once the connection is established.
  *
- * Never redirected: non-TCP sockets, sockets carrying the agent's mark (loop avoidance),
+ * Never redirected: non-TCP sockets, sockets carrying the agent's or its delivery mark (loop avoidance),
  * loopback destinations (which also makes a second agent instance skip what the first one
  * already rewrote).
  */
@@ -53,7 +53,7 @@ int nm_connect4(struct bpf_sock_addr *ctx)
 	if (ctx->type != SOCK_STREAM || ctx->protocol != IPPROTO_TCP)
 		return 1;
 	sk = ctx->sk;
-	if (!sk || sk->mark == NM_AGENT_MARK)
+	if (!sk || sk->mark == NM_AGENT_MARK || sk->mark == NM_DELIVERY_MARK)
 		return 1;
 	ip4 = ctx->user_ip4;
 	port = (__u16)ctx->user_port;

@@ -16,6 +16,13 @@
 
 /* SO_MARK the agent puts on its own sockets; connect4 never redirects a socket carrying it. */
 #define NM_AGENT_MARK 0x539
+/*
+ * SO_MARK of the agent's inbound delivery sockets, which connect from the client pod's address
+ * (IP_TRANSPARENT): connect4 leaves them alone too, and the pod's routing sends the application's
+ * replies on such a connection (they inherit the mark, tcp_fwmark_accept) back over loopback.
+ * Distinct from NM_AGENT_MARK, which the agent's egress sockets in the pod carry to leave it.
+ */
+#define NM_DELIVERY_MARK 0x53a
 
 /* Default in-pod outbound capture listener port (127.0.0.1:15001 inside the pod netns). */
 #define NM_DEFAULT_OUTBOUND_PORT 15001

@@ -1,8 +1,11 @@
 // The client pod's address, authenticated, on the lab: AuthorizationPolicy ipBlocks see the source
-// pod (not the node it runs on), and the destination's access log names it. n1p1 (client) and n1p2
-// (echo) share node 1; both call n2p2 on node 2 by its pod address, so no balancing is involved.
+// pod (not the node it runs on), the destination's access log names it, and an opaque-TCP application
+// sees it as its peer. n1p1 (client) and n1p2 (echo) share node 1; both call n2p2 on node 2 by its pod
+// address, so no balancing is involved.
+import { execFileSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { eventually, meshFixture, type MeshFixture } from "../../helpers/mesh-fixture.ts";
+import { WEB_VIP } from "../../../demo/mesh-config.ts";
+import { eventually, meshFixture, VIP, type MeshFixture } from "../../helpers/mesh-fixture.ts";
 
 let fx: MeshFixture;
 
@@ -77,5 +80,49 @@ describe("ipBlocks match the client pod's address", () => {
     expect(await calls("n1p2", 3)).toBe(3);
     expect(await calls("n2p1", 3)).toBe(3);
     fx.applyExtra([]);
+  });
+});
+
+describe("the application sees the client pod's address as its peer", () => {
+  /** The echo server's own view of the connection (demo/apps/lib/http-handler.ts `peer`). */
+  const peerSeen = async (pod: string, url: string) => {
+    const r = await fx.curl(pod, url, ["--fail"]);
+    expect(r.code, r.stderr).toBe(0);
+    const body = JSON.parse(r.body) as { pod: string; peer: string; headers: Record<string, string> };
+    return { backend: body.pod, peer: body.peer.slice(0, body.peer.lastIndexOf(":")), headers: body.headers };
+  };
+
+  it("over opaque TCP, from either node, to either backend: the peer is the client pod", async () => {
+    // `echo` at the VIP is declared tcp: one delivery connection per client connection. Round robin is
+    // not promised here, so enough calls that both backends (same node and other node) are seen.
+    const backends = new Set<string>();
+    for (const client of ["n1p1", "n2p1"]) {
+      const address = fx.lab.host(client).address;
+      for (let i = 0; i < 12; i++) {
+        const seen = await peerSeen(client, `http://${VIP}/`);
+        expect(seen.peer, `${client} -> ${seen.backend}`).toBe(address);
+        backends.add(seen.backend);
+      }
+    }
+    expect([...backends].sort()).toEqual(["n1p2", "n2p2"]);
+  });
+
+  it("over HTTP, where one pooled connection carries many clients: the pod's own address, the client in x-forwarded-for", async () => {
+    const seen = await peerSeen("n1p1", `http://${WEB_VIP}/`);
+    expect(seen.peer).toBe(fx.lab.host(seen.backend).address);
+    expect(seen.headers["x-forwarded-for"]).toBe(fx.lab.pod(1, 1).address);
+  });
+
+  it("takes nothing else of the pod: one mark-matched rule and one route table", () => {
+    const pod = fx.lab.pod(2, 2);
+    const rules = execFileSync("ip", ["-n", pod.netns, "-4", "rule", "show"], { encoding: "utf8" });
+    expect(rules).toMatch(/^1338:\s+from all fwmark 0x53a lookup 1338\s*$/m);
+    const table = execFileSync("ip", ["-n", pod.netns, "-4", "route", "show", "table", "1338"], {
+      encoding: "utf8",
+    });
+    expect(table.trim()).toBe("local default dev lo proto static scope host");
+    // The pod's main table is untouched: its default route still leaves by its veth.
+    const main = execFileSync("ip", ["-n", pod.netns, "-4", "route", "show"], { encoding: "utf8" });
+    expect(main).toMatch(/^default via /m);
   });
 });

@@ -70,10 +70,22 @@ describe("traffic through a service VIP", () => {
     const backend = fx.lab.pod(2, 2);
     const e = await call("n1p1", `http://${backend.address}:8080/direct`);
     expect(e.pod).toBe("n2p2");
-    // Through the mesh the server's peer is the destination agent's side, never the client pod itself.
-    expect(e.peer.split(":")[0]).not.toBe(fx.lab.pod(1, 1).address);
+    // The server sees the client pod as its peer, as without a mesh (the destination agent delivers from
+    // the client's address); that both agents carried it is in their access logs.
+    expect(e.peer.split(":")[0]).toBe(fx.lab.pod(1, 1).address);
     await eventually("an outbound access record for the pod address", () =>
       fx.agentLog("n1").some((l) => l["log"] === "access" && l["dst.addr"] === `${backend.address}:8080`),
+    );
+    await eventually("node 2's inbound access record from the client pod", () =>
+      fx
+        .agentLog("n2")
+        .some(
+          (l) =>
+            l["log"] === "access" &&
+            l["direction"] === "inbound" &&
+            l["src.addr"] === fx.lab.pod(1, 1).address &&
+            String(l["dst.addr"]).startsWith(`${backend.address}:8080`),
+        ),
     );
   });
 

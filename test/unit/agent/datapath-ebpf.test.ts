@@ -39,7 +39,14 @@ function layer(k: FakeKernel, cookies: Map<string, bigint>, unlistenable = new S
       if (c === undefined) throw new Error(`network namespace ${path} does not exist`);
       return c;
     },
-    openNetns: (path) => ({ path, socket: () => -1, close: () => undefined }),
+    openNetns: (path) => ({
+      path,
+      socket: () => -1,
+      routeDeliveryReplies: () => undefined,
+      close: () => undefined,
+    }),
+    bindSource: () => undefined,
+    deliveryMark: () => 0x53a,
     listen: async (path) => {
       if (unlistenable.has(path)) throw new Error(`bind in ${path}: address in use`);
       const s = createServer();

@@ -20,6 +20,8 @@ export interface CompiledSource {
   readonly notServiceAccounts: List;
   readonly ipBlocks: List;
   readonly notIpBlocks: List;
+  readonly remoteIpBlocks: List;
+  readonly notRemoteIpBlocks: List;
 }
 
 export interface HostPattern {
@@ -102,6 +104,8 @@ function compileSource(s: Source, ns: string): CompiledSource {
     notServiceAccounts: s.notServiceAccounts?.map(sa),
     ipBlocks: s.ipBlocks,
     notIpBlocks: s.notIpBlocks,
+    remoteIpBlocks: s.remoteIpBlocks,
+    notRemoteIpBlocks: s.notRemoteIpBlocks,
   };
 }
 

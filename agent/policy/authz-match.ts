@@ -28,6 +28,8 @@ export interface HttpFacts {
 export interface Facts {
   readonly peer: PeerIdentity;
   readonly sourceIp: string;
+  /** The original client (`remoteIpBlocks`, `remote.ip`): sourceIp unless the request says otherwise. */
+  readonly remoteIp: string;
   readonly destinationPort: number;
   readonly destinationIp: string | undefined;
   readonly http: HttpFacts | undefined;
@@ -47,7 +49,8 @@ function sourceMatches(s: CompiledSource, f: Facts): boolean {
     strings(s.principals, s.notPrincipals, peer.principal) &&
     strings(s.namespaces, s.notNamespaces, peer.namespace) &&
     strings(s.serviceAccounts, s.notServiceAccounts, sa) &&
-    blocks(s.ipBlocks, s.notIpBlocks, f.sourceIp)
+    blocks(s.ipBlocks, s.notIpBlocks, f.sourceIp) &&
+    blocks(s.remoteIpBlocks, s.notRemoteIpBlocks, f.remoteIp)
   );
 }
 
@@ -68,6 +71,8 @@ function conditionMatches(c: CompiledCondition, f: Facts, unknownAs: boolean): b
   switch (c.kind) {
     case "source.ip":
       return blocks(c.values, c.notValues, f.sourceIp);
+    case "remote.ip":
+      return blocks(c.values, c.notValues, f.remoteIp);
     case "destination.ip":
       return f.destinationIp === undefined ? unknownAs : blocks(c.values, c.notValues, f.destinationIp);
     case "destination.port": {

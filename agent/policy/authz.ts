@@ -35,6 +35,11 @@ export interface AuthzRequest {
   /** Peer SPIFFE ID, "spiffe://td/ns/<ns>/sa/<sa>"; undefined for plaintext (never on 15008). */
   readonly principal: string | undefined;
   readonly sourceIp: string;
+  /**
+   * The original client, for `remoteIpBlocks` / `remote.ip`; default sourceIp. No data path sets it yet:
+   * no proxy hop's X-Forwarded-For is trusted beyond what sourceIp already proves.
+   */
+  readonly remoteIp?: string;
   readonly destinationPort: number;
   /** The workload address the connection is for; `destination.ip` conditions need it. */
   readonly destinationIp?: string;
@@ -157,6 +162,7 @@ function factsOf(req: AuthzRequest): Facts {
   return {
     peer: peerOf(req.principal),
     sourceIp: req.sourceIp,
+    remoteIp: req.remoteIp ?? req.sourceIp,
     destinationPort: req.destinationPort,
     destinationIp: req.destinationIp,
     http: h && {

@@ -147,6 +147,13 @@ export const Source = z
     /** CIDRs or single addresses of the peer. */
     ipBlocks: ipBlocks,
     notIpBlocks: ipBlocks,
+    /**
+     * The original client (Istio: behind trusted proxies). The mesh believes no client-sent
+     * X-Forwarded-For, so this is the same authenticated address as ipBlocks: the client pod, or the
+     * external client a Gateway vouches for. Accepted so that Istio policies carry over unchanged.
+     */
+    remoteIpBlocks: ipBlocks,
+    notRemoteIpBlocks: ipBlocks,
   })
   .strict();
 
@@ -166,6 +173,7 @@ export const Operation = z
 /** `when` keys the agent can evaluate (Istio's names); `request.headers[<name>]` besides these. */
 export const CONDITION_KEYS = [
   "source.ip",
+  "remote.ip",
   "source.principal",
   "source.namespace",
   "destination.ip",
@@ -187,7 +195,7 @@ function conditionKeyProblem(key: string): string | undefined {
 
 /** Why one value of a condition cannot match, or undefined when it is well formed. */
 function conditionValueProblem(key: string, value: string): string | undefined {
-  if (key === "source.ip" || key === "destination.ip") {
+  if (key === "source.ip" || key === "remote.ip" || key === "destination.ip") {
     if (IPv4.safeParse(value).success || CIDR4.safeParse(value).success) return undefined;
     return `${key} values must be IPv4 addresses or CIDRs (10.0.0.0/8), got "${value}"`;
   }

@@ -174,3 +174,41 @@ describe("EbpfDatapath.setMtls", () => {
     await expect(dp.setMtls("ns/x", STRICT_8080_OPEN)).rejects.toThrow("workload ns/x is not enrolled");
   });
 });
+
+describe("EbpfDatapath: delivery from the client's address", () => {
+  it("sets up the pod's reply routing at enrollment and takes it down at release", async () => {
+    const cookies = new Map<string, bigint>();
+    const a = netns("a", 1n, cookies);
+    const calls: string[] = [];
+    const base = layer(new FakeKernel(), cookies);
+    const dp = await EbpfDatapath.open(OPTS, {
+      ...base,
+      openNetns: (path) => ({
+        ...base.openNetns(path),
+        routeDeliveryReplies: (o) => void calls.push(o?.remove ? `remove ${path}` : `add ${path}`),
+      }),
+    });
+    const listeners = await dp.enroll(workload("ns/a", a));
+    expect(listeners.sourceUnavailable).toBeUndefined();
+    await dp.release("ns/a");
+    expect(calls).toEqual([`add ${a}`, `remove ${a}`]);
+  });
+
+  it("says why when the pod's routing cannot be set up, and enrolls the workload all the same", async () => {
+    const cookies = new Map<string, bigint>();
+    const a = netns("a", 1n, cookies);
+    const base = layer(new FakeKernel(), cookies);
+    const dp = await EbpfDatapath.open(OPTS, {
+      ...base,
+      openNetns: (path) => ({
+        ...base.openNetns(path),
+        routeDeliveryReplies: () => {
+          throw new Error("add the delivery reply rule failed: Operation not permitted (EPERM)");
+        },
+      }),
+    });
+    const listeners = await dp.enroll(workload("ns/a", a));
+    expect(listeners.sourceUnavailable).toContain("EPERM");
+    expect(dp.kernelEnrollment("ns/a")?.enrolled).toBe(true);
+  });
+});

@@ -94,6 +94,24 @@ describe("AuthorizationPolicy evaluation", () => {
       true,
     ],
     [
+      "remoteIpBlocks: the same authenticated client address",
+      [ap("a", "ALLOW", [{ from: [{ source: { remoteIpBlocks: ["10.0.0.0/24"] } }] }])],
+      req(CLIENT, 8080, "10.0.0.7"),
+      true,
+    ],
+    [
+      "notRemoteIpBlocks in DENY excludes the client",
+      [ap("d", "DENY", [{ from: [{ source: { notRemoteIpBlocks: ["10.0.0.7"] } }] }])],
+      req(CLIENT, 8080, "10.0.0.7"),
+      true,
+    ],
+    [
+      "when remote.ip",
+      [ap("a", "ALLOW", [{ when: [{ key: "remote.ip", values: ["10.0.1.0/24"] }] }])],
+      req(CLIENT, 8080, "10.0.0.7"),
+      false,
+    ],
+    [
       "L7 fields never match in ALLOW at L4",
       [ap("a", "ALLOW", [{ to: [{ operation: { methods: ["GET"] } }] }])],
       req(CLIENT),

@@ -87,7 +87,7 @@ describe("AuthorizationPolicy `when` keys", () => {
 
   test("other unknown keys name the supported ones", () => {
     expect(policyErrors([{ key: "connection.sni", values: ["x"] }])).toEqual([
-      `${AT}.key: unsupported condition key "connection.sni"; use request.headers[<name>], source.ip, source.principal, source.namespace, destination.ip, destination.port`,
+      `${AT}.key: unsupported condition key "connection.sni"; use request.headers[<name>], source.ip, remote.ip, source.principal, source.namespace, destination.ip, destination.port`,
     ]);
   });
 

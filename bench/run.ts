@@ -1,7 +1,8 @@
 // `npm run bench`: runs the benchmarks and prints their tables. The data-plane benchmark
 // (bench/dataplane.ts) and the ingress benchmark (bench/ingress.ts) run in this process; bench/controller.ts and bench/connect-redirect.ts,
 // owned by their areas, run as child processes when present and print their own tables.
-//   npm run bench -- [--quick] [--only dataplane|ingress|controller|connect-redirect] [--json <file>]
+//   npm run bench -- [--quick] [--only dataplane|ingress|controller|connect-redirect|soak] [--json <file>]
+// The soak (bench/soak.ts, 30 minutes; --quick 3) runs only with `--only soak`.
 //                    [--paths direct,haproxy,haproxy-http,mesh,mesh-http,mesh-http-layers]   (data-plane paths; default all)
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -13,7 +14,9 @@ import { runIngress } from "./ingress.ts";
 import type { PathResult } from "./measure.ts";
 import { checkAllTargets, renderDataplane, renderIngress, renderTargets } from "./report.ts";
 
-export const BENCHES = ["dataplane", "ingress", "controller", "connect-redirect"] as const;
+export const BENCHES = ["dataplane", "ingress", "controller", "connect-redirect", "soak"] as const;
+/** Run only when asked for by name (`--only soak`): it takes 30 minutes. */
+const ON_REQUEST: readonly BenchName[] = ["soak"];
 /** The benchmarks that run in this process; the others are child processes. */
 const IN_PROCESS: readonly BenchName[] = ["dataplane", "ingress"];
 export type BenchName = (typeof BENCHES)[number];
@@ -64,7 +67,7 @@ function runChild(name: BenchName, quick: boolean): boolean {
 
 async function main(): Promise<number> {
   const args = parseRunArgs(process.argv.slice(2));
-  const wanted = (b: BenchName) => args.only === undefined || args.only === b;
+  const wanted = (b: BenchName) => (args.only === undefined ? !ON_REQUEST.includes(b) : args.only === b);
   let ok = true;
   const json: Record<string, PathResult[]> = {};
   if (wanted("dataplane")) {

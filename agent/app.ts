@@ -6,7 +6,7 @@
 // and controller client and calls createAgent.
 import type { IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
 import type { Socket } from "node:net";
-import type { MeshConfig } from "../controller/api/index.ts";
+import type { MeshConfig, NodeAddressBook } from "../controller/api/index.ts";
 import { AdminServer, Readiness } from "./admin/server.ts";
 import { DEFAULT_OUTLIER, type AgentSettings } from "./config.ts";
 import type { Datapath } from "./datapath/datapath.ts";
@@ -41,6 +41,7 @@ import {
 import { ResilienceMetrics } from "./telemetry/resilience.ts";
 import { RequestTelemetry } from "./telemetry/http.ts";
 import type { ConfigSource } from "./state/source.ts";
+import { HostPeerNodes } from "./state/peer-nodes.ts";
 import { MeshView, type WorkloadInfo } from "./state/view.ts";
 import { EgressRole } from "./egress/role.ts";
 import type { EgressGateway } from "./egress/gateway.ts";
@@ -63,6 +64,8 @@ export interface AgentDeps {
   readonly tracer?: MeshTracer;
   /** Global rate limits' demand and shares (the controller client); absent = the initial split only. */
   readonly rateLimitChannel?: RateLimitChannel;
+  /** The controller's node address book (the controller client); absent = peers named from routes only. */
+  readonly nodeBook?: { onNodes(cb: (message: NodeAddressBook) => void): () => void };
 }
 
 export interface Agent {
@@ -206,7 +209,10 @@ export function createAgent(deps: AgentDeps): Agent {
       }),
     egress: egress.direct,
   });
+  const peerNodes = new HostPeerNodes();
+  const unsubscribeNodes = deps.nodeBook?.onNodes((m) => peerNodes.setNodeBook(m.nodes));
   const inboundDeps = {
+    peerNodes,
     view: currentView,
     metrics,
     connections,
@@ -472,6 +478,7 @@ export function createAgent(deps: AgentDeps): Agent {
       if (stopping) return;
       stopping = true;
       unsubscribe?.();
+      unsubscribeNodes?.();
       globalRateLimits.stop();
       await chain;
       const result = await runWithDrain({
@@ -558,6 +565,7 @@ export function createAgent(deps: AgentDeps): Agent {
         gateways: gateway.dump(),
         connectionPools: resilience.pools.dump(),
         globalRateLimits: limiter.global.dump(),
+        nodeAddresses: peerNodes.nodeBook,
         policies: {
           authorization: v?.config.authorizationPolicies.map(
             (p) => `${p.metadata.namespace}/${p.metadata.name} ${p.spec.action}`,

@@ -2,8 +2,10 @@
 // (config stream + CSR signing) — hands them to createAgent, and owns the process: signals, exit codes.
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { networkInterfaces } from "node:os";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { NODE_ADDRESS_RESCAN_MS, reportableAddress } from "../controller/api/index.ts";
 import { createAgent, type Agent } from "./app.ts";
 import { agentSettingsFromEnv, parseAgentSettings, type AgentSettingsInput } from "./config.ts";
 import { ControllerClient } from "./control/client.ts";
@@ -185,11 +187,13 @@ export async function agentMain(argv: string[]): Promise<number> {
     configSource: configSourceOf(client),
     signer: client,
     rateLimitChannel: client,
+    nodeBook: client,
     log,
     version: "0.1.0",
     tracer,
     onQuit: () => void quit("quitquitquit").then(() => process.exit(0)),
   });
+  client.reportAddresses(nodeAddresses, NODE_ADDRESS_RESCAN_MS);
   client.start();
   await agent.start();
   if (args.cniSocket) {
@@ -272,4 +276,12 @@ async function pruneStale(agent: Agent, datapath: EbpfDatapath, log: Logger): Pr
       "agent ready, but pruning a previous agent's enrollments failed; they stay",
     );
   }
+}
+
+/** This node's own IPv4 addresses worth reporting (controller/api/node-addresses.ts). */
+function nodeAddresses(): string[] {
+  return Object.values(networkInterfaces())
+    .flatMap((list) => list ?? [])
+    .filter((i) => i.family === "IPv4" && reportableAddress(i.address))
+    .map((i) => i.address);
 }

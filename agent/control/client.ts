@@ -29,13 +29,19 @@ import {
   HEADER_NODE,
   HEADER_VERSION,
   HEARTBEAT_INTERVAL_MS,
+  MAX_NODE_ADDRESSES,
   NDJSON,
   PATH_CSR,
   PATH_STREAM,
   ServerMessage,
   applyDelta,
 } from "../../controller/api/index.ts";
-import type { DemandReport, MeshConfig, RateLimitShares } from "../../controller/api/index.ts";
+import type {
+  DemandReport,
+  MeshConfig,
+  NodeAddressBook,
+  RateLimitShares,
+} from "../../controller/api/index.ts";
 import { NodeToken } from "./node-token.ts";
 
 const STREAM_WINDOW = 1 << 20;
@@ -106,6 +112,7 @@ export class ControlError extends Error {
 interface Events {
   config: [config: MeshConfig, change: ConfigChange];
   shares: [message: RateLimitShares];
+  nodes: [message: NodeAddressBook];
   connected: [];
   disconnected: [];
 }
@@ -128,6 +135,7 @@ export class ControllerClient extends EventEmitter<Events> {
   #resync = false;
   #decoder: { write(chunk: Buffer): void; close(): void } | undefined;
   #lastApply: ApplyTiming | undefined;
+  #rescan: NodeJS.Timeout | undefined;
 
   constructor(opts: ControllerClientOptions) {
     super();
@@ -174,6 +182,33 @@ export class ControllerClient extends EventEmitter<Events> {
     return stream.write(`${JSON.stringify(report)}\n`);
   }
 
+  /** The controller's node address book (every reporting agent gets it); returns an unsubscribe function. */
+  onNodes(cb: (message: NodeAddressBook) => void): () => void {
+    this.on("nodes", cb);
+    return () => this.off("nodes", cb);
+  }
+
+  /**
+   * Reports this node's addresses (from `read`) on every connect, and again whenever they change
+   * (looked at every `rescanMs`); the controller then sends the node book (onNodes).
+   */
+  reportAddresses(read: () => readonly string[], rescanMs: number): void {
+    let last = "";
+    const send = (force: boolean) => {
+      const addresses = [...new Set(read())].sort().slice(0, MAX_NODE_ADDRESSES);
+      const key = addresses.join(",");
+      if (!force && key === last) return;
+      const stream = this.#stream;
+      if (!this.#connected || !stream || stream.destroyed) return;
+      last = key;
+      stream.write(`${JSON.stringify({ type: "addresses", addresses })}\n`);
+    };
+    this.on("connected", () => send(true));
+    if (this.#connected) send(true);
+    this.#rescan = setInterval(() => send(false), rescanMs);
+    this.#rescan.unref();
+  }
+
   start(): void {
     if (this.#running) return;
     this.#running = true;
@@ -182,6 +217,7 @@ export class ControllerClient extends EventEmitter<Events> {
 
   async stop(): Promise<void> {
     this.#running = false;
+    clearInterval(this.#rescan);
     clearTimeout(this.#retry);
     clearTimeout(this.#idle);
     const s = this.#session;
@@ -405,6 +441,10 @@ export class ControllerClient extends EventEmitter<Events> {
     if (msg.type === "heartbeat") return;
     if (msg.type === "shares") {
       this.emit("shares", msg);
+      return;
+    }
+    if (msg.type === "nodes") {
+      this.emit("nodes", msg);
       return;
     }
     let next: MeshConfig;

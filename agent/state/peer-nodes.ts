@@ -1,6 +1,8 @@
 // Which node of the mesh a tunnel connection comes from, judged by its TCP source address alone (what
-// the network vouches for; a header or a certificate could be replayed from anywhere). The config names
-// nodes but carries no node addresses, so the book is assembled from what this host knows:
+// the network vouches for; a header or a certificate could be replayed from anywhere). The book is
+// assembled from the controller's node address book (each agent reports its interfaces' addresses,
+// controller/api/node-addresses.ts; what names the peer on encapsulating overlays) and from what this
+// host knows:
 // - a workload's own address is that workload's node (a tunnel bound to its source workload's address,
 //   as the loopback datapath does and ztunnel's in-pod mode does);
 // - a loopback address that is no workload's can only be this host; with the loopback datapath (dev and
@@ -8,6 +10,8 @@
 //   with a real datapath (no workload on 127/8) none: a tunnel from inside the pod itself names no peer;
 // - any other address held by this host's interfaces is this node (same-node tunnels come from the pod
 //   veth's gateway address);
+// - an address in the controller's book is the node that reported it (the controller leaves out
+//   addresses two nodes claim);
 // - the next hop of this host's route to a node's workloads is that node (routed pod networks: the lab,
 //   Calico BGP without encapsulation, flannel host-gw, kindnet). A next hop that leads to workloads of
 //   two nodes is nobody's.
@@ -23,6 +27,11 @@ export interface PeerNodeResolver {
    * the loopback datapath's shared host, none when no node can be named.
    */
   nodesOf(view: MeshView, address: string): readonly string[];
+}
+
+/** A resolver that takes the controller's node address book (node → addresses). */
+export interface NodeBookSink {
+  setNodeBook(book: Readonly<Record<string, readonly string[]>>): void;
 }
 
 export interface Route {
@@ -47,8 +56,11 @@ export function plainIpv4(address: string): string {
   return address.startsWith("::ffff:") ? address.slice("::ffff:".length) : address;
 }
 
-export class HostPeerNodes implements PeerNodeResolver {
+export class HostPeerNodes implements PeerNodeResolver, NodeBookSink {
   readonly #host: HostFacts;
+  /** Address → node, from the controller's book. */
+  #declared = new Map<string, string>();
+  #nodeBook: Readonly<Record<string, readonly string[]>> = {};
   readonly #refreshMs: number;
   #readAt = -Infinity;
   #local = new Set<string>();
@@ -67,8 +79,22 @@ export class HostPeerNodes implements PeerNodeResolver {
     this.#refresh(view);
     if (ip.startsWith("127.")) return this.#book?.loopbackNodes ?? [];
     if (this.#local.has(ip)) return [view.nodeName];
+    const declared = this.#declared.get(ip);
+    if (declared !== undefined) return [declared];
     const hop = this.#book?.hops.get(ip);
     return hop === undefined ? [] : [hop];
+  }
+
+  setNodeBook(book: Readonly<Record<string, readonly string[]>>): void {
+    const next = new Map<string, string>();
+    for (const [node, addresses] of Object.entries(book)) for (const a of addresses) next.set(a, node);
+    this.#declared = next;
+    this.#nodeBook = book;
+  }
+
+  /** The controller's book as last received (the config dump's `nodeAddresses`). */
+  get nodeBook(): Readonly<Record<string, readonly string[]>> {
+    return this.#nodeBook;
   }
 
   #refresh(view: MeshView): void {

@@ -36,6 +36,9 @@
 //   global-ratelimit.ts  the mesh-wide rate limit on the stream: DemandReport, RateLimitShares (+ entries),
 //                 MAX_REPORTED_LIMITS, DEFAULT_DEMAND_REPORT_MS, type GlobalLimit, globalLimitsOf(config),
 //                 globalLimitId(policy, host)
+//   node-addresses.ts  node addresses on the stream: NodeAddressReport (agent → controller),
+//                 NodeAddressBook (controller → reporting agents), MAX_NODE_ADDRESSES,
+//                 NODE_ADDRESS_RESCAN_MS, reportableAddress(ip)
 //   validate.ts   type ConfigIssue, validateDocument(doc, file, index), formatIssue(issue),
 //                 formatPath(path), describeDocument(doc)
 export * from "./resources.ts";
@@ -47,4 +50,5 @@ export * from "./identity.ts";
 export * from "./selectors.ts";
 export * from "./stream.ts";
 export * from "./global-ratelimit.ts";
+export * from "./node-addresses.ts";
 export * from "./validate.ts";

@@ -29,6 +29,7 @@ import { Gateway, TLSCertificate } from "./gateway.ts";
 import { ExternalService } from "./resources.ts";
 import { OutboundTrafficPolicy } from "./external-service.ts";
 import { DemandReport, RateLimitShares } from "./global-ratelimit.ts";
+import { NodeAddressBook, NodeAddressReport } from "./node-addresses.ts";
 
 export const CONTROLLER_PORT = 15012;
 export const CONTROLLER_MONITORING_PORT = 15014;
@@ -90,12 +91,15 @@ export const ServerMessage = z.discriminatedUnion("type", [
   z.object({ type: z.literal("heartbeat"), version: z.string() }).strict(),
   /** Only to an agent that has sent a demand report (so never to one that predates the message). */
   RateLimitShares,
+  /** Only to an agent that has reported its addresses (node-addresses.ts). */
+  NodeAddressBook,
 ]);
 
 export const ClientMessage = z.discriminatedUnion("type", [
   /** `error` set = NACK: the agent could not apply that version and keeps its previous one. */
   z.object({ type: z.literal("ack"), version: z.string().min(1), error: z.string().optional() }).strict(),
   DemandReport,
+  NodeAddressReport,
 ]);
 
 export const CsrRequest = z

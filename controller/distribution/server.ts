@@ -18,7 +18,7 @@ import type {
 import type { AddressInfo, Socket } from "node:net";
 import type { Logger } from "pino";
 import { CsrRequest, HEADER_VERSION, NDJSON, PATH_CSR, PATH_STREAM } from "../api/index.ts";
-import type { CsrResponse, DemandReport, ErrorBody, RateLimitShares } from "../api/index.ts";
+import type { CsrResponse, DemandReport, ErrorBody, NodeAddressBook, RateLimitShares } from "../api/index.ts";
 import type { CertificateAuthority } from "../ca/ca.ts";
 import { CsrRejectedError } from "../errors.ts";
 import type { CsrRejectReason } from "../errors.ts";
@@ -28,6 +28,7 @@ import { SessionGuard } from "./admission.ts";
 import { DEFLATE } from "./deflate.ts";
 import type { ConfigHub, StreamEncoding } from "./hub.ts";
 import { startKeepalive } from "./keepalive.ts";
+import { NodeBook } from "./node-book.ts";
 import { authenticateNode } from "./node-auth.ts";
 import type { NodeAuthDecision, NodeAuthenticator } from "./node-auth.ts";
 import { resolveSessionLimits } from "./limits.ts";
@@ -88,6 +89,8 @@ export class StreamServer {
   readonly #gate = new SnapshotGate(SNAPSHOT_BUDGET_BYTES);
   readonly #limits: Readonly<SessionLimits>;
   readonly #guard: SessionGuard;
+  /** Node addresses as the agents report them (node-book.ts), pushed to every agent that reports. */
+  readonly #nodes = new NodeBook();
   onAck: ((node: string, version: string, error: string | undefined) => void) | undefined;
   /** An agent's global rate-limit demand (controller/ratelimit/balancer.ts). */
   onDemand: ((node: string, report: DemandReport) => void) | undefined;
@@ -168,6 +171,20 @@ export class StreamServer {
     return n;
   }
 
+  /** The node address book as agents are sent it. */
+  get nodeAddresses(): Readonly<Record<string, readonly string[]>> {
+    return this.#nodes.book;
+  }
+
+  #nodeBook(): NodeAddressBook {
+    return { type: "nodes", nodes: this.#nodes.book as Record<string, string[]> };
+  }
+
+  #publishNodes(): void {
+    const message = this.#nodeBook();
+    for (const s of this.#sessions) s.sendNodes(message);
+  }
+
   /** Stops accepting, ends every agent stream and connection (agents keep their config). */
   async close(): Promise<void> {
     for (const s of this.#sessions) s.close();
@@ -241,11 +258,24 @@ export class StreamServer {
     );
     session.onAck = (n, v, e) => this.onAck?.(n, v, e);
     session.onDemand = (n, r) => this.onDemand?.(n, r);
+    // The first report makes the session a live claimant of its node's addresses until it closes.
+    let reported = false;
+    session.onAddresses = (n, r) => {
+      let changed = false;
+      if (!reported) {
+        reported = true;
+        changed = this.#nodes.live(n, true);
+      }
+      changed = this.#nodes.report(n, r.addresses) || changed;
+      if (changed) this.#publishNodes();
+      else session.sendNodes(this.#nodeBook());
+    };
     this.#sessions.add(session);
     metrics.connectedAgents.set(this.#sessions.size);
     log.info({ node, resume, encoding }, "agent connected");
     stream.on("close", () => {
       this.#sessions.delete(session);
+      if (reported && this.#nodes.live(node, false)) this.#publishNodes();
       metrics.connectedAgents.set(this.#sessions.size);
       log.info({ node }, "agent disconnected");
     });

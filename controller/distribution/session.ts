@@ -11,7 +11,7 @@
 import type { ServerHttp2Stream } from "node:http2";
 import type { Logger } from "pino";
 import { ClientMessage } from "../api/index.ts";
-import type { DemandReport, RateLimitShares } from "../api/index.ts";
+import type { DemandReport, NodeAddressBook, NodeAddressReport, RateLimitShares } from "../api/index.ts";
 import type { ConfigHub, StreamEncoding, Version } from "./hub.ts";
 import { ZLIB_HEADER, storedBlocks } from "./deflate.ts";
 import type { ControllerMetrics } from "../metrics.ts";
@@ -83,6 +83,7 @@ export class AgentSession {
   #partial = "";
   #stalled = 0;
   #reportsDemand = false;
+  #reportsAddresses = false;
   readonly #gate: SnapshotGate;
   readonly #encoding: StreamEncoding;
   #gateState: "none" | "waiting" | "held" = "none";
@@ -92,6 +93,7 @@ export class AgentSession {
   readonly #heartbeat: NodeJS.Timeout;
   onAck: ((node: string, version: string, error: string | undefined) => void) | undefined;
   onDemand: ((node: string, report: DemandReport) => void) | undefined;
+  onAddresses: ((node: string, report: NodeAddressReport) => void) | undefined;
 
   constructor(
     node: string,
@@ -213,6 +215,18 @@ export class AgentSession {
     return true;
   }
 
+  /** Whether this session's agent reports its addresses (and so takes the book). */
+  get reportsAddresses(): boolean {
+    return this.#reportsAddresses;
+  }
+
+  /** Writes the node address book; false when the agent never reported addresses, or the stream is closed. */
+  sendNodes(message: NodeAddressBook): boolean {
+    if (!this.#reportsAddresses || this.#closed) return false;
+    this.#writeText(JSON.stringify(message));
+    return true;
+  }
+
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
@@ -267,6 +281,9 @@ export class AgentSession {
       if (msg.type === "demand") {
         this.#reportsDemand = true;
         this.onDemand?.(this.node, msg);
+      } else if (msg.type === "addresses") {
+        this.#reportsAddresses = true;
+        this.onAddresses?.(this.node, msg);
       } else this.#ack(msg.version, msg.error);
     }
   }

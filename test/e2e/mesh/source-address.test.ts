@@ -126,3 +126,51 @@ describe("the application sees the client pod's address as its peer", () => {
     expect(main).toMatch(/^default via /m);
   });
 });
+
+describe("a tunnel from an address no route names (as on an encapsulating overlay)", () => {
+  it("is placed by the node address book the agents report to the controller", async () => {
+    // Node 1 sends its tunnels to node 2's pods from a second address, as a VXLAN or IPIP interface's
+    // address would be: node 2's route to node 1's pods names 10.0.0.1, never 10.0.0.101.
+    const n1 = fx.lab.node(1).netns;
+    const ip = (...args: string[]) => execFileSync("ip", ["-n", n1, ...args], { encoding: "utf8" });
+    ip("addr", "add", "10.0.0.101/32", "dev", "eth0");
+    try {
+      ip("route", "replace", "10.1.2.0/24", "via", "10.0.0.2", "dev", "eth0", "onlink", "src", "10.0.0.101");
+      // A fresh agent: new tunnels (from the new address), and its report at connect.
+      await fx.mesh.restartAgent("n1");
+      await eventually("node 2 holds node 1's new address", async () => {
+        const dump = JSON.parse(await fx.mesh.agentHttp("n2", 15000, "/config_dump")) as {
+          nodeAddresses?: Record<string, string[]>;
+        };
+        return dump.nodeAddresses?.["n1"]?.includes("10.0.0.101") === true;
+      });
+      const refusedBefore = await unknownPeerRefusals();
+      expect(await calls("n1p1", 4)).toBe(4);
+      // The calls really came from the new address, and were placed, not refused.
+      const tunnels = execFileSync(
+        "ip",
+        ["netns", "exec", n1, "ss", "-tnH", "state", "established", "dst", "10.1.2.0/24"],
+        {
+          encoding: "utf8",
+        },
+      );
+      expect(tunnels).toContain("10.0.0.101:");
+      expect(await unknownPeerRefusals()).toBe(refusedBefore);
+    } finally {
+      ip("route", "replace", "10.1.2.0/24", "via", "10.0.0.2", "dev", "eth0", "onlink");
+      ip("addr", "del", "10.0.0.101/32", "dev", "eth0");
+      await fx.mesh.restartAgent("n1");
+    }
+  });
+});
+
+async function unknownPeerRefusals(): Promise<number> {
+  const text = await fx.mesh.agentHttp("n2", 15020, "/metrics");
+  const line = text
+    .split("\n")
+    .find(
+      (l) =>
+        l.startsWith("nodemesh_tunnel_source_refused_total{") && l.includes('reason="unknown_peer_node"'),
+    );
+  return line ? Number(line.split(" ").at(-1)) : 0;
+}

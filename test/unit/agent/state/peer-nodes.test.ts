@@ -103,3 +103,25 @@ describe("parseProcRoutes", () => {
     ]);
   });
 });
+
+describe("HostPeerNodes with the controller's node address book", () => {
+  const view = new MeshView(config, { nodeName: "n2" });
+
+  it("names a node by an address it reported, where no route says (an overlay's interface address)", () => {
+    const book = new HostPeerNodes({ host: host() });
+    expect(book.nodesOf(view, "10.244.1.0")).toEqual([]);
+    book.setNodeBook({ n1: ["10.244.1.0"], n3: ["10.244.3.0"] });
+    expect(book.nodesOf(view, "10.244.1.0")).toEqual(["n1"]);
+    expect(book.nodesOf(view, "::ffff:10.244.3.0")).toEqual(["n3"]);
+    // A newer book replaces the old one whole.
+    book.setNodeBook({ n3: ["10.244.3.0"] });
+    expect(book.nodesOf(view, "10.244.1.0")).toEqual([]);
+  });
+
+  it("does not let the book rename a workload's address or this host's own", () => {
+    const book = new HostPeerNodes({ host: host() });
+    book.setNodeBook({ n4: ["10.1.3.2", "10.0.0.2"] });
+    expect(book.nodesOf(view, "10.1.3.2")).toEqual(["n3"]);
+    expect(book.nodesOf(view, "10.0.0.2")).toEqual(["n2"]);
+  });
+});

@@ -251,7 +251,10 @@ export function parseAuthority(authority: string | undefined): { address: string
   if (!authority) return undefined;
   const i = authority.lastIndexOf(":");
   if (i <= 0) return undefined;
-  const port = Number(authority.slice(i + 1));
-  if (!Number.isInteger(port) || port < 1 || port > 65535) return undefined;
+  const digits = authority.slice(i + 1);
+  // Plain decimal only: Number() would also take "0x50", "+80", "080" and " 80".
+  if (!/^[1-9]\d{0,4}$/.test(digits)) return undefined;
+  const port = Number(digits);
+  if (port > 65535) return undefined;
   return { address: authority.slice(0, i), port };
 }

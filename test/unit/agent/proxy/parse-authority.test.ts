@@ -1,0 +1,23 @@
+// The CONNECT target of an inbound tunnel stream: "address:port" with a plain decimal port.
+import { describe, expect, it } from "vitest";
+import { parseAuthority } from "../../../../agent/proxy/inbound.ts";
+
+describe("parseAuthority", () => {
+  it("takes address:port", () => {
+    expect(parseAuthority("10.1.2.2:8080")).toEqual({ address: "10.1.2.2", port: 8080 });
+    expect(parseAuthority("10.1.2.2:65535")).toEqual({ address: "10.1.2.2", port: 65535 });
+  });
+
+  it.each([
+    "10.1.2.2:0x50",
+    "10.1.2.2:+80",
+    "10.1.2.2:080",
+    "10.1.2.2: 80",
+    "10.1.2.2:0",
+    "10.1.2.2:65536",
+    "10.1.2.2:",
+    ":80",
+    "10.1.2.2",
+    undefined,
+  ])("refuses %s", (a) => expect(parseAuthority(a)).toBeUndefined());
+});

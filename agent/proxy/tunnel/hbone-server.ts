@@ -140,7 +140,13 @@ export class HboneServer {
     this.#peers.set(session, peerSpiffeId((session.socket as TLSSocket).getPeerCertificate()));
     session.on("error", () => {});
     session.socket.once("end", () => session.destroy());
-    if (this.#opts.sessionIdleMs > 0) session.setTimeout(this.#opts.sessionIdleMs, () => session.destroy());
+    if (this.#opts.sessionIdleMs > 0) {
+      // A PING counts as activity for the session's timer only while a 'ping' listener exists: Node
+      // skips its JavaScript ping callback (which refreshes the timer) otherwise, and a peer that only
+      // PINGs its pooled session would be cut every sessionIdleMs.
+      session.on("ping", () => {});
+      session.setTimeout(this.#opts.sessionIdleMs, () => session.destroy());
+    }
   }
 
   /** True when the stream's session is being closed for resetting too many streams. */

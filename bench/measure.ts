@@ -96,6 +96,25 @@ export function emptyResult(name: string, available = false): PathResult {
 export const FIXED_RATES = [500, 1000] as const;
 export const CONN_MODES: readonly ConnMode[] = ["keepalive", "new"];
 
+/** bench/loadgen.ts in `host` until it exits; its one JSON line (LoadgenResult), or an error naming `what`. */
+export async function runLoadgen(
+  lab: Lab,
+  host: LabHost,
+  what: string,
+  args: readonly string[],
+): Promise<LoadgenResult> {
+  const proc = lab.spawn(host, [process.execPath, "--disable-warning=ExperimentalWarning", LOADGEN, ...args]);
+  const exit = await proc.exited;
+  const line = proc.output
+    .trim()
+    .split("\n")
+    .findLast((l) => l.startsWith("{"));
+  if (exit.code !== 0 || !line) {
+    throw new Error(`loadgen on ${what} failed (${exit.code ?? exit.signal}): ${proc.output.slice(-400)}`);
+  }
+  return JSON.parse(line) as LoadgenResult;
+}
+
 export class Measurer {
   readonly #lab: Lab;
   readonly #client: LabHost;
@@ -218,27 +237,9 @@ export class Measurer {
     };
   }
 
-  async #loadgen(path: PathUnderTest, args: string[]): Promise<LoadgenResult> {
-    const proc = this.#lab.spawn(this.#client, [
-      process.execPath,
-      "--disable-warning=ExperimentalWarning",
-      LOADGEN,
-      "--target",
-      path.target,
-      ...(path.tls ? ["--ca", path.tls.ca] : []),
-      ...args,
-    ]);
-    const exit = await proc.exited;
-    const line = proc.output
-      .trim()
-      .split("\n")
-      .findLast((l) => l.startsWith("{"));
-    if (exit.code !== 0 || !line) {
-      throw new Error(
-        `loadgen on ${path.name} failed (${exit.code ?? exit.signal}): ${proc.output.slice(-400)}`,
-      );
-    }
-    return JSON.parse(line) as LoadgenResult;
+  #loadgen(path: PathUnderTest, args: string[]): Promise<LoadgenResult> {
+    const tls = path.tls ? ["--ca", path.tls.ca] : [];
+    return runLoadgen(this.#lab, this.#client, path.name, ["--target", path.target, ...tls, ...args]);
   }
 
   /** Maximum throughput: wrk, one thread, 32 connections, closed loop, 1 KiB POSTs. */

@@ -1,7 +1,7 @@
 // CPU time and memory of a process, read from /proc (the proxies under test run in lab
 // namespaces, but share this machine's /proc). No sampling thread: callers read before and after.
 import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 
 let ticks: number | undefined;
 
@@ -41,4 +41,9 @@ export function rssBytes(pid: number): number {
 /** Sum of CPU seconds over pids. */
 export function totalCpuSeconds(pids: readonly number[]): number {
   return pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+}
+
+/** Open file descriptors of pid. */
+export function openFiles(pid: number): number {
+  return readdirSync(`/proc/${pid}/fd`).length;
 }

@@ -15,18 +15,16 @@
 // Targets: 0 failed requests; after the warm-up, the RSS of each agent and of the controller grows by
 // at most 5 % (the mean of the last tenth of the samples against the first tenth) and their open files
 // stay flat (the same two means at most FD_SLACK apart: connections in flight come and go).
-import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { DEMO_MESH, DEMO_VIP, meshConfigForLab, WEB_VIP } from "../demo/mesh-config.ts";
 import { startMesh, type Mesh } from "../demo/mesh.ts";
 import { Lab, type LabProcess } from "../lab/index.ts";
-import type { LoadgenResult } from "./loadgen.ts";
-import { rssBytes } from "./proc-stats.ts";
+import { runLoadgen } from "./measure.ts";
+import { openFiles, rssBytes } from "./proc-stats.ts";
 import { fmt, renderTargets, table, type TargetCheck } from "./report.ts";
 
 const APPS = new URL("../demo/apps/", import.meta.url).pathname;
-const LOADGEN = new URL("./loadgen.ts", import.meta.url).pathname;
 const SAMPLE_MS = 10_000;
 const CHANGE_MS = 60_000;
 const RATE_EACH = 250;
@@ -86,10 +84,6 @@ export function soakTargets(
   return out;
 }
 
-function openFiles(pid: number): number {
-  return readdirSync(`/proc/${pid}/fd`).length;
-}
-
 /** The two config states the soak flips between. */
 function extraFor(step: number): object[] {
   if (step % 2 === 0) return [];
@@ -114,30 +108,6 @@ async function certExpiries(mesh: Mesh, node: string, seen: Set<string>): Promis
   const text = await mesh.agentHttp(node, 15020, "/metrics").catch(() => "");
   for (const line of text.split("\n"))
     if (line.startsWith("nodemesh_identity_cert_expiration_timestamp_seconds{")) seen.add(line);
-}
-
-async function loadgen(
-  lab: Lab,
-  args: string[],
-): Promise<{ proc: LabProcess; result: Promise<LoadgenResult> }> {
-  const proc = lab.spawn(lab.pod(1, 1), [
-    process.execPath,
-    "--disable-warning=ExperimentalWarning",
-    LOADGEN,
-    ...args,
-  ]);
-  const result = proc.exited.then((exit) => {
-    const line = proc.output
-      .trim()
-      .split("\n")
-      .findLast((l) => l.startsWith("{"));
-    if (exit.code !== 0 || !line)
-      throw new Error(
-        `loadgen ${args.join(" ")} failed (${exit.code ?? exit.signal}): ${proc.output.slice(-400)}`,
-      );
-    return JSON.parse(line) as LoadgenResult;
-  });
-  return { proc, result };
 }
 
 async function main(): Promise<void> {
@@ -180,8 +150,15 @@ async function main(): Promise<void> {
       "--warmup",
       "0",
     ];
-    const keepalive = await loadgen(lab, ["--target", `${WEB_VIP}:80`, "--conn", "keepalive", ...common]);
-    const fresh = await loadgen(lab, ["--target", `${DEMO_VIP}:80`, "--conn", "new", ...common]);
+    const client = lab.pod(1, 1);
+    const keepalive = runLoadgen(lab, client, "web", [
+      "--target",
+      `${WEB_VIP}:80`,
+      "--conn",
+      "keepalive",
+      ...common,
+    ]);
+    const fresh = runLoadgen(lab, client, "echo", ["--target", `${DEMO_VIP}:80`, "--conn", "new", ...common]);
 
     const samples = new Map<string, Sample[]>([...watched.keys()].map((k) => [k, []]));
     const certs = new Map<string, Set<string>>(m.agents.map((a) => [a.node.name, new Set<string>()]));
@@ -210,7 +187,7 @@ async function main(): Promise<void> {
         log(`soak ${atS} s: ${now.join("; ")}`);
       }
     }
-    const [ka, nc] = await Promise.all([keepalive.result, fresh.result]);
+    const [ka, nc] = await Promise.all([keepalive, fresh]);
     const failed = ka.errors + nc.errors;
 
     const rows = [...samples].map(([name, s]) => {

@@ -9,7 +9,8 @@ import type { Duplex } from "node:stream";
 import { endToEnd, headerValue, TARGET_HEADER } from "../http/headers.ts";
 import { FLAG_HEADER } from "../http/upstream.ts";
 import { evaluateAuthz, normalizePath, parsePrincipal } from "../policy/authz.ts";
-import { parseAuthority, parseForwarded } from "../proxy/inbound.ts";
+import { parseForwarded } from "../proxy/inbound.ts";
+import { parseHostPort } from "../proxy/tunnel/host-port.ts";
 import type { MeshView, WorkloadInfo } from "../state/view.ts";
 import type { TcpLabels } from "../telemetry/metrics.ts";
 import type { EgressGatewayDeps } from "./gateway.ts";
@@ -43,7 +44,7 @@ export function identify(
   const source = claimed !== undefined && claimed.spiffeId === principal ? claimed : undefined;
   const base = { gateway, source, sourceAddress: source?.address ?? peerIp };
   const raw = headers[":method"] === "CONNECT" ? headers[":authority"] : headerValue(headers, TARGET_HEADER);
-  const target = parseAuthority(raw);
+  const target = parseHostPort(raw);
   const external = fwd.host && target ? view.external.byHost(fwd.host, target.port) : undefined;
   const problem = (status: number, flag: string, reason: string) => ({
     ...base,

@@ -15,7 +15,7 @@ import type { AgentSettings } from "../config.ts";
 import type { Logger } from "../log.ts";
 import { evaluateAuthz, type AuthzRequest } from "../policy/authz.ts";
 import type { ConnectionManager, TrackedConnection } from "../proxy/connections.ts";
-import { parseAuthority } from "../proxy/inbound.ts";
+import { parseHostPort } from "../proxy/tunnel/host-port.ts";
 import { pipeBoth } from "../proxy/pipe.ts";
 import { HboneServer } from "../proxy/tunnel/hbone-server.ts";
 import type { MeshView } from "../state/view.ts";
@@ -77,7 +77,7 @@ export class EgressGateway {
       this.#deps.metrics.finish(rec, true);
     };
     if (id.problem) return refuse(id.problem.status, id.problem.flag, id.problem.reason);
-    const target = parseAuthority(headers[":authority"])!;
+    const target = parseHostPort(headers[":authority"])!;
     const request: AuthzRequest = {
       principal: principal!,
       sourceIp: peerIp,

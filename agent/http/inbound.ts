@@ -15,6 +15,7 @@ import type { Readable } from "node:stream";
 import { evaluateAuthz, normalizePath } from "../policy/authz.ts";
 import type { MeshView, WorkloadInfo } from "../state/view.ts";
 import { parseForwarded } from "../proxy/inbound.ts";
+import { parseHostPort } from "../proxy/tunnel/host-port.ts";
 import type { AppClients } from "./app-client.ts";
 import type { LocalRateLimiter } from "./local-ratelimit.ts";
 import { grpcStatusOf } from "./exchange.ts";
@@ -120,7 +121,7 @@ export function serveInboundRequest(
       stream.end(`${reason}\n`);
     }
   };
-  const target = parseTarget(headerValue(headers, TARGET_HEADER));
+  const target = parseHostPort(headerValue(headers, TARGET_HEADER));
   if (!w) return refuse(503, "NoHealthyUpstream", `workload ${uid} is no longer on this node`);
   if (!target || target.address !== w.address)
     return refuse(
@@ -285,11 +286,4 @@ function pump(
   });
   from.once("end", () => to.end());
   from.once("error", () => to.destroy());
-}
-
-function parseTarget(v: string): { address: string; port: number } | undefined {
-  const i = v.lastIndexOf(":");
-  if (i <= 0) return undefined;
-  const port = Number(v.slice(i + 1));
-  return Number.isInteger(port) && port > 0 && port < 65536 ? { address: v.slice(0, i), port } : undefined;
 }

@@ -9,6 +9,7 @@ import type { Server, Socket } from "node:net";
 import type { Logger } from "../log.ts";
 import { evaluateAuthz, parsePrincipal, type AuthzRequest } from "../policy/authz.ts";
 import { HostPeerNodes, plainIpv4, type PeerNodeResolver } from "../state/peer-nodes.ts";
+import { parseHostPort } from "./tunnel/host-port.ts";
 import type { MeshView, WorkloadInfo } from "../state/view.ts";
 import type { AgentMetrics, ConnRecord, TcpLabels } from "../telemetry/metrics.ts";
 import type { Svid } from "../tls/svid.ts";
@@ -106,7 +107,7 @@ export class InboundTunnel {
     }
     const w = view.localWorkload(this.uid);
     const labels = this.#labels(w, principal, headers, source.ok ? source.workload : undefined);
-    const target = parseAuthority(headers[":authority"]);
+    const target = parseHostPort(headers[":authority"]);
     // The access log's source is the client pod once proven; until then the tunnel's own address.
     const sourceIp = source.ok ? source.address : tunnelSource;
     const rec = this.#deps.metrics.record("inbound", labels, sourceIp, headers[":authority"] ?? "");
@@ -245,16 +246,4 @@ export class InboundTunnel {
       response_flags: "-",
     };
   }
-}
-
-export function parseAuthority(authority: string | undefined): { address: string; port: number } | undefined {
-  if (!authority) return undefined;
-  const i = authority.lastIndexOf(":");
-  if (i <= 0) return undefined;
-  const digits = authority.slice(i + 1);
-  // Plain decimal only: Number() would also take "0x50", "+80", "080" and " 80".
-  if (!/^[1-9]\d{0,4}$/.test(digits)) return undefined;
-  const port = Number(digits);
-  if (port > 65535) return undefined;
-  return { address: authority.slice(0, i), port };
 }

@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <thread>
 
 #include "mesh_shared.h"
@@ -97,10 +98,7 @@ int MakeSocket(const SocketRequest& req, const char** op) {
 
 }  // namespace
 
-int OpenSocketIn(const SocketRequest& req, const char** op) {
-  if (req.netns_path.empty()) return MakeSocket(req, op);
-  int ns = OpenNetns(req.netns_path, op);
-  if (ns < 0) return ns;
+int RunInNetns(int ns_fd, const std::function<int(const char**)>& fn, const char** op) {
   int result = -EIO;
   const char* thread_op = "setns";
   // The thread ends right after; if switching back failed it takes the pod namespace with it.
@@ -111,17 +109,25 @@ int OpenSocketIn(const SocketRequest& req, const char** op) {
       thread_op = "open own network namespace";
       return;
     }
-    if (setns(ns, CLONE_NEWNET) != 0) {
+    if (setns(ns_fd, CLONE_NEWNET) != 0) {
       result = -errno;
     } else {
-      result = MakeSocket(req, &thread_op);
+      result = fn(&thread_op);
       setns(self, CLONE_NEWNET);
     }
     close(self);
   });
   worker.join();
-  close(ns);
   if (result < 0) *op = thread_op;
+  return result;
+}
+
+int OpenSocketIn(const SocketRequest& req, const char** op) {
+  if (req.netns_path.empty()) return MakeSocket(req, op);
+  int ns = OpenNetns(req.netns_path, op);
+  if (ns < 0) return ns;
+  int result = RunInNetns(ns, [&](const char** thread_op) { return MakeSocket(req, thread_op); }, op);
+  close(ns);
   return result;
 }
 

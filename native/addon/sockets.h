@@ -4,6 +4,7 @@
 #define NATIVE_ADDON_SOCKETS_H_
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 namespace nodemesh {
@@ -16,6 +17,10 @@ struct SocketRequest {
   uint32_t mark = 0;       // SO_MARK to set (0: none)
   bool listen = false;     // false: an unconnected TCP socket (for an outgoing connection)
 };
+
+// Runs fn inside the network namespace ns_fd on a short-lived thread of its own (the calling thread
+// never changes namespace); fn's result, with *op set to the failing step when it is negative.
+int RunInNetns(int ns_fd, const std::function<int(const char**)>& fn, const char** op);
 
 // Creates (and binds + listens, if asked) a TCP socket inside req.netns_path on a short-lived
 // thread that setns()es and never returns the calling thread's namespace to anyone else.

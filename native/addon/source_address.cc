@@ -6,6 +6,8 @@
 // the pod is affected.
 #include "source_address.h"
 
+#include "sockets.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <linux/fib_rules.h>
@@ -13,13 +15,11 @@
 #include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <netinet/in.h>
-#include <sched.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
-#include <thread>
 
 #ifndef IP_BIND_ADDRESS_NO_PORT
 #define IP_BIND_ADDRESS_NO_PORT 24
@@ -163,27 +163,8 @@ int BindSource(int fd, const std::string& ip, const char** op) {
 
 int RouteDeliveryReplies(int ns_fd, uint32_t mark, uint32_t table, uint32_t pref, bool remove,
                          const char** op) {
-  int result = -EIO;
-  const char* thread_op = "setns";
-  // A thread of its own: it may end in the pod's namespace if switching back failed.
-  std::thread worker([&] {
-    int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-    if (self < 0) {
-      result = -errno;
-      thread_op = "open own network namespace";
-      return;
-    }
-    if (setns(ns_fd, CLONE_NEWNET) != 0) {
-      result = -errno;
-    } else {
-      result = RouteHere(mark, table, pref, remove, &thread_op);
-      setns(self, CLONE_NEWNET);
-    }
-    close(self);
-  });
-  worker.join();
-  if (result < 0) *op = thread_op;
-  return result;
+  return RunInNetns(
+      ns_fd, [&](const char** thread_op) { return RouteHere(mark, table, pref, remove, thread_op); }, op);
 }
 
 }  // namespace nodemesh

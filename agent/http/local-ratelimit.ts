@@ -4,8 +4,9 @@
 // checked by the destination workload's agent after authorization. Every applicable bucket must hold a
 // token, and only then is one taken from each, so a refusal by one limit costs the others nothing. A
 // refused request gets 429 (gRPC RESOURCE_EXHAUSTED), `retry-after`, flag RateLimited, and never reaches
-// the application; every request under a limit carries the IETF RateLimit-* fields (draft-ietf-httpapi-
-// ratelimit-headers-07) of the limit closest to exhaustion. Buckets are per (limit, workload), and per
+// the application. A 429 carries the IETF RateLimit-* fields (draft-ietf-httpapi-ratelimit-headers-07) of
+// the limit that refused; admitted responses carry those of the limit closest to exhaustion among the ones
+// configured with `rateLimitHeaders: Always` (off by default, as Envoy's enable_x_ratelimit_headers). Buckets are per (limit, workload), and per
 // caller SPIFFE ID with `perSource`, bounded by `maxSources` (agent/ratelimit/token-bucket.ts evicts).
 // Global limits (a RateLimitPolicy's `global`) are checked after the local ones, against this node's share
 // (global-limiter.ts, one bucket per limit for all local workloads of the Service); a
@@ -108,14 +109,20 @@ export class LocalRateLimiter {
     for (const g of global) this.global.count(g, refusedBy === undefined);
     if (refusedBy) return this.#refuseGlobal(refusedBy, req);
     for (const g of global) g.bucket.tryTake();
-    if (buckets.length === 0) return { ok: true, headers: globalHeaders(global[0]!) };
-    let closest = 0;
+    // Only limits with `rateLimitHeaders: Always` speak on an admitted response, the one closest to
+    // exhaustion among them; a local one before a global one, as on refusals.
+    let closest = -1;
     for (let i = 0; i < buckets.length; i++) {
       buckets[i]!.tryTake();
-      if (buckets[i]!.remaining < buckets[closest]!.remaining) closest = i;
+      if (specs[i]!.alwaysHeaders && (closest < 0 || buckets[i]!.remaining < buckets[closest]!.remaining))
+        closest = i;
     }
-    const b = buckets[closest]!;
-    return { ok: true, headers: rateLimitHeaders(specs[closest]!.bucket, b.remaining, resetMs(b)) };
+    if (closest >= 0) {
+      const b = buckets[closest]!;
+      return { ok: true, headers: rateLimitHeaders(specs[closest]!.bucket, b.remaining, resetMs(b)) };
+    }
+    const speaking = global.find((g) => g.limit.alwaysHeaders);
+    return speaking ? { ok: true, headers: globalHeaders(speaking) } : ADMITTED;
   }
 
   #refuseGlobal(g: GlobalLimitEntry, req: AdmitRequest): Admission {

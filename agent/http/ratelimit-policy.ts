@@ -10,6 +10,7 @@ import {
   durationMs,
   globalLimitsOf,
   type GlobalLimit,
+  type RateLimitHeaders,
   type RateLimitSettings,
 } from "../../controller/api/index.ts";
 import type { TokenBucketSettings } from "../ratelimit/token-bucket.ts";
@@ -31,6 +32,8 @@ export interface LimitSpec {
   readonly perSource: boolean;
   /** Buckets per workload when perSource (1 otherwise). */
   readonly maxKeys: number;
+  /** RateLimit-* fields on admitted responses too (`rateLimitHeaders: Always`), not only on 429s. */
+  readonly alwaysHeaders: boolean;
 }
 
 export interface RateLimitIndex {
@@ -66,9 +69,12 @@ function spec(
   bucket: TokenBucketSettings,
   perSource: boolean,
   maxKeys: number,
-) {
+  headers: RateLimitHeaders,
+): LimitSpec {
+  // Where the fields go is not part of the id: changing it keeps the buckets.
   const s = `${bucket.maxTokens}/${bucket.tokensPerFill}/${bucket.fillIntervalMs}/${perSource}/${maxKeys}`;
-  return Object.freeze({ id: `${policy}|${target}|${s}`, policy, bucket, perSource, maxKeys });
+  const alwaysHeaders = headers === "Always";
+  return Object.freeze({ id: `${policy}|${target}|${s}`, policy, bucket, perSource, maxKeys, alwaysHeaders });
 }
 
 function push(m: Map<string, LimitSpec[]>, key: string, s: LimitSpec): void {
@@ -81,14 +87,16 @@ function build(view: MeshView): RateLimitIndex {
   const byHost = new Map<string, LimitSpec[]>();
   const byRule = new Map<string, LimitSpec[]>();
   for (const service of view.services()) {
-    const bucket = resilienceOf(view, service).rateLimit;
-    const tp = bucket && trafficPolicyOf(view, service);
-    if (bucket && tp)
+    const limit = resilienceOf(view, service).rateLimit;
+    const tp = limit && trafficPolicyOf(view, service);
+    if (limit && tp) {
+      const policy = `TrafficPolicy/${tp.metadata.namespace}/${tp.metadata.name}`;
       push(
         byHost,
         service.host,
-        spec(`TrafficPolicy/${tp.metadata.namespace}/${tp.metadata.name}`, service.host, bucket, false, 1),
+        spec(policy, service.host, bucketOf(limit), false, 1, limit.rateLimitHeaders),
       );
+    }
   }
   for (const p of view.config.rateLimitPolicies ?? []) {
     const ns = p.metadata.namespace;
@@ -99,10 +107,10 @@ function build(view: MeshView): RateLimitIndex {
     for (const t of p.spec.targetRefs) {
       if (t.kind === "Service") {
         const host = `${t.name}.${ns}`;
-        push(byHost, host, spec(policy, host, bucket, p.spec.perSource, maxKeys));
+        push(byHost, host, spec(policy, host, bucket, p.spec.perSource, maxKeys, p.spec.rateLimitHeaders));
       } else {
         const rule = `${t.kind}/${ns}/${t.name}/${t.sectionName ?? ""}`;
-        push(byRule, rule, spec(policy, rule, bucket, p.spec.perSource, maxKeys));
+        push(byRule, rule, spec(policy, rule, bucket, p.spec.perSource, maxKeys, p.spec.rateLimitHeaders));
       }
     }
   }

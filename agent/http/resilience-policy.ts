@@ -8,14 +8,13 @@ import {
   trafficPolicyTargets,
   type CircuitBreakerSettings,
   type FaultInjectionSettings,
-  type RateLimitSettings,
+  type ServiceRateLimitSettings,
   type RetrySettings,
   type TrafficPolicy,
 } from "../../controller/api/index.ts";
 import { DEFAULT_BREAKER, type BreakerSettings } from "../breaker/consecutive-failures.ts";
 import type { BackoffSettings } from "../retry/backoff.ts";
 import { DEFAULT_RETRY_BUDGET, type RetryBudgetSettings } from "../retry/budget.ts";
-import type { TokenBucketSettings } from "../ratelimit/token-bucket.ts";
 import type { MeshView, ServiceInfo } from "../state/view.ts";
 
 export interface RetryPolicy {
@@ -36,8 +35,8 @@ export interface Resilience {
   readonly breaker: BreakerSettings;
   /** TrafficPolicy `fault`, applied by the calling agent (agent/http/fault.ts). */
   readonly fault: FaultInjectionSettings | undefined;
-  /** TrafficPolicy `rateLimit`, applied per destination workload by its agent (local-ratelimit.ts). */
-  readonly rateLimit: TokenBucketSettings | undefined;
+  /** TrafficPolicy `rateLimit`, applied per destination workload by its agent (ratelimit-policy.ts). */
+  readonly rateLimit: ServiceRateLimitSettings | undefined;
   /** TrafficPolicy `connectionPool` limits (pool-limit.ts; maxRequestsPerConnection in inbound.ts). */
   readonly pool: PoolPolicy;
 }
@@ -104,7 +103,7 @@ function resolve(tp: TrafficPolicy | undefined): Resilience {
     retry: retryPolicy(spec?.retries),
     breaker: breakerSettings(spec?.circuitBreaker),
     fault: spec?.fault,
-    rateLimit: rateLimitSettings(spec?.rateLimit),
+    rateLimit: spec?.rateLimit,
     pool: poolPolicy(spec?.connectionPool),
   };
 }
@@ -118,15 +117,6 @@ function poolPolicy(c: TrafficPolicy["spec"]["connectionPool"]): PoolPolicy {
     maxPending: c.http?.http1MaxPendingRequests ?? d.maxPending,
     maxRetries: c.http?.maxRetries ?? d.maxRetries,
     maxRequestsPerConnection: c.http?.maxRequestsPerConnection ?? d.maxRequestsPerConnection,
-  });
-}
-
-function rateLimitSettings(r: RateLimitSettings | undefined): TokenBucketSettings | undefined {
-  if (!r) return undefined;
-  return Object.freeze({
-    maxTokens: r.maxTokens,
-    tokensPerFill: r.tokensPerFill ?? r.maxTokens,
-    fillIntervalMs: durationMs(r.fillInterval),
   });
 }
 

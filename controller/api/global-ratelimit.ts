@@ -86,6 +86,8 @@ export interface GlobalLimit {
   readonly burst: number;
   /** Nodes with a ready workload the Service selects, sorted: the nodes that enforce the limit. */
   readonly nodes: readonly string[];
+  /** RateLimit-* fields on admitted responses too (the policy's `rateLimitHeaders: Always`). */
+  readonly alwaysHeaders: boolean;
 }
 
 export interface GlobalLimitSource {
@@ -119,6 +121,7 @@ export function globalLimitsOf(src: GlobalLimitSource): GlobalLimit[] {
           requestsPerSecond: g.requestsPerSecond,
           burst: g.burst ?? g.requestsPerSecond,
           nodes: Object.freeze(service ? servingNodes(service, src.workloads) : []),
+          alwaysHeaders: p.spec.rateLimitHeaders === "Always",
         }),
       );
     }

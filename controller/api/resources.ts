@@ -491,20 +491,40 @@ export const FaultInjectionSettings = z
   .strict()
   .refine((f) => f.delay !== undefined || f.abort !== undefined, { error: "fault needs delay or abort" });
 
+/**
+ * Where the IETF RateLimit-* fields go: `Refused` (the default) puts them on 429s only; `Always` also on
+ * every admitted response under the limit, as Envoy's `enable_x_ratelimit_headers` does. Off by default
+ * as in Envoy: four more fields per response, one of them new every time (`ratelimit-remaining`, a fresh
+ * HPACK entry), cost more CPU than the rate-limit check itself (docs/benchmarks.md "L7 layers").
+ */
+export const RateLimitHeaders = z.enum(["Refused", "Always"], {
+  error: "rateLimitHeaders must be Refused or Always",
+});
+
+const tokenBucketFields = {
+  maxTokens: z.number().int().min(1, { error: "must be at least 1" }),
+  tokensPerFill: z.number().int().min(1, { error: "must be at least 1" }).optional(),
+  fillInterval: Duration,
+};
+
+// Zod runs object refinements even when a field failed: a malformed fillInterval is already
+// reported by Duration, so only a well-formed one is measured here.
+const positiveFill = {
+  check: (r: { fillInterval: string }) => !DURATION.test(r.fillInterval) || durationMs(r.fillInterval) > 0,
+  message: { error: "fillInterval must be longer than 0s", path: ["fillInterval"] },
+};
+
 /** Envoy's local rate limit token bucket, per destination workload: applied by the workload's agent. */
 export const RateLimitSettings = z
-  .object({
-    maxTokens: z.number().int().min(1, { error: "must be at least 1" }),
-    tokensPerFill: z.number().int().min(1, { error: "must be at least 1" }).optional(),
-    fillInterval: Duration,
-  })
+  .object(tokenBucketFields)
   .strict()
-  // Zod runs object refinements even when a field failed: a malformed fillInterval is already
-  // reported by Duration, so only a well-formed one is measured here.
-  .refine((r) => !DURATION.test(r.fillInterval) || durationMs(r.fillInterval) > 0, {
-    error: "fillInterval must be longer than 0s",
-    path: ["fillInterval"],
-  });
+  .refine(positiveFill.check, positiveFill.message);
+
+/** TrafficPolicy `rateLimit`: the token bucket, and where its RateLimit-* fields go. */
+export const ServiceRateLimitSettings = z
+  .object({ ...tokenBucketFields, rateLimitHeaders: RateLimitHeaders.default("Refused") })
+  .strict()
+  .refine(positiveFill.check, positiveFill.message);
 
 /** Istio's int32 connection-pool fields; bounded so a typo cannot overflow the agent's counters. */
 const MAX_POOL_LIMIT = 2_147_483_647;
@@ -574,7 +594,7 @@ export const TrafficPolicySpec = z
     /** Fault injection for HTTP requests to the service (delays and aborts, by percentage). */
     fault: FaultInjectionSettings.optional(),
     /** Local rate limit per destination workload (429 with retry-after when the bucket is empty). */
-    rateLimit: RateLimitSettings.optional(),
+    rateLimit: ServiceRateLimitSettings.optional(),
   })
   .strict();
 
@@ -671,6 +691,8 @@ export const RateLimitPolicySpec = z
     tokenBucket: RateLimitSettings.optional(),
     /** The mesh-wide limit, split between the serving nodes (Service targets only). */
     global: GlobalRateLimitSettings.optional(),
+    /** Where the RateLimit-* fields of this policy's limits go (RateLimitHeaders). */
+    rateLimitHeaders: RateLimitHeaders.default("Refused"),
     /** One bucket per caller SPIFFE ID (per destination workload) instead of one for every caller. */
     perSource: z.boolean({ error: "perSource must be true or false" }).default(false),
     /** With perSource, at most this many buckets per target and workload (least recently used go first). */
@@ -759,6 +781,8 @@ export type FaultInjectionSettings = z.infer<typeof FaultInjectionSettings>;
 export type FaultInjection = z.infer<typeof FaultInjection>;
 export type ExternalService = z.infer<typeof ExternalService>;
 export type RateLimitSettings = z.infer<typeof RateLimitSettings>;
+export type ServiceRateLimitSettings = z.infer<typeof ServiceRateLimitSettings>;
+export type RateLimitHeaders = z.infer<typeof RateLimitHeaders>;
 export type HttpPoolSettings = z.infer<typeof HttpPoolSettings>;
 export type RateLimitTargetRef = z.infer<typeof RateLimitTargetRef>;
 export type RateLimitPolicy = z.infer<typeof RateLimitPolicy>;

@@ -1,6 +1,6 @@
 // RateLimitPolicy and connection-pool limits on two agents in one process (loopback datapath, real TLS
 // 1.3 + HTTP/2): a per-source limit throttles one client while another at the same rate passes, with the
-// IETF RateLimit-* fields and retry-after, a gRPC call limited with RESOURCE_EXHAUSTED, a route-rule limit
+// IETF RateLimit-* fields (asked for on admitted answers too) and retry-after, a gRPC call limited with RESOURCE_EXHAUSTED, a route-rule limit
 // only on that rule; pool limits answering 503 UpstreamOverflow at once, a waiting slot, and
 // maxRequestsPerConnection recycling the application connection. Metrics and access logs show it.
 import { createServer, request, type IncomingHttpHeaders, type Server } from "node:http";
@@ -141,6 +141,7 @@ describe("RateLimitPolicy and connection-pool limits through the node agents", (
           targetRefs: [{ kind: "Service", name: "rl" }],
           tokenBucket: { maxTokens: 3, fillInterval: "1m" },
           perSource: true,
+          rateLimitHeaders: "Always",
         }),
         rlp("checkout", {
           targetRefs: [
@@ -197,9 +198,13 @@ describe("RateLimitPolicy and connection-pool limits through the node agents", (
     });
   });
 
-  it("limits a route rule only on the requests that rule matches", async () => {
-    expect((await send("rule", "/checkout")).status).toBe(200);
-    expect((await send("rule", "/checkout/pay")).status).toBe(429);
+  it("limits a route rule only on the requests that rule matches, with RateLimit-* on the 429 only", async () => {
+    const admitted = await send("rule", "/checkout");
+    expect(admitted.status).toBe(200);
+    expect(Object.keys(admitted.headers).filter((k) => k.startsWith("ratelimit-"))).toEqual([]);
+    const refused = await send("rule", "/checkout/pay");
+    expect(refused.status).toBe(429);
+    expect(refused.headers).toMatchObject({ "ratelimit-limit": "1", "ratelimit-remaining": "0" });
     for (let i = 0; i < 3; i++) expect((await send("rule", "/browse")).status).toBe(200);
   });
 

@@ -143,6 +143,7 @@ describe("globalLimitsOf", () => {
         requestsPerSecond: 30,
         burst: 30,
         nodes: ["n1", "n2"],
+        alwaysHeaders: false,
       },
       {
         id: "RateLimitPolicy/mesh/limit|gone.mesh",
@@ -151,6 +152,7 @@ describe("globalLimitsOf", () => {
         requestsPerSecond: 30,
         burst: 30,
         nodes: [],
+        alwaysHeaders: false,
       },
     ]);
   });

@@ -106,6 +106,20 @@ describe("global rate limit at the destination agent", () => {
     expect(refusals).toEqual(["RateLimitPolicy/default/mesh-wide"]);
   });
 
+  it("gives admitted answers this node's RateLimit-* fields only with rateLimitHeaders: Always", () => {
+    const quiet = view({ rateLimitPolicies: [rlp({ global: { requestsPerSecond: 4, burst: 4 } })] });
+    const { l } = setup();
+    expect(l.admit(quiet, req).headers).toBeUndefined();
+    const speaks = view({
+      rateLimitPolicies: [rlp({ global: { requestsPerSecond: 4, burst: 4 }, rateLimitHeaders: "Always" })],
+    });
+    expect(l.admit(speaks, req).headers).toMatchObject({
+      "ratelimit-limit": "2", // this node's half of the burst
+      "ratelimit-remaining": "0",
+      "ratelimit-policy": "4;w=1",
+    });
+  });
+
   it("reports offered, admitted and refused per second over the window, then starts a new window", () => {
     const v = view({ rateLimitPolicies: [rlp({ global: { requestsPerSecond: 20 } })] });
     const { l, advance } = setup();

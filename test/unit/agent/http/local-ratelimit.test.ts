@@ -1,6 +1,7 @@
 // The destination's rate limiter over a real MeshView with fake time: per-source buckets limit one caller
 // and not another, shared buckets limit everyone, a route-rule limit applies only to marked requests, a
-// refusal by one limit costs the others nothing, IETF RateLimit-* fields on admitted and refused answers,
+// refusal by one limit costs the others nothing, IETF RateLimit-* fields on refusals always and on admitted
+// answers only where a limit asks (`rateLimitHeaders: Always`),
 // refusals counted with policy and caller, buckets of a removed policy dropped with the snapshot.
 import { describe, expect, it } from "vitest";
 import { LocalRateLimiter, rateLimitHeaders } from "../../../../agent/http/local-ratelimit.ts";
@@ -68,8 +69,26 @@ describe("LocalRateLimiter", () => {
     ]);
   });
 
-  it("puts the RateLimit-* fields on admitted and refused answers, and refills after the interval", () => {
+  it("puts the RateLimit-* fields on refusals only by default, and refills after the interval", () => {
     const v = view({ rateLimitPolicies: [rlp("shared", { targetRefs: echo, tokenBucket: bucket })] });
+    const { l, advance } = limiter();
+    expect(l.admit(v, req(A))).toEqual({ ok: true, headers: undefined });
+    l.admit(v, req(A));
+    const refused = l.admit(v, req(A));
+    expect(refused).toMatchObject({
+      ok: false,
+      headers: { "ratelimit-limit": "2", "ratelimit-remaining": "0", "ratelimit-policy": "2;w=60" },
+    });
+    advance(60_000);
+    expect(l.admit(v, req(A)).ok).toBe(true);
+  });
+
+  it("puts the RateLimit-* fields on admitted and refused answers with rateLimitHeaders: Always", () => {
+    const v = view({
+      rateLimitPolicies: [
+        rlp("shared", { targetRefs: echo, tokenBucket: bucket, rateLimitHeaders: "Always" }),
+      ],
+    });
     const { l, advance } = limiter();
     expect(l.admit(v, req(A)).headers).toEqual({
       "ratelimit-limit": "2",
@@ -116,7 +135,7 @@ describe("LocalRateLimiter", () => {
           perSource: true,
         }),
         rlp("loose", { targetRefs: echo, tokenBucket: { maxTokens: 3, fillInterval: "1m" } }),
-      ],
+      ].map((p) => ({ ...p, spec: { ...p.spec, rateLimitHeaders: "Always" as const } })),
     });
     const { l } = limiter();
     expect(l.admit(v, req(A)).ok).toBe(true);
@@ -125,6 +144,39 @@ describe("LocalRateLimiter", () => {
     expect([l.admit(v, req(B)).ok, l.admit(v, req(B)).ok]).toEqual([true, false]);
     const headers = l.admit(v, req("spiffe://cluster.local/ns/default/sa/c")).headers;
     expect(headers?.["ratelimit-limit"]).toBe("1"); // the limit closest to exhaustion speaks
+  });
+
+  it("lets only the limits configured to speak put their fields on admitted answers", () => {
+    const v = view({
+      rateLimitPolicies: [
+        rlp("tight-quiet", { targetRefs: echo, tokenBucket: { maxTokens: 1, fillInterval: "1m" } }),
+        rlp("loose-speaks", {
+          targetRefs: echo,
+          tokenBucket: { maxTokens: 5, fillInterval: "1m" },
+          rateLimitHeaders: "Always",
+        }),
+      ],
+    });
+    const { l } = limiter();
+    // The quiet limit is closest to exhaustion, but only the speaking one's fields are given.
+    expect(l.admit(v, req(A)).headers).toMatchObject({ "ratelimit-limit": "5", "ratelimit-remaining": "4" });
+    expect(l.admit(v, req(A))).toMatchObject({ ok: false, headers: { "ratelimit-limit": "1" } });
+  });
+
+  it("takes rateLimitHeaders from a TrafficPolicy rateLimit too", () => {
+    const tp = (rateLimitHeaders?: string) =>
+      TrafficPolicy.parse({
+        apiVersion: "nodemesh.io/v1alpha1",
+        kind: "TrafficPolicy",
+        metadata: { name: "echo", namespace: "default" },
+        spec: { targetRefs: echo, rateLimit: { maxTokens: 3, fillInterval: "1s", rateLimitHeaders } },
+      });
+    const { l } = limiter();
+    expect(l.admit(view({ trafficPolicies: [tp()] }), req(A)).headers).toBeUndefined();
+    expect(l.admit(view({ trafficPolicies: [tp("Always")] }, "2"), req(A)).headers).toMatchObject({
+      "ratelimit-limit": "3",
+      "ratelimit-remaining": "1", // the same bucket: changing where the fields go keeps it
+    });
   });
 
   it("keeps enforcing the TrafficPolicy rateLimit, labelled with that policy", () => {

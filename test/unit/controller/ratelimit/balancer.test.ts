@@ -12,6 +12,7 @@ const limit = (nodes: string[], rps = 100): GlobalLimit => ({
   host: "api.default",
   requestsPerSecond: rps,
   burst: rps,
+  alwaysHeaders: false,
   nodes,
 });
 const demand = (offeredPerSecond: number, id = ID): DemandReport => ({

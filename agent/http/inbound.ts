@@ -11,7 +11,6 @@ import {
   type IncomingHttpHeaders,
   type ServerHttp2Stream,
 } from "node:http2";
-import type { Readable } from "node:stream";
 import { evaluateAuthz, normalizePath } from "../policy/authz.ts";
 import type { MeshView, WorkloadInfo } from "../state/view.ts";
 import { parseForwarded } from "../proxy/inbound.ts";
@@ -24,6 +23,8 @@ import type { InboundTracing } from "./trace.ts";
 import { FLAG_HEADER } from "./upstream.ts";
 import { RULE_HEADER } from "./ratelimit-policy.ts";
 import { closeAfterRequests } from "./app-connection-limit.ts";
+import { pump } from "./pump.ts";
+import { resetStream } from "./h2-reset.ts";
 import type { TraceSpan } from "../telemetry/tracing/index.ts";
 
 /** One request as the destination reporter records it. */
@@ -236,7 +237,7 @@ function relayFromH2(
 ): void {
   app.on("error", () => {});
   stream.once("close", () => {
-    if (!app.closed) app.close(constants.NGHTTP2_CANCEL);
+    resetStream(app, constants.NGHTTP2_CANCEL);
   });
   if (!requestEnded) pump(stream, app, (n) => (rec.requestBytes += n));
   let trailers: OutgoingHttpHeaders | undefined;
@@ -266,24 +267,7 @@ function relayFromH2(
       if (!stream.destroyed && !stream.headersSent)
         stream.respond({ ":status": 503, [FLAG_HEADER]: rec.flag }, { endStream: true });
     } else if (app.rstCode !== undefined && app.rstCode !== constants.NGHTTP2_NO_ERROR && !stream.destroyed) {
-      stream.close(app.rstCode);
+      resetStream(stream, app.rstCode);
     }
   });
-}
-
-/** One direction with backpressure; the source's end ends the destination; an error resets both. */
-function pump(
-  from: Readable,
-  to: NodeJS.WritableStream & { destroy(): void; destroyed: boolean },
-  count: (n: number) => void,
-): void {
-  from.on("data", (chunk: Buffer) => {
-    count(chunk.length);
-    if (!to.write(chunk)) {
-      from.pause();
-      (to as unknown as Readable).once("drain", () => from.resume());
-    }
-  });
-  from.once("end", () => to.end());
-  from.once("error", () => to.destroy());
 }

@@ -12,6 +12,7 @@ import {
 } from "node:http2";
 import type { AgentSettings } from "../config.ts";
 import { TunnelError } from "../errors.ts";
+import { resetStream } from "./h2-reset.ts";
 import type { PickContext } from "../balance/balancer.ts";
 import { candidates, type DestinationState, type EndpointStates } from "../balance/endpoint-state.ts";
 import type { OutlierSettings } from "../health/outlier.ts";
@@ -192,7 +193,7 @@ function exchangeOn(
   const started = performance.now();
   deps.endpoints.active.inc(ep.key);
   // The client going away or the try being cancelled (timeout) resets the stream: the backend sees it.
-  const onAbort = () => stream.close(constants.NGHTTP2_CANCEL);
+  const onAbort = () => resetStream(stream, constants.NGHTTP2_CANCEL);
   const signals = ex.trySignal ? [ex.signal, ex.trySignal] : [ex.signal];
   for (const sig of signals) {
     if (sig.aborted) onAbort();
@@ -262,5 +263,5 @@ function forwardBody(ex: Exchange, stream: ClientHttp2Stream): void {
     }
   });
   body.once("end", () => stream.end());
-  body.once("error", () => stream.close(constants.NGHTTP2_CANCEL));
+  body.once("error", () => resetStream(stream, constants.NGHTTP2_CANCEL));
 }

@@ -58,6 +58,14 @@ function route(name: string, rules: object[]) {
 async function webApp(pod: string, host: string, port: number): Promise<HttpServer> {
   const server = createHttpServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://x");
+    if (url.pathname === "/abandoned") {
+      const u = { bytes: 0, ended: false, closed: false };
+      uploads.push(u);
+      req.on("data", (c: Buffer) => (u.bytes += c.length));
+      req.on("end", () => (u.ended = true));
+      req.on("close", () => (u.closed = true));
+      req.on("error", () => {});
+    }
     const hash = createHash("sha256");
     let bytes = 0;
     req.on("data", (c: Buffer) => {
@@ -81,6 +89,17 @@ async function webApp(pod: string, host: string, port: number): Promise<HttpServ
   });
   await new Promise<void>((r) => server.listen(port, host, r));
   return server;
+}
+
+/** What the apps saw of each request to /abandoned. */
+const uploads: { bytes: number; ended: boolean; closed: boolean }[] = [];
+
+async function until(what: string, ok: () => boolean, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
 }
 
 interface Reply {
@@ -213,6 +232,23 @@ describe("L7: HTTP through the node agents", () => {
       bytes: payload.length,
       sha256: createHash("sha256").update(payload).digest("hex"),
     });
+  });
+
+  it("never delivers an upload the client abandoned as a complete request", async () => {
+    // Node's stream.close(code) sends END_STREAM before RST_STREAM: the destination would end the
+    // chunked request to the app, which would take the first KiB for the whole body.
+    const before = uploads.length;
+    const sock = connect(v2addr.port, v2addr.host);
+    sock.on("error", () => {});
+    sock.write(
+      "POST /abandoned HTTP/1.1\r\nhost: web-v2.default\r\ntransfer-encoding: chunked\r\n\r\n" +
+        `400\r\n${"a".repeat(1024)}\r\n`,
+    );
+    await until("the app to receive the first KiB", () => (uploads[before]?.bytes ?? 0) >= 1024);
+    sock.destroy();
+    const u = uploads[before]!;
+    await until("the app's request to close", () => u.closed);
+    expect(u).toEqual({ bytes: 1024, ended: false, closed: true });
   });
 
   it("answers pipelined HTTP/1.1 requests in order", async () => {

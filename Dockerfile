@@ -18,6 +18,7 @@ RUN npm run build:native && npm prune --omit=dev
 COPY bin/ bin/
 COPY agent/ agent/
 COPY controller/ controller/
+COPY cni/ cni/
 COPY lab/ lab/
 COPY demo/ demo/
 
@@ -34,6 +35,8 @@ COPY --from=build /src/native/*.ts native/
 COPY --from=build /src/bin/ bin/
 COPY --from=build /src/agent/ agent/
 COPY --from=build /src/controller/ controller/
+# The agent serves the CNI plugin's socket (cni/wire.ts); cni-install copies cni/ to the host.
+COPY --from=build /src/cni/ cni/
 COPY --from=build /src/lab/ lab/
 COPY --from=build /src/demo/ demo/
 # Warm Node's compile cache (bin/nodemesh.js enables it) so no pod pays for type stripping at start;

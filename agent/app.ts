@@ -13,6 +13,7 @@ import type { Datapath } from "./datapath/datapath.ts";
 import { runWithDrain } from "./drain.ts";
 import { POD_UID_ANNOTATION, PodPlacer, podLocatorOptionsFromEnv } from "./node/pod-placement.ts";
 import type { PodEnrollment } from "./node/cni-server.ts";
+import { nameConflict, withHintedPods, type CniPodHint } from "./node/pending-pods.ts";
 import { IdentityManager, type CsrSigner } from "./identity/manager.ts";
 import { accessLogger, createLogger, type Logger } from "./log.ts";
 import { evaluateAuthz } from "./policy/authz.ts";
@@ -92,7 +93,8 @@ export interface Agent {
 }
 
 interface Enrolled {
-  readonly workload: WorkloadInfo;
+  /** As last applied: a pod enrolled at CNI ADD is handed over to its published entry in place. */
+  workload: WorkloadInfo;
   /** An egress gateway workload (docs/egress.md) is served by an EgressGateway instead. */
   readonly inbound: InboundTunnel | EgressGateway;
   /** PeerAuthentication (default and per-port exceptions) as last applied by the datapath. */
@@ -140,6 +142,13 @@ export function createAgent(deps: AgentDeps): Agent {
     deps.podPlacer ??
     new PodPlacer({ locator: podLocatorOptionsFromEnv(), log: log.child({ part: "node" }) });
   const enrolled = new Map<string, Enrolled>();
+  /** Pod UID → what the CNI plugin said at ADD (agent/node/pending-pods.ts); cleared by DEL. */
+  const cniHints = new Map<string, CniPodHint>();
+  /** From the last apply: hints not used, and why; workloads enrolled from a hint. */
+  let hintRefusals: ReadonlyMap<string, string> = new Map();
+  let fromHint: ReadonlySet<string> = new Set();
+  /** The controller's config as last applied, before the hinted pods were added. */
+  let controllerConfig: MeshConfig | undefined;
   let view: MeshView | undefined;
   let chain: Promise<void> = Promise.resolve();
   let started = false;
@@ -291,7 +300,18 @@ export function createAgent(deps: AgentDeps): Agent {
 
   async function apply(config: MeshConfig): Promise<void> {
     if (stopping) return;
-    const next = new MeshView(config, { nodeName: settings.nodeName, resolved: egress.resolved() });
+    controllerConfig = config;
+    const hinted = withHintedPods(config, cniHints, settings.nodeName);
+    for (const [podUid, why] of hinted.refused)
+      if (!hintRefusals.has(podUid)) log.warn({ podUid, reason: why }, "CNI hint not used");
+    // A refused hint must not place the pod either (its netns is as doubtful as its names).
+    for (const [podUid, h] of cniHints)
+      if (hinted.refused.has(podUid)) placer.forget(podUid);
+      else placer.hint(podUid, h.netns);
+    const wasFromHint = fromHint;
+    hintRefusals = hinted.refused;
+    fromHint = hinted.fromHint;
+    const next = new MeshView(hinted.config, { nodeName: settings.nodeName, resolved: egress.resolved() });
     identities.setTrustBundle(config.trustBundle);
     view = next;
     datapath.setMeshedDestinations(next.meshedDestinations());
@@ -305,9 +325,22 @@ export function createAgent(deps: AgentDeps): Agent {
         w.netns !== e.workload.netns ||
         w.cgroup !== e.workload.cgroup ||
         w.spiffeId !== e.workload.spiffeId ||
+        hintMoved(w, e, hinted.refused) ||
         next.external.isGateway(uid) !== !(e.inbound instanceof InboundTunnel)
       ) {
+        if (w && wasFromHint.has(uid) && !fromHint.has(uid) && w.address !== e.workload.address)
+          log.warn(
+            { workload: uid, hinted: e.workload.address, published: w.address },
+            "the pod's published IP differs from its CNI result's; re-enrolling with the published one",
+          );
         await release(uid);
+      } else {
+        if (wasFromHint.has(uid) && !fromHint.has(uid))
+          log.info(
+            { workload: uid, address: w.address },
+            "the pod's published entry replaces the one enrolled at CNI ADD (no re-enrolment)",
+          );
+        e.workload = w;
       }
     }
     for (const [uid, w] of wanted) {
@@ -348,14 +381,34 @@ export function createAgent(deps: AgentDeps): Agent {
   }
 
   const podUidOf = (w: WorkloadInfo) => w.entry.metadata.annotations?.[POD_UID_ANNOTATION];
+  /** A recreated sandbox: the plugin names another netns for an enrolled pod. */
+  const hintMoved = (w: WorkloadInfo, e: Enrolled, refused: ReadonlyMap<string, string>) => {
+    const uid = podUidOf(w);
+    const h = uid === undefined ? undefined : cniHints.get(uid);
+    return h !== undefined && uid !== undefined && !refused.has(uid) && e.netns !== h.netns;
+  };
   const enrolledPod = (podUid: string) => [...enrolled.values()].find((e) => podUidOf(e.workload) === podUid);
 
   /** A CNI hint for a pod the config already has: enroll it now, in the sandbox's netns. */
   async function enrollHinted(podUid: string, netns: string): Promise<void> {
     const v = view;
-    if (stopping || !v) return;
+    const c = controllerConfig;
+    if (stopping || !v || !c) return;
     const w = v.localWorkloads().find((x) => podUidOf(x) === podUid);
-    if (!w) return; // not in the config yet: apply() enrolls it with the hint when it arrives
+    const pending = (c.pendingWorkloads ?? []).some(
+      (p) => p.spec.podUid === podUid && p.spec.node === settings.nodeName,
+    );
+    // A pending pod's entry is built from the hint, so the config is applied again with it.
+    if (!w) return pending ? apply(c) : undefined; // else apply() uses the hint when the pod arrives
+    if (fromHint.has(w.uid)) return apply(c);
+    const hint = cniHints.get(podUid);
+    const conflict = hint && nameConflict(podUid, hint, w.entry.metadata);
+    if (conflict) {
+      hintRefusals = new Map([...hintRefusals, [podUid, conflict]]);
+      placer.forget(podUid);
+      log.warn({ podUid, reason: conflict }, "CNI hint not used");
+      return;
+    }
     const e = enrolled.get(w.uid);
     if (e?.netns === netns) return;
     if (e) await release(w.uid);
@@ -367,26 +420,57 @@ export function createAgent(deps: AgentDeps): Agent {
   }
 
   const pods: PodEnrollment = {
-    hintPod(podUid, netns) {
+    hintPod(podUid, netns, facts) {
+      cniHints.set(podUid, { netns, ...facts });
+      hintRefusals = new Map([...hintRefusals].filter(([uid]) => uid !== podUid));
       placer.hint(podUid, netns);
       chain = chain
         .then(() => enrollHinted(podUid, netns))
         .catch((err: unknown) => log.error({ err, podUid }, "hinted enrolment failed"));
     },
-    forgetPod: (podUid) => placer.forget(podUid),
+    forgetPod(podUid) {
+      cniHints.delete(podUid);
+      placer.forget(podUid);
+    },
     whyNotEnrolled(podUid, netns) {
+      const refused = hintRefusals.get(podUid);
+      if (refused) return refused;
       const e = enrolledPod(podUid);
       if (e && (netns === undefined || e.netns === netns)) return undefined;
       if (e) return `enrolled in ${e.netns ?? "another netns"}, not yet in ${netns}`;
       if (!view) return "the agent has no config from the controller yet";
       if (view.localWorkloads().some((w) => podUidOf(w) === podUid))
         return "the agent could not enroll it (see the agent's log)";
-      return (
-        `the controller's config has no workload for this pod on node ${settings.nodeName} yet ` +
-        "(is its namespace labelled nodemesh.io/mesh=enabled?)"
-      );
+      if ((controllerConfig?.pendingWorkloads ?? []).some((p) => p.spec.podUid === podUid))
+        return "the pod has no IP in the API yet and the CNI plugin has not sent its address";
+      return notInConfig(podUid);
     },
   };
+
+  /** Also names a pod the controller knows under another UID (recreated, not seen again yet). */
+  function notInConfig(podUid: string): string {
+    const hint = cniHints.get(podUid);
+    const c = controllerConfig;
+    const same = (m: { namespace: string; name: string }) =>
+      hint?.namespace === m.namespace && hint.name === m.name;
+    const other =
+      c?.workloads.find((w) => same(w.metadata) && w.spec.node === settings.nodeName) ??
+      c?.pendingWorkloads?.find((p) => same(p.metadata) && p.spec.node === settings.nodeName);
+    const otherUid =
+      other &&
+      (other.kind === "PendingWorkload"
+        ? other.spec.podUid
+        : other.metadata.annotations?.[POD_UID_ANNOTATION]);
+    if (otherUid && otherUid !== podUid)
+      return (
+        `the controller knows pod ${hint?.namespace}/${hint?.name} with uid ${otherUid}, not ${podUid} ` +
+        "(a recreated pod it has not seen yet?)"
+      );
+    return (
+      `the controller's config has no workload for this pod on node ${settings.nodeName} yet ` +
+      "(is its namespace labelled nodemesh.io/mesh=enabled?)"
+    );
+  }
 
   function onConfig(config: MeshConfig): void {
     chain = chain

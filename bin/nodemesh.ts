@@ -26,6 +26,8 @@ const commands: Record<string, () => Promise<Command>> = {
   agent: async () => (await import("../agent/main.ts")).agentMain,
   // Internal: started by the agent (agent/datapath/keeper/keeper.ts), not listed in the help.
   keeper: async () => (await import("../agent/datapath/keeper/keeper.ts")).keeperMain,
+  // Internal: the agent pod's CNI installer containers (charts/nodemesh, cni.enabled).
+  "cni-install": async () => (await import("../cni/installer/main.ts")).cniInstallMain,
   lab: async () => (await import("../lab/cli.ts")).labCli,
   stat: async () => (await import("../cli/stat.ts")).statMain,
   tap: async () => (await import("../cli/tap.ts")).tapMain,

@@ -1,6 +1,7 @@
 // nodemesh-cni: a chained CNI plugin the container runtime runs while it sets up a pod's sandbox.
-// ADD tells the node agent "pod U is in netns N" over its unix socket and waits until the agent
-// says the pod is enrolled, then passes the previous plugin's result through; DEL tells it to
+// ADD tells the node agent "pod U is in netns N, with address A" (A from the previous plugin's
+// result: the kubelet publishes the pod's IP only after ADD) over its unix socket and waits until
+// the agent says the pod is enrolled, then passes the previous plugin's result through; DEL tells it to
 // forget; CHECK asks whether the pod is enrolled.
 //
 // Fail closed: when the agent does not confirm in time (not running, config not there yet), ADD
@@ -21,6 +22,7 @@ import {
   podToEnroll,
   versionResult,
 } from "./protocol.ts";
+import { podIPv4 } from "./prev-result.ts";
 import { parseAnswer, type CniAnswer, type CniRequest } from "./wire.ts";
 
 /** Sends one request to the agent; resolves with its answer or rejects on a socket failure. */
@@ -87,7 +89,18 @@ async function handle(
   if (!pod) return inv.command === "ADD" ? addResult(config) : undefined;
   const req: CniRequest =
     inv.command === "ADD"
-      ? { op: "add", podUid: pod.uid, netns: inv.netns, waitMs: config.enrollTimeoutMs }
+      ? {
+          op: "add",
+          podUid: pod.uid,
+          netns: inv.netns,
+          waitMs: config.enrollTimeoutMs,
+          // A result without a usable IPv4 address fails ADD here: the pod could not be enrolled.
+          facts: {
+            address: podIPv4(config.prevResult),
+            ...(pod.namespace ? { namespace: pod.namespace } : {}),
+            ...(pod.name ? { name: pod.name } : {}),
+          },
+        }
       : { op: "check", podUid: pod.uid };
   const answer = await send(config.agentSocket, req, (req.op === "add" ? req.waitMs : 0) + ANSWER_GRACE_MS);
   if (!answer.ok) {

@@ -9,11 +9,29 @@ export const DEFAULT_CNI_SOCKET = "/var/run/nodemesh/cni.sock";
 export const MAX_WAIT_MS = 120_000;
 
 /**
+ * What the plugin knows of the pod besides its UID: the IPv4 address from the previous plugin's
+ * result (a kubelet publishes it only after ADD, so the agent enrolls a pod without an IP in the API
+ * with this one), and K8S_POD_NAMESPACE / K8S_POD_NAME, which the agent checks against the
+ * controller's pod of that UID. Identity never comes from here.
+ */
+export interface PodFacts {
+  readonly address?: string;
+  readonly namespace?: string;
+  readonly name?: string;
+}
+
+/**
  * add: "this pod's sandbox is being set up in netns N; answer once it is enrolled" (waits up to
  * waitMs); check: "is it enrolled now?" (no wait); del: "forget the netns hint".
  */
 export type CniRequest =
-  | { readonly op: "add"; readonly podUid: string; readonly netns: string; readonly waitMs: number }
+  | {
+      readonly op: "add";
+      readonly podUid: string;
+      readonly netns: string;
+      readonly waitMs: number;
+      readonly facts?: PodFacts;
+    }
   | { readonly op: "check"; readonly podUid: string }
   | { readonly op: "del"; readonly podUid: string };
 
@@ -21,6 +39,36 @@ export type CniAnswer = { readonly ok: true } | { readonly ok: false; readonly e
 
 // Pod UIDs are RFC 4122 strings on every kubelet; accepting less would let garbage become map keys.
 const UID = /^[0-9a-fA-F-]{1,64}$/;
+const IPV4 = /^((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
+// Kubernetes names: a namespace is a DNS label, a pod name a DNS subdomain.
+const K8S_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
+
+/** Is `s` a dotted-quad IPv4 address? (Shared with the plugin's prevResult parsing.) */
+export function isIPv4(s: string): boolean {
+  return IPV4.test(s);
+}
+
+function facts(o: Record<string, unknown>): PodFacts | undefined {
+  const f = o["facts"];
+  if (f === undefined) return undefined;
+  if (typeof f !== "object" || f === null || Array.isArray(f)) throw new Error("facts must be an object");
+  const r = f as Record<string, unknown>;
+  const out: { address?: string; namespace?: string; name?: string } = {};
+  for (const k of Object.keys(r))
+    if (k !== "address" && k !== "namespace" && k !== "name") throw new Error(`facts.${k} is not known`);
+  if (r["address"] !== undefined) {
+    if (typeof r["address"] !== "string" || !IPV4.test(r["address"]))
+      throw new Error("facts.address must be an IPv4 address");
+    out.address = r["address"];
+  }
+  for (const k of ["namespace", "name"] as const) {
+    const v = r[k];
+    if (v === undefined) continue;
+    if (typeof v !== "string" || !K8S_NAME.test(v)) throw new Error(`facts.${k} must be a Kubernetes name`);
+    out[k] = v;
+  }
+  return out;
+}
 
 function field(o: Record<string, unknown>, name: string): string {
   const v = o[name];
@@ -49,7 +97,8 @@ export function parseRequest(line: string): CniRequest {
   const waitMs = o["waitMs"];
   if (typeof waitMs !== "number" || !Number.isInteger(waitMs) || waitMs < 0 || waitMs > MAX_WAIT_MS)
     throw new Error(`waitMs must be an integer from 0 to ${MAX_WAIT_MS}`);
-  return { op: "add", podUid, netns, waitMs };
+  const f = facts(o);
+  return { op: "add", podUid, netns, waitMs, ...(f ? { facts: f } : {}) };
 }
 
 /** Parses the agent's answer line; a malformed one is a failure (fail closed). */

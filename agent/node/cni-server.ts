@@ -11,12 +11,15 @@ import { chmod, lstat, mkdir, unlink } from "node:fs/promises";
 import { createServer, type Server, type Socket } from "node:net";
 import { dirname } from "node:path";
 import type { Logger } from "pino";
-import { parseRequest, type CniAnswer, type CniRequest } from "../../cni/wire.ts";
+import { parseRequest, type CniAnswer, type CniRequest, type PodFacts } from "../../cni/wire.ts";
 
 /** What the server needs of the agent (app.ts implements it). */
 export interface PodEnrollment {
-  /** Records where pod `podUid` lives and enrolls it now when the config already has it. */
-  hintPod(podUid: string, netns: string): void;
+  /**
+   * Records where pod `podUid` lives (and, from the CNI result, its address and names) and enrolls it
+   * now when the config already has it, as a workload or as a pod without an IP yet.
+   */
+  hintPod(podUid: string, netns: string, facts?: PodFacts): void;
   forgetPod(podUid: string): void;
   /** undefined when the pod is enrolled (in `netns`, when given); otherwise why not, for the plugin. */
   whyNotEnrolled(podUid: string, netns?: string): string | undefined;
@@ -99,8 +102,11 @@ export class CniServer {
       const why = pods.whyNotEnrolled(req.podUid);
       return this.#answer(socket, why === undefined ? { ok: true } : { ok: false, error: why });
     }
-    pods.hintPod(req.podUid, req.netns);
-    log.info({ podUid: req.podUid, netns: req.netns, waitMs: req.waitMs }, "CNI ADD: waiting for enrolment");
+    pods.hintPod(req.podUid, req.netns, req.facts);
+    log.info(
+      { podUid: req.podUid, netns: req.netns, ...req.facts, waitMs: req.waitMs },
+      "CNI ADD: waiting for enrolment",
+    );
     const started = Date.now();
     const why = await this.#waitEnrolled(socket, req.podUid, req.netns, started + req.waitMs);
     if (why === undefined)

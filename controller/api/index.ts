@@ -39,6 +39,8 @@
 //   node-addresses.ts  node addresses on the stream: NodeAddressReport (agent → controller),
 //                 NodeAddressBook (controller → reporting agents), MAX_NODE_ADDRESSES,
 //                 NODE_ADDRESS_RESCAN_MS, reportableAddress(ip)
+//   pending.ts    entryOfPending(pendingWorkload, address): the WorkloadEntry a PendingWorkload
+//                 becomes when the CNI plugin reports its address (docs/kubernetes.md)
 //   validate.ts   type ConfigIssue, validateDocument(doc, file, index), formatIssue(issue),
 //                 formatPath(path), describeDocument(doc)
 export * from "./resources.ts";
@@ -52,3 +54,4 @@ export * from "./stream.ts";
 export * from "./global-ratelimit.ts";
 export * from "./node-addresses.ts";
 export * from "./validate.ts";
+export * from "./pending.ts";

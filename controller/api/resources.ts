@@ -124,6 +124,30 @@ export const WorkloadEntrySpec = z
 
 export const WorkloadEntry = z.object({ ...header("WorkloadEntry"), spec: WorkloadEntrySpec }).strict();
 
+// ---- PendingWorkload (made by the Kubernetes source only) ----------------------------------------
+
+/**
+ * A pod scheduled to `node` with no IP in the API yet: a kubelet publishes status.podIP only after the
+ * CNI ADD, which the chained plugin holds until the pod is enrolled. Identity facts only, so that the
+ * node's agent can enroll the pod at ADD with the address from the CNI result (docs/kubernetes.md):
+ * sent to that node alone (scoped like a policy), never an endpoint, and its identity is issued to
+ * that node only. The ordinary WorkloadEntry of the same pod replaces it once the IP is published.
+ */
+export const PendingWorkloadSpec = z
+  .object({
+    /** The pod's metadata.uid: what the CNI plugin names the pod by (K8S_POD_UID). */
+    podUid: z.string().regex(/^[0-9a-fA-F-]{1,64}$/, { error: "must be a pod UID" }),
+    serviceAccount: NamespaceName.default("default"),
+    labels: Labels.default({}),
+    node: Name,
+    /** The kubelet's cgroup of the pod, as the WorkloadEntry it becomes will carry it. */
+    cgroup: z.string().min(1).optional(),
+    ports: z.record(NamespaceName, Port).optional(),
+  })
+  .strict();
+
+export const PendingWorkload = z.object({ ...header("PendingWorkload"), spec: PendingWorkloadSpec }).strict();
+
 // ---- AuthorizationPolicy -------------------------------------------------------------------------
 
 const strings = z.array(z.string().min(1)).optional();
@@ -732,6 +756,7 @@ export const ExternalService = z.object({ ...header("ExternalService"), spec: Ex
 export const Resource = z.discriminatedUnion("kind", [
   Service,
   WorkloadEntry,
+  PendingWorkload,
   AuthorizationPolicy,
   PeerAuthentication,
   TrafficPolicy,
@@ -757,6 +782,7 @@ export const KINDS = [
   "Gateway",
   "TLSCertificate",
   "ExternalService",
+  "PendingWorkload",
 ] as const;
 export const Kind = z.enum(KINDS);
 
@@ -766,6 +792,7 @@ export type TargetRef = z.infer<typeof TargetRef>;
 export type ServicePort = z.infer<typeof ServicePort>;
 export type Service = z.infer<typeof Service>;
 export type WorkloadEntry = z.infer<typeof WorkloadEntry>;
+export type PendingWorkload = z.infer<typeof PendingWorkload>;
 export type Source = z.infer<typeof Source>;
 export type Operation = z.infer<typeof Operation>;
 export type Rule = z.infer<typeof Rule>;

@@ -19,6 +19,7 @@ import {
   Service,
   TrafficPolicy,
   WorkloadEntry,
+  PendingWorkload,
   Kind,
   keyOf,
   keyString,
@@ -69,6 +70,11 @@ export const MeshConfig = z
     externalServices: z.array(ExternalService).optional(),
     /** Mesh-wide (controller flag); absent = ALLOW_ANY, destinations nobody declared pass by the agent. */
     outboundTrafficPolicy: OutboundTrafficPolicy.optional(),
+    /**
+     * This node's pods without an IP yet (Kubernetes source only; never another node's). Absent from a
+     * sender that predates the kind: no pod is enrolled before its IP is published.
+     */
+    pendingWorkloads: z.array(PendingWorkload).optional(),
   })
   .strict();
 
@@ -147,6 +153,7 @@ export const LIST_OF_KIND = {
   Gateway: "gateways",
   TLSCertificate: "tlsCertificates",
   ExternalService: "externalServices",
+  PendingWorkload: "pendingWorkloads",
 } as const satisfies Record<Kind, keyof MeshConfig>;
 
 export class DeltaMismatchError extends Error {
@@ -218,6 +225,7 @@ export function applyDelta(config: MeshConfig, delta: MeshDelta): MeshConfig {
     Gateway: [],
     TLSCertificate: [],
     ExternalService: [],
+    PendingWorkload: [],
   };
   const rm: Record<Kind, Set<string>> = {
     Service: new Set(),
@@ -232,6 +240,7 @@ export function applyDelta(config: MeshConfig, delta: MeshDelta): MeshConfig {
     Gateway: new Set(),
     TLSCertificate: new Set(),
     ExternalService: new Set(),
+    PendingWorkload: new Set(),
   };
   for (const r of delta.upserts) up[r.kind].push(r);
   for (const k of delta.removals) rm[k.kind].add(keyString(k as ResourceKey));
@@ -278,6 +287,11 @@ export function applyDelta(config: MeshConfig, delta: MeshDelta): MeshConfig {
       config.externalServices ?? [],
       up.ExternalService as ExternalService[],
       rm.ExternalService,
+    ),
+    pendingWorkloads: applyToList(
+      config.pendingWorkloads ?? [],
+      up.PendingWorkload as PendingWorkload[],
+      rm.PendingWorkload,
     ),
   };
 }

@@ -5,7 +5,8 @@
 // - services, workloads, TrafficPolicies, RateLimitPolicies (callers mark the route rules they
 //   target), HTTPRoutes, GRPCRoutes, FaultInjections, Gateways, ExternalServices and
 //   TLSCertificates go to every node (agents route to anything, and a route applies wherever its clients run);
-// - AuthorizationPolicies and PeerAuthentications only to nodes with a workload they apply to.
+// - AuthorizationPolicies and PeerAuthentications only to nodes with a workload they apply to;
+//   PendingWorkloads (pods without an IP yet) only to their own node, like a policy view.
 // Resource JSON is computed once per resource (by the file source) and spliced, never re-serialised.
 //
 // Work is shared by "view": the set of scoped policies a node needs. A snapshot is assembled once
@@ -34,7 +35,8 @@ export interface Version {
 }
 
 /** Scoped kinds are filtered per node; the others go everywhere. */
-const SCOPED: ReadonlySet<Kind> = new Set(["AuthorizationPolicy", "PeerAuthentication"]);
+const SCOPED: ReadonlySet<Kind> = new Set(["AuthorizationPolicy", "PeerAuthentication", "PendingWorkload"]);
+type ScopedKind = "AuthorizationPolicy" | "PeerAuthentication" | "PendingWorkload";
 
 interface GlobalDiff {
   /** Changed or new keys of every kind. */
@@ -158,6 +160,7 @@ export class ConfigHub extends EventEmitter<HubEvents> {
       `,"trustBundle":${JSON.stringify(v.trustBundle)},"services":`;
     const policies =
       `,"authorizationPolicies":${pick("AuthorizationPolicy")},"peerAuthentications":${pick("PeerAuthentication")}` +
+      `,"pendingWorkloads":${pick("PendingWorkload")}` +
       `,"trafficPolicies":`;
     const parts =
       encoding === "identity"
@@ -270,7 +273,7 @@ export class ConfigHub extends EventEmitter<HubEvents> {
   #pieces(v: Version, cache: VersionCache, encoding: StreamEncoding): SharedPieces {
     const have = cache.pieces[encoding];
     if (have) return have;
-    const lists: Record<Exclude<Kind, "AuthorizationPolicy" | "PeerAuthentication">, string[]> = {
+    const lists: Record<Exclude<Kind, ScopedKind>, string[]> = {
       Service: [],
       WorkloadEntry: [],
       TrafficPolicy: [],
@@ -284,7 +287,7 @@ export class ConfigHub extends EventEmitter<HubEvents> {
     };
     for (const e of v.model.entries.values()) {
       const k = e.resource.kind;
-      if (k !== "AuthorizationPolicy" && k !== "PeerAuthentication") lists[k].push(e.json);
+      if (!SCOPED.has(k)) lists[k as Exclude<Kind, ScopedKind>].push(e.json);
     }
     const encode = (list: string[]) => {
       const json = `[${list.join(",")}]`;

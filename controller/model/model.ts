@@ -14,6 +14,7 @@ import {
   DEFAULT_TRUST_DOMAIN,
   attachToGateway,
   endpointsOf,
+  entryOfPending,
   gatewayIdentity,
   gatewayNodes,
   isCoreService,
@@ -42,6 +43,7 @@ import type {
   HTTPRoute,
   HttpRouteFilter,
   PeerAuthentication,
+  PendingWorkload,
   RateLimitPolicy,
   Resource,
   Service,
@@ -110,9 +112,13 @@ export class MeshModel {
   readonly externalServices: readonly ExternalService[] = [];
   readonly gateways: readonly Gateway[] = [];
   readonly tlsCertificates: readonly TLSCertificate[] = [];
+  /** Pods scheduled without an IP yet (Kubernetes source): identities of their node, no endpoints. */
+  readonly pendingWorkloads: readonly PendingWorkload[] = [];
   readonly #byVipPort = new Map<string, Service>();
   readonly #byAddress = new Map<string, WorkloadEntry>();
   readonly #byNode = new Map<string, WorkloadEntry[]>();
+  /** PendingWorkloads as the entries they become (address unknown), by node: identity and policy scope. */
+  readonly #pendingByNode = new Map<string, { key: string; entry: WorkloadEntry }[]>();
   /** Built on first use (the CSR path): 10,000 SPIFFE ID strings are not free for every version. */
   #byIdentity: Map<string, WorkloadEntry[]> | undefined;
   /** Gateway SPIFFE ID → the nodes that run it (ours only), built on first use like #byIdentity. */
@@ -147,6 +153,7 @@ export class MeshModel {
       Gateway: this.gateways as Gateway[],
       TLSCertificate: this.tlsCertificates as TLSCertificate[],
       ExternalService: this.externalServices as ExternalService[],
+      PendingWorkload: this.pendingWorkloads as PendingWorkload[],
     };
     for (const { resource: r } of map.values()) (lists[r.kind] as Resource[]).push(r);
     for (const s of this.services)
@@ -157,6 +164,12 @@ export class MeshModel {
       push(this.#byNode, w.spec.node, w);
       push(this.#workloadsByNs, w.metadata.namespace, w);
     }
+    for (const p of this.pendingWorkloads)
+      push(this.#pendingByNode, p.spec.node, {
+        key: keyString(keyOf(p)),
+        // No address yet; policies and identities do not depend on it.
+        entry: entryOfPending(p, "0.0.0.0"),
+      });
     for (const p of [...this.authorizationPolicies, ...this.peerAuthentications])
       push(this.#policiesByNs, p.metadata.namespace, p);
     if (inherit)
@@ -184,7 +197,9 @@ export class MeshModel {
   identityOnNode(spiffeId: string, node: string): boolean {
     return (
       this.workloadsWithIdentity(spiffeId).some((w) => w.spec.node === node) ||
-      this.gatewayIdentityOnNode(spiffeId, node)
+      this.gatewayIdentityOnNode(spiffeId, node) ||
+      // A pod enrolled at CNI ADD asks before its IP is published (docs/kubernetes.md).
+      (this.#pendingByNode.get(node) ?? []).some((p) => spiffeIdOf(p.entry, this.trustDomain) === spiffeId)
     );
   }
   /** A Gateway's identity is issued only to the nodes its annotation names (docs/ingress.md). */
@@ -237,13 +252,18 @@ export class MeshModel {
     return { authorization, peerAuthentication };
   }
 
-  /** Keys of the workload-scoped policies that apply to some workload of `node` (cached). */
+  /**
+   * Keys of the workload-scoped policies that apply to some workload of `node`, pending ones included,
+   * and of the node's PendingWorkloads themselves: the node-scoped resources the hub sends it (cached).
+   */
   policyKeysForNode(node: string): ReadonlySet<string> {
     let keys = this.#nodePolicyKeys.get(node);
     if (!keys) {
       const set = new Set<string>();
+      const pending = this.#pendingByNode.get(node) ?? [];
+      for (const p of pending) set.add(p.key);
       // Root-namespace policies without selector apply to every workload, so every node has them.
-      for (const w of this.workloadsOnNode(node)) {
+      for (const w of [...this.workloadsOnNode(node), ...pending.map((p) => p.entry)]) {
         const { authorization, peerAuthentication } = this.policiesFor(w);
         for (const p of authorization) set.add(keyString(keyOf(p)));
         for (const p of peerAuthentication) set.add(keyString(keyOf(p)));
@@ -349,11 +369,12 @@ function inheritance(
   const changedNodes = new Set<string>();
   // Returns false when the change can affect every node.
   const local = (r: Resource): boolean => {
-    if (r.kind === "WorkloadEntry") changedNodes.add(r.spec.node);
+    if (r.kind === "WorkloadEntry" || r.kind === "PendingWorkload") changedNodes.add(r.spec.node);
     // Routes, the FaultInjections they reference and RateLimitPolicies, like TrafficPolicies, go to every node and
     // change no node's policy set.
     return (
       r.kind === "WorkloadEntry" ||
+      r.kind === "PendingWorkload" ||
       r.kind === "TrafficPolicy" ||
       r.kind === "HTTPRoute" ||
       r.kind === "GRPCRoute" ||

@@ -38,3 +38,14 @@ app.kubernetes.io/component: {{ .component }}
 
 {{/* host:port agents dial; the controller's serving certificate names the same host. */}}
 {{- define "nodemesh.controllerHost" -}}{{ include "nodemesh.controller" . }}.{{ .Release.Namespace }}.svc{{- end -}}
+
+{{/* cni-install flags. The release namespace is always passed through: the controller runs there,
+and holding its pods until a controller enrolls them would never end. */}}
+{{- define "nodemesh.cniArgs" -}}
+{{- $ns := uniq (append .Values.cni.excludeNamespaces .Release.Namespace) -}}
+--enroll-timeout-ms={{ .Values.cni.enrollTimeoutMs }}, {{ printf "--exclude-namespaces=%s" (join "," $ns) | quote }}
+{{- end -}}
+
+{{- define "nodemesh.cniSecurityContext" -}}
+{privileged: false, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsUser: 0, runAsNonRoot: false, capabilities: {drop: [ALL]}}
+{{- end -}}

@@ -9,6 +9,10 @@
 // kubelet reports once the sandbox's network is set up), with spec.ready from its Ready condition:
 // the agent captures it before its application's first connect, and endpointsOf serves only ready
 // pods, as Kubernetes Endpoints do.
+// Pending: a scheduled pod with no IP at all yet (a kubelet publishes it after the CNI ADD, which the
+// chained plugin holds until the pod is enrolled) becomes a PendingWorkload: its identity facts for
+// its node's agent, which enrolls it with the address from the CNI result. It never becomes an
+// endpoint; a pod with only IPv6 addresses is not meshed at all.
 import type { KubernetesObject, V1Namespace, V1Pod, V1Service } from "@kubernetes/client-node";
 import { API_VERSION } from "../../api/index.ts";
 
@@ -34,6 +38,9 @@ export function podReady(pod: V1Pod): boolean {
   return pod.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false;
 }
 
+/** The skip reason of a scheduled pod whose status has no address at all yet (see mapPod). */
+export const NO_IP_YET = "pod has no IP address yet";
+
 /** Why a pod is not a workload, or undefined when it is one. Ordered from cheapest to explain. */
 export function podSkipReason(pod: V1Pod, ns: V1Namespace | undefined): string | undefined {
   if (!namespaceEnrolled(ns)) return `namespace not labelled ${MESH_LABEL}=${MESH_ENABLED}`;
@@ -44,8 +51,9 @@ export function podSkipReason(pod: V1Pod, ns: V1Namespace | undefined): string |
   const phase = pod.status?.phase;
   if (phase === "Succeeded" || phase === "Failed") return `pod ${phase.toLowerCase()}`;
   if (!pod.spec?.nodeName) return "pod not scheduled";
-  if (!podIPv4(pod)) return "pod has no IPv4 address yet";
   if (!pod.metadata?.uid) return "pod has no uid";
+  if (!pod.status?.podIP && !(pod.status?.podIPs ?? []).some((p) => p.ip)) return NO_IP_YET;
+  if (!podIPv4(pod)) return "pod has no IPv4 address (nodemesh meshes IPv4 pods only)";
   return undefined;
 }
 
@@ -74,22 +82,45 @@ function namedPorts(pod: V1Pod): Record<string, number> | undefined {
   return Object.keys(out).length > 0 ? out : undefined;
 }
 
+/**
+ * A pod as a WorkloadEntry, as a PendingWorkload while it is scheduled with no IP yet, or the reason
+ * it is neither. Both carry the same metadata, identity, labels, cgroup and ports, so the entry the
+ * agent builds from a PendingWorkload and the CNI result (controller/api/pending.ts) equals the one
+ * sent once the IP is published, but for readiness.
+ */
 export function mapPod(pod: V1Pod, ns: V1Namespace | undefined): Mapped {
   const skip = podSkipReason(pod, ns);
-  if (skip) return { skip };
+  if (skip && skip !== NO_IP_YET) return { skip };
   const md = pod.metadata ?? {};
   const uid = md.uid ?? "";
   const qos = pod.status?.qosClass;
   const ports = namedPorts(pod);
+  const metadata = {
+    name: md.name,
+    namespace: md.namespace,
+    annotations: { [POD_UID_ANNOTATION]: uid, [QOS_ANNOTATION]: qos ?? "BestEffort" },
+  };
+  if (skip === NO_IP_YET)
+    return {
+      doc: {
+        apiVersion: API_VERSION,
+        kind: "PendingWorkload",
+        metadata,
+        spec: {
+          podUid: uid,
+          serviceAccount: pod.spec?.serviceAccountName ?? "default",
+          labels: md.labels ?? {},
+          node: pod.spec?.nodeName,
+          cgroup: kubeletCgroup(uid, qos),
+          ...(ports ? { ports } : {}),
+        },
+      },
+    };
   return {
     doc: {
       apiVersion: API_VERSION,
       kind: "WorkloadEntry",
-      metadata: {
-        name: md.name,
-        namespace: md.namespace,
-        annotations: { [POD_UID_ANNOTATION]: uid, [QOS_ANNOTATION]: qos ?? "BestEffort" },
-      },
+      metadata,
       spec: {
         address: podIPv4(pod),
         serviceAccount: pod.spec?.serviceAccountName ?? "default",

@@ -110,12 +110,69 @@ describe("Helm chart", () => {
     expect(sa).toContain("nm-nodemesh-agent");
   });
 
+  test("cni.enabled: an installer init container and sidecar with only the CNI host dirs, no capability; off by default", async () => {
+    type Container = {
+      name: string;
+      args: string[];
+      env?: { name: string; value?: string }[];
+      securityContext: {
+        privileged: boolean;
+        runAsUser: number;
+        capabilities: { drop: string[]; add?: string[] };
+      };
+      volumeMounts: { name: string; mountPath: string }[];
+    };
+    type PodSpec = {
+      initContainers?: Container[];
+      containers: Container[];
+      volumes: { name: string; hostPath?: { path: string } }[];
+    };
+    const podOf = (docs: Doc[]) =>
+      (docs.find((d) => d.kind === "DaemonSet")?.spec as unknown as { template: { spec: PodSpec } }).template
+        .spec;
+    const off = podOf(await template([]));
+    expect(off.initContainers).toBeUndefined();
+    expect(off.containers.map((c) => c.name)).toEqual(["agent"]);
+    expect(off.volumes.some((v) => v.hostPath?.path === "/etc/cni/net.d")).toBe(false);
+
+    const on = podOf(await template(["-f", join(CHART, "ci", "cni-values.yaml")]));
+    const flags = [
+      "--enroll-timeout-ms=15000",
+      "--exclude-namespaces=kube-system,monitoring,nodemesh-system",
+    ];
+    expect(on.initContainers?.map((c) => [c.name, c.args])).toEqual([
+      ["install-cni", ["cni-install", "--once", ...flags]],
+    ]);
+    const [sidecar, agent] = on.containers as [Container, Container];
+    expect(sidecar.name).toBe("cni-install");
+    expect(sidecar.args).toEqual(["cni-install", "--watch", ...flags, "--interval-ms=5000"]);
+    for (const c of [...(on.initContainers ?? []), sidecar]) {
+      expect(c.securityContext).toMatchObject({
+        privileged: false,
+        runAsUser: 0,
+        capabilities: { drop: ["ALL"] },
+      });
+      expect(c.securityContext.capabilities.add).toBeUndefined();
+      expect(c.volumeMounts).toEqual([
+        { name: "cni-bin", mountPath: "/host/opt/cni/bin" },
+        { name: "cni-conf", mountPath: "/host/etc/cni/net.d" },
+      ]);
+    }
+    expect(agent.env).toContainEqual({ name: "NODEMESH_CNI_SOCKET", value: "/var/run/nodemesh/cni.sock" });
+    expect(on.volumes.filter((v) => v.name.startsWith("cni-"))).toEqual([
+      { name: "cni-bin", hostPath: { path: "/opt/cni/bin", type: "DirectoryOrCreate" } },
+      { name: "cni-conf", hostPath: { path: "/etc/cni/net.d", type: "DirectoryOrCreate" } },
+    ]);
+  });
+
   test.each([
     [["--set", "agent.tokenExpirationSeconds=5"], /agent\/tokenExpirationSeconds.*minimum/],
     [["--set", "ca.existingSecret=mine"], /ca\/existingRootConfigMap/],
     [["--set", "controler.replicas=2"], /controler/],
     [["--set", "image.pullPolicy=Sometimes"], /image\/pullPolicy/],
     [["--set", "agent.seccompProfile=Off"], /agent\/seccompProfile/],
+    [["--set", "cni.binDir=opt/cni/bin"], /cni\/binDir/],
+    [["--set", "cni.enabled=yes"], /cni\/enabled/],
   ])("the schema refuses %j, naming the field", async (args, message) => {
     await expect(template(args)).rejects.toThrow(message);
   });

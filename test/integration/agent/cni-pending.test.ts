@@ -1,0 +1,199 @@
+// A pod enrolled at CNI ADD before its IP is in the API, as on a real kubelet (docs/kubernetes.md):
+// the controller's config has only the pod's PendingWorkload; the real plugin executable is run as
+// the runtime runs it (CNI_* env, the network config with prevResult on stdin) against the agent's
+// CNI socket, and succeeds once the agent has enrolled the pod with the address from prevResult.
+// Then the ordinary entry (the published IP) arrives and nothing is re-enrolled; a published IP
+// that differs wins. ADD for a pod no identity arrives for fails with a CNI error (fail closed).
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pino } from "pino";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import type { MeshConfig, PendingWorkload, WorkloadEntry } from "../../../controller/api/index.ts";
+import { createAgent, type Agent } from "../../../agent/app.ts";
+import { parseAgentSettings } from "../../../agent/config.ts";
+import type { EnrolledListeners, LocalWorkload } from "../../../agent/datapath/datapath.ts";
+import { LoopbackDatapath } from "../../../agent/datapath/loopback.ts";
+import { CniServer } from "../../../agent/node/cni-server.ts";
+import { PodPlacer } from "../../../agent/node/pod-placement.ts";
+import { StaticConfigSource } from "../../../agent/state/source.ts";
+import { createTestCa } from "../../helpers/test-ca.ts";
+import { HEADER, baseConfig } from "./harness.ts";
+
+const PLUGIN = join(import.meta.dirname, "../../../cni/nodemesh-cni");
+const UID = "7a7a7a7a-1111-2222-3333-444444444444";
+const NETNS = "/var/run/netns/cni-pending";
+
+class RecordingDatapath extends LoopbackDatapath {
+  readonly enrolls: { uid: string; address: string; netns: string | undefined }[] = [];
+  override async enroll(w: LocalWorkload): Promise<EnrolledListeners> {
+    this.enrolls.push({ uid: w.uid, address: w.address, netns: w.netns });
+    return super.enroll(w);
+  }
+}
+
+const meta = {
+  name: "late",
+  namespace: "default",
+  annotations: { "nodemesh.io/pod-uid": UID, "nodemesh.io/qos-class": "BestEffort" },
+};
+const pendingPod: PendingWorkload = {
+  ...HEADER,
+  kind: "PendingWorkload",
+  metadata: meta,
+  spec: {
+    podUid: UID,
+    serviceAccount: "late",
+    labels: { app: "echo" },
+    node: "node-a",
+    cgroup: "/kubepods.slice/late",
+  },
+};
+const entry = (address: string): WorkloadEntry => ({
+  ...HEADER,
+  kind: "WorkloadEntry",
+  metadata: meta,
+  spec: {
+    address,
+    serviceAccount: "late",
+    labels: { app: "echo" },
+    node: "node-a",
+    cgroup: "/kubepods.slice/late",
+    ready: true,
+  },
+});
+
+const dir = mkdtempSync(join(tmpdir(), "nm-cni-pending-"));
+const socket = join(dir, "cni.sock");
+const ca = createTestCa();
+const config = (version: string, o: Partial<MeshConfig>): MeshConfig => ({
+  ...baseConfig(version, [ca.certPem]),
+  ...o,
+});
+const source = new StaticConfigSource(config("1", { workloads: [], pendingWorkloads: [pendingPod] }));
+const dp = new RecordingDatapath({ hbonePort: 0 });
+const log = pino({ level: "silent" });
+let agent: Agent;
+let server: CniServer;
+
+/** The plugin as the runtime runs it: the executable, CNI_* in the environment, config on stdin. */
+function cniAdd(
+  uid: string,
+  address: string,
+  timeoutMs: number,
+): Promise<{ code: number | null; stdout: string }> {
+  const stdin = JSON.stringify({
+    cniVersion: "1.0.0",
+    name: "k8s-pod-network",
+    type: "nodemesh-cni",
+    agentSocket: socket,
+    enrollTimeoutMs: timeoutMs,
+    prevResult: {
+      cniVersion: "1.0.0",
+      interfaces: [{ name: "eth0", sandbox: NETNS }],
+      ips: [{ address: `${address}/24`, interface: 0 }],
+    },
+  });
+  const child = spawn(PLUGIN, [], {
+    env: {
+      PATH: `${join(process.execPath, "..")}:/usr/bin:/bin`,
+      CNI_COMMAND: "ADD",
+      CNI_CONTAINERID: "0123456789ab",
+      CNI_NETNS: NETNS,
+      CNI_IFNAME: "eth0",
+      CNI_PATH: "/opt/cni/bin",
+      CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=late;K8S_POD_INFRA_CONTAINER_ID=0123456789ab;K8S_POD_UID=${uid}`,
+    },
+  });
+  let stdout = "";
+  child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+  child.stdin.end(stdin);
+  return new Promise((resolve) => child.on("close", (code) => resolve({ code, stdout })));
+}
+
+beforeAll(async () => {
+  agent = createAgent({
+    settings: parseAgentSettings({
+      nodeName: "node-a",
+      adminPort: 0,
+      metricsPort: 0,
+      healthPort: 0,
+      metricsHost: "127.0.0.1",
+      drainMs: 100,
+    }),
+    datapath: dp,
+    configSource: source,
+    signer: ca.signer({ lifetimeMs: 3600_000 }),
+    log,
+    // No process in the pod's cgroup yet: only the CNI hint can place it.
+    podPlacer: new PodPlacer({ locator: {}, log, attempts: 1, locate: () => undefined }),
+  });
+  await agent.start();
+  server = new CniServer({ socketPath: socket, pods: agent.pods, log, pollMs: 5 });
+  await server.listen();
+});
+
+afterAll(async () => {
+  await server.close();
+  await agent.stop();
+  await dp.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("CNI ADD before the pod's IP is published", () => {
+  test("ADD with only the pending identity succeeds once enrolled; the published entry re-enrolls nothing", async () => {
+    expect(agent.pods.whyNotEnrolled(UID)).toMatch(
+      /no IP in the API yet and the CNI plugin has not sent its address/,
+    );
+    const out = await cniAdd(UID, "127.0.9.7", 5_000);
+    expect(out.code, out.stdout).toBe(0);
+    expect(JSON.parse(out.stdout)).toMatchObject({ ips: [{ address: "127.0.9.7/24" }] });
+    expect(dp.enrolls).toEqual([{ uid: "default/late", address: "127.0.9.7", netns: NETNS }]);
+    // Identity from the controller's PendingWorkload, certificate issued; not an endpoint yet.
+    await agent.settled();
+    expect(agent.configDump()).toMatchObject({
+      workloads: [
+        { uid: "default/late", address: "127.0.9.7", identity: "spiffe://cluster.local/ns/default/sa/late" },
+      ],
+    });
+    for (let i = 0; i < 200 && !agent.identities.get("spiffe://cluster.local/ns/default/sa/late"); i++)
+      await new Promise((r) => setTimeout(r, 10));
+    expect(agent.identities.get("spiffe://cluster.local/ns/default/sa/late")).toBeDefined();
+    expect(agent.view()?.servicePort("default/echo:80")?.endpoints).toEqual([]);
+
+    // The kubelet publishes the IP: the ordinary entry replaces the pending one, in place.
+    source.set(config("2", { workloads: [entry("127.0.9.7")], pendingWorkloads: [] }));
+    await agent.settled();
+    expect(dp.enrolls).toHaveLength(1);
+    expect(agent.pods.whyNotEnrolled(UID, NETNS)).toBeUndefined();
+    expect(
+      agent
+        .view()
+        ?.servicePort("default/echo:80")
+        ?.endpoints.map((e) => e.address),
+    ).toEqual(["127.0.9.7"]);
+  });
+
+  test("a published IP that differs from the CNI result's wins", async () => {
+    source.set(config("3", { workloads: [entry("127.0.9.8")], pendingWorkloads: [] }));
+    await agent.settled();
+    expect(dp.enrolls.at(-1)).toEqual({ uid: "default/late", address: "127.0.9.8", netns: NETNS });
+    expect(agent.configDump()).toMatchObject({ workloads: [{ uid: "default/late", address: "127.0.9.8" }] });
+  });
+
+  test("fail closed: no identity for the UID arrives in time → a CNI error, not success", async () => {
+    const other = "7a7a7a7a-9999-9999-9999-444444444444";
+    const t0 = Date.now();
+    const out = await cniAdd(other, "127.0.9.9", 300);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(300);
+    expect(out.code, out.stdout).not.toBe(0);
+    expect(JSON.parse(out.stdout)).toMatchObject({
+      code: 100,
+      msg: expect.stringMatching(
+        /pod default\/late \(uid 7a7a7a7a-9999.*\) is not enrolled in the mesh: not enrolled after 300 ms: the controller knows pod default\/late with uid 7a7a7a7a-1111/,
+      ),
+    });
+    expect(dp.enrolls.some((e) => e.address === "127.0.9.9")).toBe(false);
+  });
+});

@@ -17,6 +17,7 @@ async function serve(body: () => Readable) {
   const closes: { pendingWrite: boolean; bytes: number }[] = [];
   server = createServer();
   server.on("stream", (stream: ServerHttp2Stream) => {
+    stream.on("error", () => {}); // as the agent's tunnel server: a reset target emits its error
     stream.resume();
     stream.once("end", () => {
       stream.respond({ ":status": 200 }, { endStream: false });

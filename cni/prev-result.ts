@@ -4,7 +4,7 @@
 // while ADD waits; the agent enrolls a pod without an IP in the API with it (docs/kubernetes.md).
 // Pure, no imports outside cni/: the installer copies cni/*.ts to the host by themselves.
 import { CniError, ERR } from "./protocol.ts";
-import { isIPv4 } from "./wire.ts";
+import { isIPv4 } from "node:net";
 
 const where = "nodemesh-cni needs the pod's address from the previous plugin's result";
 

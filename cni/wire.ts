@@ -3,6 +3,8 @@
 // a single line. Types and validation only, no I/O, and no imports outside node:, so the plugin
 // can be copied onto a host by itself (the chart's installer does) and the agent shares the code.
 
+import { isIPv4 } from "node:net";
+
 /** Where the agent listens; the chart mounts the host's /var/run/nodemesh into the agent. */
 export const DEFAULT_CNI_SOCKET = "/var/run/nodemesh/cni.sock";
 /** Upper bound of one request's wait, so a confused plugin cannot hold an agent slot forever. */
@@ -39,14 +41,8 @@ export type CniAnswer = { readonly ok: true } | { readonly ok: false; readonly e
 
 // Pod UIDs are RFC 4122 strings on every kubelet; accepting less would let garbage become map keys.
 const UID = /^[0-9a-fA-F-]{1,64}$/;
-const IPV4 = /^((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
 // Kubernetes names: a namespace is a DNS label, a pod name a DNS subdomain.
 const K8S_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
-
-/** Is `s` a dotted-quad IPv4 address? (Shared with the plugin's prevResult parsing.) */
-export function isIPv4(s: string): boolean {
-  return IPV4.test(s);
-}
 
 function facts(o: Record<string, unknown>): PodFacts | undefined {
   const f = o["facts"];
@@ -57,7 +53,7 @@ function facts(o: Record<string, unknown>): PodFacts | undefined {
   for (const k of Object.keys(r))
     if (k !== "address" && k !== "namespace" && k !== "name") throw new Error(`facts.${k} is not known`);
   if (r["address"] !== undefined) {
-    if (typeof r["address"] !== "string" || !IPV4.test(r["address"]))
+    if (typeof r["address"] !== "string" || !isIPv4(r["address"]))
       throw new Error("facts.address must be an IPv4 address");
     out.address = r["address"];
   }

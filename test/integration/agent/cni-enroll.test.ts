@@ -5,25 +5,14 @@
 import { pino } from "pino";
 import { afterEach, describe, expect, test } from "vitest";
 import type { MeshConfig } from "../../../controller/api/index.ts";
-import { createAgent, type Agent } from "../../../agent/app.ts";
-import { parseAgentSettings } from "../../../agent/config.ts";
-import type { EnrolledListeners, LocalWorkload } from "../../../agent/datapath/datapath.ts";
-import { LoopbackDatapath } from "../../../agent/datapath/loopback.ts";
-import { PodPlacer } from "../../../agent/node/pod-placement.ts";
 import { StaticConfigSource } from "../../../agent/state/source.ts";
 import { createTestCa } from "../../helpers/test-ca.ts";
 import { HEADER, baseConfig } from "./harness.ts";
+import { RecordingDatapath, hintOnlyAgent } from "./cni-agent.ts";
+import type { Agent } from "../../../agent/app.ts";
 
 const UID1 = "11111111-2222-3333-4444-555555555555";
 const UID2 = "66666666-7777-8888-9999-000000000000";
-
-class RecordingDatapath extends LoopbackDatapath {
-  readonly netnsOf = new Map<string, string | undefined>();
-  override async enroll(w: LocalWorkload): Promise<EnrolledListeners> {
-    this.netnsOf.set(w.uid, w.netns);
-    return super.enroll(w);
-  }
-}
 
 function pod(name: string, uid: string, address: string, ready: boolean) {
   return {
@@ -59,21 +48,11 @@ describe("enrolment hinted by the CNI plugin", () => {
     const source = new StaticConfigSource(config("1", [ca.certPem], [pod("p1", UID1, "127.0.9.1", false)]));
     const log = pino({ level: "silent" });
     // The pod's cgroup has no process yet: the locator never finds it, only a hint can place it.
-    const placer = new PodPlacer({ locator: {}, log, attempts: 1, locate: () => undefined });
-    agent = createAgent({
-      settings: parseAgentSettings({
-        nodeName: "node-a",
-        adminPort: 0,
-        metricsPort: 0,
-        healthPort: 0,
-        metricsHost: "127.0.0.1",
-        drainMs: 100,
-      }),
+    agent = hintOnlyAgent({
       datapath: dp,
       configSource: source,
       signer: ca.signer({ lifetimeMs: 3600_000 }),
       log,
-      podPlacer: placer,
     });
     await agent.start();
     expect(agent.pods.whyNotEnrolled(UID1)).toMatch(/could not enroll it/);

@@ -11,27 +11,16 @@ import { join } from "node:path";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import type { MeshConfig, PendingWorkload, WorkloadEntry } from "../../../controller/api/index.ts";
-import { createAgent, type Agent } from "../../../agent/app.ts";
-import { parseAgentSettings } from "../../../agent/config.ts";
-import type { EnrolledListeners, LocalWorkload } from "../../../agent/datapath/datapath.ts";
-import { LoopbackDatapath } from "../../../agent/datapath/loopback.ts";
 import { CniServer } from "../../../agent/node/cni-server.ts";
-import { PodPlacer } from "../../../agent/node/pod-placement.ts";
 import { StaticConfigSource } from "../../../agent/state/source.ts";
 import { createTestCa } from "../../helpers/test-ca.ts";
 import { HEADER, baseConfig } from "./harness.ts";
+import { RecordingDatapath, hintOnlyAgent } from "./cni-agent.ts";
+import type { Agent } from "../../../agent/app.ts";
 
 const PLUGIN = join(import.meta.dirname, "../../../cni/nodemesh-cni");
 const UID = "7a7a7a7a-1111-2222-3333-444444444444";
 const NETNS = "/var/run/netns/cni-pending";
-
-class RecordingDatapath extends LoopbackDatapath {
-  readonly enrolls: { uid: string; address: string; netns: string | undefined }[] = [];
-  override async enroll(w: LocalWorkload): Promise<EnrolledListeners> {
-    this.enrolls.push({ uid: w.uid, address: w.address, netns: w.netns });
-    return super.enroll(w);
-  }
-}
 
 const meta = {
   name: "late",
@@ -113,21 +102,11 @@ function cniAdd(
 }
 
 beforeAll(async () => {
-  agent = createAgent({
-    settings: parseAgentSettings({
-      nodeName: "node-a",
-      adminPort: 0,
-      metricsPort: 0,
-      healthPort: 0,
-      metricsHost: "127.0.0.1",
-      drainMs: 100,
-    }),
+  agent = hintOnlyAgent({
     datapath: dp,
     configSource: source,
     signer: ca.signer({ lifetimeMs: 3600_000 }),
     log,
-    // No process in the pod's cgroup yet: only the CNI hint can place it.
-    podPlacer: new PodPlacer({ locator: {}, log, attempts: 1, locate: () => undefined }),
   });
   await agent.start();
   server = new CniServer({ socketPath: socket, pods: agent.pods, log, pollMs: 5 });

@@ -8,36 +8,23 @@ import type { Readable } from "node:stream";
  * without one sends NO_ERROR, which the peer reads as a complete body: a response the application
  * cut would arrive truncated yet whole), an HTTP/1.1 request aborts its connection. `to` must have an
  * 'error' listener.
- * The end waits for the last write's callback: an HTTP/2 stream whose peer has already ended closes as
- * soon as it is ended, and closing with a write in flight makes Node build an ERR_STREAM_DESTROYED
- * (stack and all) for it — on every response, since the caller's request has ended by then.
+ * The end follows the last write at once: waiting for its callback (which would spare Node the
+ * ERR_STREAM_DESTROYED it builds per response) sent END_STREAM in a later frame, and the source agent
+ * then ended its HTTP/1.1 response after a client that had its whole body could already close.
  */
 export function pump(
   from: Readable,
   to: NodeJS.WritableStream & { destroy(err?: Error): void; destroyed: boolean },
   count: (n: number) => void,
 ): void {
-  let inFlight = 0;
-  let ended = false;
-  const finish = () => {
-    if (!to.destroyed) to.end();
-  };
-  const written = () => {
-    inFlight -= 1;
-    if (ended && inFlight === 0) finish();
-  };
   from.on("data", (chunk: Buffer) => {
     count(chunk.length);
-    inFlight += 1;
-    if (!to.write(chunk, written)) {
+    if (!to.write(chunk)) {
       from.pause();
       (to as unknown as Readable).once("drain", () => from.resume());
     }
   });
-  from.once("end", () => {
-    ended = true;
-    if (inFlight === 0) finish();
-  });
+  from.once("end", () => to.end());
   from.once("error", (err: Error) => {
     if (!to.destroyed) to.destroy(err);
   });

@@ -51,6 +51,8 @@ interface Conn {
   readonly key: string;
   readonly session: ClientHttp2Session;
   readonly ready: Promise<void>;
+  /** `ready` has resolved: a warm session needs neither the connect timer nor the race. */
+  established: boolean;
   streams: number;
   dead: boolean;
   idleTimer: NodeJS.Timeout | undefined;
@@ -83,6 +85,21 @@ export class SessionPool {
   ): Promise<ClientHttp2Stream> {
     if (this.#closed) throw new TunnelError("ConnectionFailure", "the connection pool is closed", false);
     const conn = this.#checkout(target);
+    if (!conn.established) await this.#connected(conn, target);
+    let stream: ClientHttp2Stream;
+    try {
+      stream = conn.session.request(headers, { endStream: opts.endStream });
+    } catch (err) {
+      conn.dead = true; // a session that refuses new streams (goaway in flight) is not reused
+      this.#release(conn);
+      throw classify(err as NodeJS.ErrnoException, target);
+    }
+    stream.once("close", () => this.#release(conn));
+    return stream;
+  }
+
+  /** Waits for a new session's handshake, at most `target.timeoutMs`; on failure the stream is released. */
+  async #connected(conn: Conn, target: SessionTarget): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
@@ -104,16 +121,6 @@ export class SessionPool {
     } finally {
       clearTimeout(timer);
     }
-    let stream: ClientHttp2Stream;
-    try {
-      stream = conn.session.request(headers, { endStream: opts.endStream });
-    } catch (err) {
-      conn.dead = true; // a session that refuses new streams (goaway in flight) is not reused
-      this.#release(conn);
-      throw classify(err as NodeJS.ErrnoException, target);
-    }
-    stream.once("close", () => this.#release(conn));
-    return stream;
   }
 
   stats(): { sessions: number; streams: number } {
@@ -180,6 +187,7 @@ export class SessionPool {
     const ready = new Promise<void>((resolve, reject) => {
       session.once("connect", () => {
         session.setLocalWindowSize(CONNECTION_WINDOW);
+        conn.established = true;
         resolve();
       });
       session.once("close", () =>
@@ -190,7 +198,16 @@ export class SessionPool {
       session.once("error", (err: NodeJS.ErrnoException) => reject(classify(err, t)));
     });
     ready.catch(() => {}); // observed by open(); avoid unhandled rejections for late failures
-    const conn: Conn = { key, session, ready, streams: 0, dead: false, idleTimer: undefined, pingSentAt: 0 };
+    const conn: Conn = {
+      key,
+      session,
+      ready,
+      established: false,
+      streams: 0,
+      dead: false,
+      idleTimer: undefined,
+      pingSentAt: 0,
+    };
     session.on("error", () => (conn.dead = true));
     session.on("goaway", () => (conn.dead = true));
     session.once("close", () => {

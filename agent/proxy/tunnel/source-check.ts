@@ -85,10 +85,26 @@ function refuse(reason: SourceRefusal, message: string): SourceCheck {
   return { ok: false, reason, message };
 }
 
+interface Forwarded {
+  readonly for?: string;
+  readonly host?: string;
+}
+const NO_FORWARDED: Forwarded = Object.freeze({});
+// The destination reads one stream's header three times (source check, routing, report): the last
+// parse is kept, and a caller never changes the frozen result.
+let lastForwarded: { value: string; parsed: Forwarded } | undefined;
+
 /** `forwarded: for="10.0.0.1:5000";host="svc.ns"` (RFC 7239, the subset ztunnel sends). */
-export function parseForwarded(value: string | string[] | undefined): { for?: string; host?: string } {
+export function parseForwarded(value: string | string[] | undefined): Forwarded {
   const v = Array.isArray(value) ? value[0] : value;
-  if (!v) return {};
+  if (!v) return NO_FORWARDED;
+  if (lastForwarded?.value === v) return lastForwarded.parsed;
+  const parsed = Object.freeze(parseForwardedValue(v));
+  lastForwarded = { value: v, parsed };
+  return parsed;
+}
+
+function parseForwardedValue(v: string): { for?: string; host?: string } {
   const out: { for?: string; host?: string } = {};
   // Only the first element: a proxy appends its own after a comma, and the first is the origin's.
   for (const part of (v.split(",")[0] ?? "").split(";")) {

@@ -116,4 +116,13 @@ describe("parseForwarded", () => {
     expect(parseForwarded(undefined)).toEqual({});
     expect(parseForwarded("garbage")).toEqual({});
   });
+
+  it("parses a repeated value once and never hands out a result a caller could change", () => {
+    const a = parseForwarded('for="10.1.1.2";host="a.default"');
+    expect(parseForwarded('for="10.1.1.2";host="a.default"')).toBe(a);
+    expect(Object.isFrozen(a)).toBe(true);
+    expect(parseForwarded('for="10.1.1.3";host="b.default"')).toEqual({ for: "10.1.1.3", host: "b.default" });
+    expect(parseForwarded('for="10.1.1.2";host="a.default"')).toEqual({ for: "10.1.1.2", host: "a.default" });
+    expect(Object.isFrozen(parseForwarded(undefined))).toBe(true);
+  });
 });

@@ -165,6 +165,12 @@ describe("report", () => {
     rssHeldMiB: rss,
     held: rss.length ? 1000 : 0,
   });
+  /** `base` plus a new-connection run at 500 rps and a closed-loop maximum with a new connection each. */
+  const withNewConns = (base: PathResult, p50: number, cpuPer10k: number, maxRps: number): PathResult => ({
+    ...base,
+    fixed: [...base.fixed, { ...base.fixed[0]!, conn: "new", rate: 500, p50, cpuPer10k }],
+    max: [...base.max, { conn: "new", rps: maxRps, errors: 0, proxyCpuS: 1, perCoreRps: maxRps }],
+  });
 
   it("gives every figure as ratios against the same run's baselines", () => {
     expect(ratio(3, 2)).toBe("1.50x");
@@ -185,12 +191,22 @@ describe("report", () => {
   });
 
   it("checks the issue's targets for the mesh, and says when they were not measured", () => {
-    const direct = path("direct", 0.4, 1, Number.NaN, Number.NaN, []);
+    const direct = withNewConns(path("direct", 0.4, 1, Number.NaN, Number.NaN, []), 0.7, Number.NaN, 4000);
     const haproxy = path("haproxy", 0.6, 2, 2, 4000, [20, 21]);
-    const good = checkTargets([direct, haproxy, path("mesh", 0.6, 1.4, 1.2, 3200, [50, 60])]);
-    expect(good.map((c) => c.ok)).toEqual([true, true, true, true, true]);
-    const bad = checkTargets([direct, haproxy, path("mesh", 0.7, 1.6, 1.6, 2000, [50, 70])]);
-    expect(bad.map((c) => c.ok)).toEqual([false, false, false, false, false]);
+    const good = checkTargets([
+      direct,
+      haproxy,
+      withNewConns(path("mesh", 0.6, 1.4, 2.4, 4000, [50, 60]), 1.6, 2.9, 1600),
+    ]);
+    expect(good.map((c) => [c.target, c.ok])).toEqual(good.map((c) => [c.target, true]));
+    expect(good).toHaveLength(9);
+    expect(good.find((c) => c.target.startsWith("new connection: both agents"))?.value).toBe("0.290 ms");
+    const bad = checkTargets([
+      direct,
+      haproxy,
+      withNewConns(path("mesh", 0.7, 1.6, 2.6, 3900, [50, 100]), 1.8, 3.1, 1400),
+    ]);
+    expect(bad.map((c) => [c.target, c.ok])).toEqual(bad.map((c) => [c.target, false]));
     const none = checkTargets([direct, haproxy]);
     expect(none.every((c) => c.ok === undefined && c.value === "not measured")).toBe(true);
   });

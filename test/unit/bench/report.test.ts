@@ -98,7 +98,7 @@ describe("L7 report", () => {
     const none = checkL7Targets([direct, hapHttp]);
     expect(none.every((c) => c.ok === undefined && c.value === "not measured")).toBe(true);
     expect(checkAllTargets([direct, hapHttp]).map((c) => c.target)).toEqual(none.map((c) => c.target));
-    expect(checkAllTargets([direct, haproxy, hapHttp])).toHaveLength(5 + 3);
+    expect(checkAllTargets([direct, haproxy, hapHttp])).toHaveLength(9 + 3);
   });
 });
 

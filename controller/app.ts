@@ -105,6 +105,7 @@ export class ControllerApp {
     });
     this.#balancer = new GlobalRateLimitBalancer({ intervalMs: opts.globalRateLimitIntervalMs });
     this.#server.onDemand = (node, report) => this.#balancer.report(node, report);
+    this.#source.watchNodeAddresses?.((nodes) => this.#server.declareNodeAddresses(nodes));
   }
 
   #fileSource(opts: ControllerOptions): Source {

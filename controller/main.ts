@@ -35,6 +35,8 @@ export const USAGE = `usage: nodemesh controller (--config <file|dir> | --source
   --config <path>          YAML file or directory of resources         env NODEMESH_CONTROLLER_CONFIG
   --source <file|kube>     where resources come from [file]; kube: the Kubernetes API  env NODEMESH_CONTROLLER_SOURCE
   --kubeconfig <file>      with --source kube [KUBECONFIG, ~/.kube/config, in-cluster]  env NODEMESH_KUBECONFIG
+                           env NODEMESH_TLS_SECRET_NAMESPACES=a,b: with --source kube, read Gateway TLS Secrets
+                           of these namespaces only [every namespace]
   --listen <host:port>     agent endpoint (HTTP/2 + TLS)  [0.0.0.0:${CONTROLLER_PORT}]  env NODEMESH_CONTROLLER_LISTEN
   --monitoring <host:port> /metrics /healthz /readyz [127.0.0.1:${CONTROLLER_MONITORING_PORT}]  env NODEMESH_CONTROLLER_MONITORING
   --ca-dir <dir>           CA root, generated on first start [/var/lib/nodemesh/ca]  env NODEMESH_CA_DIR
@@ -364,6 +366,11 @@ function kubeSource(
     instance: identity,
     // Called only once the controller runs, after `leader` exists.
     writeStatus: () => leader.leading,
+    // The chart sets it with the Roles that grant exactly these namespaces' Secrets.
+    secretNamespaces: (process.env.NODEMESH_TLS_SECRET_NAMESPACES ?? "")
+      .split(",")
+      .map((n) => n.trim())
+      .filter((n) => n !== ""),
   });
   const leader: LeaderElector = new LeaderElector({
     kubeConfig,

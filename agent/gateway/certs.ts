@@ -1,4 +1,5 @@
-// The gateway's serving certificates: TLSCertificate file pairs read from this node's disk, checked
+// The gateway's serving certificates: TLSCertificate file pairs read from this node's disk (or PEMs the
+// controller sent, from a Kubernetes Secret), checked
 // (PEM parses, key matches, valid now), and kept as TLS secure contexts. A pair that turns missing, bad
 // or expired is refused with one clear log line and the last good one keeps serving (Envoy's SDS does
 // the same with a bad Secret update); the files are re-read when their stat changes (polled: an
@@ -7,10 +8,11 @@
 //
 // Invariants: `#entries` holds exactly the references of the last sync(); an entry's `good` only ever
 // moves to another material that passed checkCertificate(); at most one reload runs at a time.
-import { X509Certificate, createPrivateKey } from "node:crypto";
+import { X509Certificate, createHash, createPrivateKey } from "node:crypto";
 import { readFile as fsReadFile, stat as fsStat } from "node:fs/promises";
 import { createSecureContext, type SecureContext } from "node:tls";
 import { hostnameMatches } from "../../controller/api/index.ts";
+import type { TLSCertificateSpec } from "../../controller/api/index.ts";
 import { AgentError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { normalizeHost, type GatewayListenerInfo } from "./routes.ts";
@@ -31,9 +33,24 @@ export interface CertMaterial {
   readonly pem: { readonly cert: string; readonly key: string };
 }
 
-export interface CertFiles {
-  readonly certFile: string;
-  readonly keyFile: string;
+/** A TLSCertificate's spec: a certFile/keyFile pair, or the PEMs inline (certificatePem/privateKeyPem). */
+export type CertFiles = TLSCertificateSpec;
+
+/** Identifies where a pair comes from: the two paths, or a digest of the inline PEMs (never the PEMs). */
+function sourceKey(f: CertFiles): string {
+  if (f.certificatePem === undefined) return `file:${f.certFile}\0${f.keyFile}`;
+  const h = createHash("sha256")
+    .update(f.certificatePem)
+    .update("\0")
+    .update(f.privateKeyPem ?? "");
+  return `pem:${h.digest("hex")}`;
+}
+
+/** For logs and the config dump: the file paths, or that the PEMs came with the config. */
+function describeSource(f: CertFiles): { certFile: string; keyFile: string } | { source: string } {
+  return f.certificatePem === undefined
+    ? { certFile: f.certFile ?? "", keyFile: f.keyFile ?? "" }
+    : { source: "inline PEM from the controller" };
 }
 
 /** Parses and checks one pair; throws GatewayCertError naming what is wrong. */
@@ -150,7 +167,7 @@ export class CertificateStore {
     for (const [ref, files] of wanted) {
       const e = this.#entries.get(ref);
       if (!e) this.#entries.set(ref, { files, good: undefined, seen: "", lastError: undefined });
-      else if (e.files.certFile !== files.certFile || e.files.keyFile !== files.keyFile) {
+      else if (sourceKey(e.files) !== sourceKey(files)) {
         e.files = files;
         e.seen = "";
       }
@@ -184,7 +201,7 @@ export class CertificateStore {
     const out: Record<string, object> = {};
     for (const [ref, e] of this.#entries)
       out[ref] = {
-        ...e.files,
+        ...describeSource(e.files),
         serving: e.good ? { fingerprint: e.good.fingerprint, notAfter: e.good.notAfter.toISOString() } : null,
         error: e.lastError ?? null,
       };
@@ -203,10 +220,13 @@ export class CertificateStore {
       sig = await this.#signature(files);
       if (sig === e.seen && e.good && e.good.notAfter.getTime() > this.#deps.now()) return;
       if (sig === e.seen && !e.good && e.lastError) return; // unchanged and still bad: said so already
-      const [cert, key] = await Promise.all([
-        this.#read(files.certFile, "certFile"),
-        this.#read(files.keyFile, "keyFile"),
-      ]);
+      const [cert, key] =
+        files.certificatePem !== undefined
+          ? [files.certificatePem, files.privateKeyPem ?? ""]
+          : await Promise.all([
+              this.#read(files.certFile ?? "", "certFile"),
+              this.#read(files.keyFile ?? "", "keyFile"),
+            ]);
       material = checkCertificate(cert, key, this.#deps.now());
     } catch (err) {
       return this.#refuse(ref, e, sig, err);
@@ -224,7 +244,9 @@ export class CertificateStore {
 
   #refuse(ref: string, e: Entry, sig: string, err: unknown): void {
     const why = err instanceof GatewayCertError ? err.message : String((err as Error).message ?? err);
-    const message = `TLSCertificate ${ref} (${e.files.certFile}, ${e.files.keyFile}): ${why}; ${
+    const from = describeSource(e.files);
+    const where = "source" in from ? from.source : `${from.certFile}, ${from.keyFile}`;
+    const message = `TLSCertificate ${ref} (${where}): ${why}; ${
       e.good
         ? `the listener keeps serving the last good certificate (${e.good.fingerprint.slice(0, 23)}…, valid until ${e.good.notAfter.toISOString()})`
         : "the listener has no certificate for it, so TLS handshakes that need it fail"
@@ -236,11 +258,15 @@ export class CertificateStore {
   }
 
   async #signature(files: CertFiles): Promise<string> {
+    if (files.certificatePem !== undefined) return sourceKey(files); // changes only with a new config
     const one = (path: string, what: string) =>
       this.#deps.signature(path).catch((err: NodeJS.ErrnoException) => {
         throw new GatewayCertError(`cannot read ${what} ${path}: ${err.code ?? err.message}`);
       });
-    const [a, b] = await Promise.all([one(files.certFile, "certFile"), one(files.keyFile, "keyFile")]);
+    const [a, b] = await Promise.all([
+      one(files.certFile ?? "", "certFile"),
+      one(files.keyFile ?? "", "keyFile"),
+    ]);
     return `${a}|${b}`;
   }
 

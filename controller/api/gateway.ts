@@ -31,10 +31,10 @@ export const CertificateRef = z
   .object({
     group: z.literal("nodemesh.io", {
       error:
-        'group must be "nodemesh.io": certificateRefs name a TLSCertificate (Secrets are not read on plain hosts)',
+        'group must be "nodemesh.io": certificateRefs name a TLSCertificate (on Kubernetes: a Secret of type kubernetes.io/tls, group "" and kind Secret)',
     }),
     kind: z.literal("TLSCertificate", {
-      error: 'kind must be "TLSCertificate" (a certFile/keyFile pair; Secrets are not read on plain hosts)',
+      error: 'kind must be "TLSCertificate" (a certFile/keyFile pair; on Kubernetes: kind Secret)',
     }),
     name: ObjectName,
     namespace: RouteNamespace.optional(),
@@ -189,13 +189,52 @@ const AbsolutePath = (what: string) =>
     .max(4096, { error: `${what} must be at most 4096 characters` })
     .refine((p) => p.startsWith("/") && !p.includes("\0"), { error: `${what} must be an absolute path` });
 
+/** 64 KiB: a long chain with a 4096-bit key is under 16 KiB; a Secret may hold 1 MiB, a config line should not. */
+const MAX_PEM = 65_536;
+const Pem = (what: string) =>
+  z
+    .string()
+    .max(MAX_PEM, { error: `${what} must be at most ${MAX_PEM} characters` })
+    .refine((p) => p.includes("-----BEGIN "), { error: `${what} must be PEM text (-----BEGIN ...)` });
+
+/**
+ * Either files on the gateway's nodes (plain hosts: certFile + keyFile) or the PEMs themselves
+ * (certificatePem + privateKeyPem; Kubernetes: a `kubernetes.io/tls` Secret's tls.crt and tls.key,
+ * which the controller reads so that agents need no access to Secrets). Either way the resource is
+ * sent only to the nodes that run a Gateway naming it (MeshModel.policyKeysForNode) and its PEMs are
+ * never dumped. One object with a refinement rather than a union, so an issue names its field.
+ */
+export const TLSCertificateSpec = z
+  .object({
+    certFile: AbsolutePath("certFile").optional(),
+    keyFile: AbsolutePath("keyFile").optional(),
+    certificatePem: Pem("certificatePem").optional(),
+    privateKeyPem: Pem("privateKeyPem").optional(),
+  })
+  .strict()
+  .superRefine((s, ctx) => {
+    const files = s.certFile !== undefined || s.keyFile !== undefined;
+    const pems = s.certificatePem !== undefined || s.privateKeyPem !== undefined;
+    const need = (field: string, message: string) => ctx.addIssue({ code: "custom", path: [field], message });
+    if (files && pems)
+      need("certificatePem", "give either certFile + keyFile or certificatePem + privateKeyPem, not both");
+    else if (pems) {
+      if (s.certificatePem === undefined) need("certificatePem", "privateKeyPem needs certificatePem");
+      if (s.privateKeyPem === undefined) need("privateKeyPem", "certificatePem needs privateKeyPem");
+    } else {
+      if (s.certFile === undefined)
+        need("certFile", "certFile is required (or certificatePem + privateKeyPem)");
+      if (s.keyFile === undefined) need("keyFile", "keyFile is required (or certificatePem + privateKeyPem)");
+    }
+  });
+
 /** A PEM certificate chain (leaf first) and its private key, read by the agents that run a Gateway. */
 export const TLSCertificate = z
   .object({
     apiVersion: z.literal(TLS_CERT_API_VERSION, { error: `apiVersion must be "${TLS_CERT_API_VERSION}"` }),
     kind: z.literal("TLSCertificate"),
     metadata: RouteMetadata,
-    spec: z.object({ certFile: AbsolutePath("certFile"), keyFile: AbsolutePath("keyFile") }).strict(),
+    spec: TLSCertificateSpec,
   })
   .strict();
 
@@ -203,6 +242,7 @@ export type CertificateRef = z.infer<typeof CertificateRef>;
 export type Listener = z.infer<typeof Listener>;
 export type Gateway = z.infer<typeof Gateway>;
 export type TLSCertificate = z.infer<typeof TLSCertificate>;
+export type TLSCertificateSpec = z.infer<typeof TLSCertificateSpec>;
 
 /** The nodes that run `g` (its annotation, trimmed, without duplicates). */
 export function gatewayNodes(g: Pick<Gateway, "metadata">): string[] {

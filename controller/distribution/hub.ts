@@ -3,9 +3,10 @@
 // so a version from before a restart is unknown and the agent gets a full snapshot. The hub keeps
 // the last `historySize` versions for resume, and builds per-node NDJSON messages:
 // - services, workloads, TrafficPolicies, RateLimitPolicies (callers mark the route rules they
-//   target), HTTPRoutes, GRPCRoutes, FaultInjections, Gateways, ExternalServices and
-//   TLSCertificates go to every node (agents route to anything, and a route applies wherever its clients run);
+//   target), HTTPRoutes, GRPCRoutes, FaultInjections, Gateways and ExternalServices go to every node
+//   (agents route to anything, and a route applies wherever its clients run);
 // - AuthorizationPolicies and PeerAuthentications only to nodes with a workload they apply to;
+//   TLSCertificates (which may carry a private key) only to the nodes that run a Gateway naming them;
 //   PendingWorkloads (pods without an IP yet) only to their own node, like a policy view.
 // Resource JSON is computed once per resource (by the file source) and spliced, never re-serialised.
 //
@@ -35,12 +36,17 @@ export interface Version {
 }
 
 /** Scoped kinds are filtered per node; the others go everywhere. */
-const SCOPED: ReadonlySet<Kind> = new Set(["AuthorizationPolicy", "PeerAuthentication", "PendingWorkload"]);
-type ScopedKind = "AuthorizationPolicy" | "PeerAuthentication" | "PendingWorkload";
+const SCOPED: ReadonlySet<Kind> = new Set([
+  "AuthorizationPolicy",
+  "PeerAuthentication",
+  "PendingWorkload",
+  "TLSCertificate",
+]);
+type ScopedKind = "AuthorizationPolicy" | "PeerAuthentication" | "PendingWorkload" | "TLSCertificate";
 
 interface GlobalDiff {
   /** Changed or new keys of every kind. */
-  changed: Set<string>;
+  changed: ReadonlySet<string>;
   /** Removed keys of non-scoped kinds (scoped removals are decided per node). */
   removed: ResourceKey[];
   bundleChanged: boolean;
@@ -58,7 +64,6 @@ interface SharedPieces {
   faultInjections: Buffer;
   rateLimitPolicies: Buffer;
   gateways: Buffer;
-  tlsCertificates: Buffer;
   externalServices: Buffer;
 }
 
@@ -125,7 +130,12 @@ export class ConfigHub extends EventEmitter<HubEvents> {
       if (this.#history.size <= this.#historySize) break;
       this.#history.delete(old);
     }
+    const first = this.#current === undefined;
     this.#current = v;
+    // The first version is published before the agent endpoint listens (app.ts), and every agent
+    // then needs a snapshot at once (a controller restart): compress the shared pieces now rather
+    // than on the first agent's request. Later versions go out as deltas; their pieces stay lazy.
+    if (first) this.#pieces(v, this.#versionCache(v), "deflate");
     this.emit("publish", v);
     return v;
   }
@@ -160,7 +170,7 @@ export class ConfigHub extends EventEmitter<HubEvents> {
       `,"trustBundle":${JSON.stringify(v.trustBundle)},"services":`;
     const policies =
       `,"authorizationPolicies":${pick("AuthorizationPolicy")},"peerAuthentications":${pick("PeerAuthentication")}` +
-      `,"pendingWorkloads":${pick("PendingWorkload")}` +
+      `,"pendingWorkloads":${pick("PendingWorkload")},"tlsCertificates":${pick("TLSCertificate")}` +
       `,"trafficPolicies":`;
     const parts =
       encoding === "identity"
@@ -181,8 +191,6 @@ export class ConfigHub extends EventEmitter<HubEvents> {
             shared.rateLimitPolicies,
             `,"gateways":`,
             shared.gateways,
-            `,"tlsCertificates":`,
-            shared.tlsCertificates,
             `,"externalServices":`,
             shared.externalServices,
             "}}\n",
@@ -204,8 +212,6 @@ export class ConfigHub extends EventEmitter<HubEvents> {
             shared.rateLimitPolicies,
             storedBlocks(`,"gateways":`),
             shared.gateways,
-            storedBlocks(`,"tlsCertificates":`),
-            shared.tlsCertificates,
             storedBlocks(`,"externalServices":`),
             shared.externalServices,
             storedBlocks("}}\n"),
@@ -282,7 +288,6 @@ export class ConfigHub extends EventEmitter<HubEvents> {
       FaultInjection: [],
       RateLimitPolicy: [],
       Gateway: [],
-      TLSCertificate: [],
       ExternalService: [],
     };
     for (const e of v.model.entries.values()) {
@@ -302,7 +307,6 @@ export class ConfigHub extends EventEmitter<HubEvents> {
       faultInjections: encode(lists.FaultInjection),
       rateLimitPolicies: encode(lists.RateLimitPolicy),
       gateways: encode(lists.Gateway),
-      tlsCertificates: encode(lists.TLSCertificate),
       externalServices: encode(lists.ExternalService),
     };
     cache.pieces[encoding] = pieces;

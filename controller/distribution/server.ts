@@ -176,6 +176,11 @@ export class StreamServer {
     return this.#nodes.book;
   }
 
+  /** The platform's node addresses (Kubernetes Node objects), sent to every reporting agent on change. */
+  declareNodeAddresses(nodes: Readonly<Record<string, readonly string[]>>): void {
+    if (this.#nodes.declare(nodes)) this.#publishNodes();
+  }
+
   #nodeBook(): NodeAddressBook {
     return { type: "nodes", nodes: this.#nodes.book as Record<string, string[]> };
   }

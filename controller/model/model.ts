@@ -254,7 +254,8 @@ export class MeshModel {
 
   /**
    * Keys of the workload-scoped policies that apply to some workload of `node`, pending ones included,
-   * and of the node's PendingWorkloads themselves: the node-scoped resources the hub sends it (cached).
+   * and of the node's PendingWorkloads themselves, and of the TLSCertificates the node's Gateways name
+   * (private keys go only where they serve): the node-scoped resources the hub sends it (cached).
    */
   policyKeysForNode(node: string): ReadonlySet<string> {
     let keys = this.#nodePolicyKeys.get(node);
@@ -270,6 +271,14 @@ export class MeshModel {
       }
       for (const p of this.#policiesByNs.get(this.rootNamespace) ?? [])
         if (!p.spec.selector && !("targetRefs" in p.spec && p.spec.targetRefs)) set.add(keyString(keyOf(p)));
+      for (const g of this.gateways)
+        if (isOurGateway(g) && gatewayNodes(g).includes(node))
+          for (const l of g.spec.listeners)
+            for (const c of l.tls?.certificateRefs ?? []) {
+              const ns = c.namespace ?? g.metadata.namespace;
+              const key = keyString({ kind: "TLSCertificate", namespace: ns, name: c.name });
+              if (this.entries.has(key)) set.add(key);
+            }
       keys = set;
       this.#nodePolicyKeys.set(node, keys);
     }
@@ -368,8 +377,12 @@ function inheritance(
     return undefined;
   const changedNodes = new Set<string>();
   // Returns false when the change can affect every node.
-  const local = (r: Resource): boolean => {
+  const local = (r: Resource, appearsOrGoes: boolean): boolean => {
     if (r.kind === "WorkloadEntry" || r.kind === "PendingWorkload") changedNodes.add(r.spec.node);
+    // A Gateway's nodes get the TLSCertificates it names (old and new versions both pass here); one
+    // that appears or goes changes the set of whichever node names it.
+    if (r.kind === "Gateway") for (const n of gatewayNodes(r)) changedNodes.add(n);
+    if (r.kind === "TLSCertificate" && appearsOrGoes) return false;
     // Routes, the FaultInjections they reference and RateLimitPolicies, like TrafficPolicies, go to every node and
     // change no node's policy set.
     return (
@@ -388,9 +401,9 @@ function inheritance(
   for (const [k, e] of next) {
     const old = previous.entries.get(k);
     if (old === e || (old && old.json === e.json)) continue;
-    if (!local(e.resource) || (old && !local(old.resource))) return undefined;
+    if (!local(e.resource, !old) || (old && !local(old.resource, false))) return undefined;
   }
-  for (const [k, old] of previous.entries) if (!next.has(k) && !local(old.resource)) return undefined;
+  for (const [k, old] of previous.entries) if (!next.has(k) && !local(old.resource, true)) return undefined;
   return { from: previous, changedNodes };
 }
 

@@ -40,6 +40,12 @@ export interface Source {
    * half-written file looks like a mass removal; an API server's list is complete or fails.
    */
   readonly holdsMassRemovals: boolean;
+  /**
+   * Node addresses the store declares (Kubernetes: Node objects' InternalIPs), node → IPv4
+   * addresses: `onChange` gets the whole declaration at start and after every change. Sources
+   * without node objects (files) leave it out; agents then are the only reporters.
+   */
+  watchNodeAddresses?(onChange: (nodes: Readonly<Record<string, readonly string[]>>) => void): void;
   /** Told after every reload; the Kubernetes source writes status conditions and Events from it. */
   report?(verdict: SourceVerdict): void;
   close(): Promise<void>;

@@ -16,12 +16,14 @@ import { stringify } from "yaml";
 import { z } from "zod";
 import {
   AuthorizationPolicySpec,
+  ExternalServiceSpec,
   FaultInjectionSettings,
   PeerAuthenticationSpec,
   RateLimitPolicySpec,
   TrafficPolicySpec,
 } from "../../api/index.ts";
 import { GrpcRouteSpec, HttpRouteSpec } from "../../api/routes.ts";
+import { KubeGatewaySpec } from "./gateway.ts";
 
 type Json = Record<string, unknown>;
 
@@ -76,10 +78,18 @@ export const MESH_CRDS: readonly CrdSpec[] = [
     singular: "ratelimitpolicy",
     schema: RateLimitPolicySpec,
   },
+  {
+    group: "nodemesh.io",
+    version: "v1alpha1",
+    kind: "ExternalService",
+    plural: "externalservices",
+    singular: "externalservice",
+    schema: ExternalServiceSpec,
+  },
 ];
 
 /**
- * Gateway API route CRDs cut down to what the mesh validates. Clusters install the upstream
+ * Gateway API route and Gateway CRDs cut down to what the mesh validates. Clusters install the upstream
  * Gateway API CRDs; these exist for servers that cannot (the tests' 1.20 server rejects their CEL).
  */
 export const ROUTE_CRDS: readonly CrdSpec[] = [
@@ -98,6 +108,14 @@ export const ROUTE_CRDS: readonly CrdSpec[] = [
     plural: "grpcroutes",
     singular: "grpcroute",
     schema: GrpcRouteSpec,
+  },
+  {
+    group: "gateway.networking.k8s.io",
+    version: "v1",
+    kind: "Gateway",
+    plural: "gateways",
+    singular: "gateway",
+    schema: KubeGatewaySpec,
   },
 ];
 
@@ -147,7 +165,7 @@ export function structural(s: Json): Json {
 export function crdFor(c: CrdSpec): Json {
   const spec = structural(z.toJSONSchema(c.schema, { io: "input", unrepresentable: "any" }) as Json);
   const accepted =
-    c.group === "gateway.networking.k8s.io"
+    c.group === "gateway.networking.k8s.io" && c.kind !== "Gateway"
       ? '.status.parents[0].conditions[?(@.type=="Accepted")].status'
       : '.status.conditions[?(@.type=="Accepted")].status';
   return {

@@ -6,7 +6,7 @@
 // Invariant: after `synced` resolves, `list()` holds every object of the last successful list
 // plus the watch events since; a failed watch leaves the cache as it was (stale, never empty) until
 // the relist replaces it, so a flapping API server never empties the mesh's configuration.
-import { makeInformer } from "@kubernetes/client-node";
+import { ListWatch, Watch } from "@kubernetes/client-node";
 import type {
   Informer,
   KubeConfig,
@@ -26,6 +26,8 @@ export interface WatchedOptions<T extends KubernetesObject> {
   list: () => Promise<KubernetesListObject<T>>;
   onChange: (kind: ChangeKind, obj: T) => void;
   log: Logger;
+  /** Server-side filter, e.g. "type=kubernetes.io/tls" (the cache then never holds other objects). */
+  fieldSelector?: string;
   /** First and maximum restart delay; defaults 500ms and 30s (client-go's reflector uses ~1s..30s). */
   backoffMs?: { initial: number; max: number };
 }
@@ -50,7 +52,8 @@ export class Watched<T extends KubernetesObject> {
     this.#opts = opts;
     this.#delay = opts.backoffMs?.initial ?? 500;
     this.synced = new Promise((resolve) => (this.#resolveSynced = resolve));
-    this.#informer = makeInformer(kc, opts.path, opts.list);
+    // makeInformer() without its autostart, plus the field selector it does not pass on.
+    this.#informer = new ListWatch(opts.path, new Watch(kc), opts.list, false, undefined, opts.fieldSelector);
     this.#informer.on("add", (o) => opts.onChange("add", o));
     this.#informer.on("update", (o) => opts.onChange("update", o));
     this.#informer.on("delete", (o) => opts.onChange("delete", o));

@@ -1,7 +1,6 @@
 // Which custom kinds the Kubernetes source watches, and discovery of those the server serves.
-// Our CRDs live in nodemesh.io/v1alpha1; HTTPRoute and GRPCRoute come from Gateway API
-// (gateway.networking.k8s.io, v1 preferred, v1beta1 accepted: the route fields the mesh uses are
-// the same). A kind is watched only when the server serves it AND controller/api validates it,
+// Our CRDs live in nodemesh.io/v1alpha1; HTTPRoute, GRPCRoute and Gateway come from Gateway API
+// (gateway.networking.k8s.io, v1 preferred, v1beta1 accepted: the fields the mesh uses are the same). A kind is watched only when the server serves it AND controller/api validates it,
 // so routes join automatically once the wire schema knows them.
 import type { ApisApi } from "@kubernetes/client-node";
 import { API_VERSION, KINDS } from "../../api/index.ts";
@@ -16,10 +15,12 @@ const OURS: ReadonlyArray<Omit<CustomKind, "group" | "version" | "route">> = [
   { kind: "TrafficPolicy", plural: "trafficpolicies" },
   { kind: "FaultInjection", plural: "faultinjections" },
   { kind: "RateLimitPolicy", plural: "ratelimitpolicies" },
+  { kind: "ExternalService", plural: "externalservices" },
 ];
 const ROUTES: ReadonlyArray<Omit<CustomKind, "group" | "version" | "route">> = [
   { kind: "HTTPRoute", plural: "httproutes" },
   { kind: "GRPCRoute", plural: "grpcroutes" },
+  { kind: "Gateway", plural: "gateways" },
 ];
 const GATEWAY_VERSIONS = ["v1", "v1beta1"];
 
@@ -45,7 +46,12 @@ export function kindsFor(groupVersions: ReadonlySet<string>, known: readonly str
   const gw = GATEWAY_VERSIONS.find((v) => groupVersions.has(`${GATEWAY_GROUP}/${v}`));
   for (const k of ROUTES) {
     if (!known.includes(k.kind)) continue;
-    if (gw) kinds.push({ ...k, group: GATEWAY_GROUP, version: gw, route: true });
+    if (gw)
+      kinds.push(
+        k.kind === "Gateway"
+          ? { ...k, group: GATEWAY_GROUP, version: gw, route: false, gateway: true }
+          : { ...k, group: GATEWAY_GROUP, version: gw, route: true },
+      );
     else missing.push(`${k.kind} (${GATEWAY_GROUP}: Gateway API CRDs not installed)`);
   }
   return { groupVersions, kinds, endpointSlices: groupVersions.has("discovery.k8s.io/v1"), missing };

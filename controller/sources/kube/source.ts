@@ -1,6 +1,8 @@
-// The Kubernetes source: informers on Namespaces, Pods, Services and the custom kinds the server
-// serves (kinds.ts), mapped to mesh resources (map.ts) and validated with controller/api one object
-// at a time. Discovery is repeated so CRDs installed after start are picked up.
+// The Kubernetes source: informers on Namespaces, Pods, Services, Nodes (declared node addresses,
+// nodes.ts), `kubernetes.io/tls` Secrets (tls-secrets.ts) and the custom kinds the server serves
+// (kinds.ts), mapped to mesh resources (map.ts, gateway.ts) and validated with controller/api one
+// object at a time. Discovery is repeated so CRDs installed after start are picked up. A Secret
+// enters the mesh only as the TLSCertificate of a Gateway listener that names it.
 //
 // Invariants: `read()` returns, per object, its last valid mapping: an object that turns invalid
 // keeps its previous version in the mesh (or stays out if it never was valid) and is reported in
@@ -9,9 +11,16 @@
 // pod's status lags) never reach the model together: the newest wins. Status is written only while
 // `statusWriter` is enabled (the leader, when replicas elect one).
 import { ApisApi, CoreV1Api, CustomObjectsApi, KubeConfig } from "@kubernetes/client-node";
-import type { KubernetesListObject, V1Namespace, V1Pod, V1Service } from "@kubernetes/client-node";
+import type {
+  KubernetesListObject,
+  V1Namespace,
+  V1Node,
+  V1Pod,
+  V1Secret,
+  V1Service,
+} from "@kubernetes/client-node";
 import type { Logger } from "pino";
-import { formatIssue, keyOf, keyString, validateDocument } from "../../api/index.ts";
+import { formatIssue, keyString, validateDocument } from "../../api/index.ts";
 import type { Kind } from "../../api/index.ts";
 import type { SourcedResource } from "../../model/model.ts";
 import type { Source, SourceSnapshot, SourceVerdict } from "../source.ts";
@@ -19,8 +28,13 @@ import { Watched, describe } from "./informers.ts";
 import type { ChangeKind } from "./informers.ts";
 import { discover, kindKey } from "./kinds.ts";
 import { mapCustom, mapPod, mapService } from "./map.ts";
+import { nodeAddresses } from "./nodes.ts";
 import type { KubeObject, Mapped } from "./map.ts";
 import { verdictOf } from "./verdict.ts";
+import { gatewayVerdict, mapGateway } from "./gateway.ts";
+import { TlsSecrets, gatewayNames } from "./tls-secrets.ts";
+import { entryOf } from "./tracked.ts";
+import type { Tracked } from "./tracked.ts";
 import { StatusWriter } from "./status.ts";
 import type { CustomKind } from "./status.ts";
 
@@ -36,6 +50,11 @@ export interface KubeSourceOptions {
   /** Whether this replica writes status and Events (the leader); default true. */
   writeStatus?: () => boolean;
   backoffMs?: { initial: number; max: number };
+  /**
+   * Namespaces whose TLS Secrets may serve Gateway listeners (the chart's Roles grant exactly these);
+   * empty or absent: every namespace (a ClusterRole).
+   */
+  secretNamespaces?: readonly string[];
 }
 
 /** Loads a kubeconfig file, or the default chain (KUBECONFIG, ~/.kube/config, in-cluster). */
@@ -45,13 +64,6 @@ export function loadKubeConfig(path: string | undefined): KubeConfig {
   else kc.loadFromDefault();
   if (!kc.getCurrentCluster()) throw new Error("kubeconfig has no current cluster; pass --kubeconfig");
   return kc;
-}
-
-interface Tracked {
-  entry: SourcedResource | undefined;
-  /** Object key → its source document, for mapping verdicts back to Kubernetes objects. */
-  obj: KubeObject;
-  kind: CustomKind | undefined;
 }
 
 export class KubeSource implements Source {
@@ -67,6 +79,11 @@ export class KubeSource implements Source {
   #namespaces: Watched<V1Namespace> | undefined;
   #pods: Watched<V1Pod> | undefined;
   #services: Watched<V1Service> | undefined;
+  #nodes: Watched<V1Node> | undefined;
+  #onNodes: ((nodes: Readonly<Record<string, readonly string[]>>) => void) | undefined;
+  #nodesTimer: NodeJS.Timeout | undefined;
+  #nodesSent = "";
+  readonly #secrets: TlsSecrets;
   #onChange: (() => void) | undefined;
   #timer: NodeJS.Timeout | undefined;
   #rediscover: NodeJS.Timeout | undefined;
@@ -78,6 +95,14 @@ export class KubeSource implements Source {
     this.#custom = opts.kubeConfig.makeApiClient(CustomObjectsApi);
     this.#apis = opts.kubeConfig.makeApiClient(ApisApi);
     this.status = new StatusWriter(this.#custom, this.#core, opts.log, opts.instance);
+    this.#secrets = new TlsSecrets({
+      kubeConfig: opts.kubeConfig,
+      core: this.#core,
+      log: opts.log,
+      namespaces: opts.secretNamespaces,
+      backoffMs: opts.backoffMs,
+      onChange: (secret) => this.#secretChanged(secret),
+    });
   }
 
   async start(onChange: () => void): Promise<void> {
@@ -104,11 +129,21 @@ export class KubeSource implements Source {
         if (k !== "update") this.#reportRoutes();
       },
     );
+    // Node addresses are not configuration: start() does not wait for them (agents report theirs too).
+    this.#nodes = this.#watch(
+      "nodes",
+      "/api/v1/nodes",
+      () => core.listNode(),
+      () => this.#nodesChanged(),
+    );
+    this.#nodes.start();
     // Namespaces first: pods and services are mapped against their namespace's labels.
     this.#namespaces.start();
     await this.#namespaces.synced;
     this.#pods.start();
     this.#services.start();
+    // Secrets before Gateways: a Gateway's certificates are resolved when it is mapped.
+    await this.#secrets.start();
     await this.#discoverAndWatch();
     await Promise.all([
       this.#pods.synced,
@@ -119,6 +154,23 @@ export class KubeSource implements Source {
     this.#started = true;
     this.#rediscover = setInterval(() => void this.#discoverAndWatch(), this.#opts.rediscoverMs ?? 30_000);
     this.#rediscover.unref();
+  }
+
+  watchNodeAddresses(onChange: (nodes: Readonly<Record<string, readonly string[]>>) => void): void {
+    this.#onNodes = onChange;
+    this.#nodesChanged();
+  }
+
+  /** Batched like config changes: the initial list is one "add" per Node. */
+  #nodesChanged(): void {
+    clearTimeout(this.#nodesTimer);
+    this.#nodesTimer = setTimeout(() => {
+      const book = nodeAddresses(this.#nodes?.list() ?? []);
+      const sig = JSON.stringify(book);
+      if (sig === this.#nodesSent || !this.#onNodes) return;
+      this.#nodesSent = sig;
+      this.#onNodes(book);
+    }, this.#opts.debounceMs ?? 50);
   }
 
   read(): SourceSnapshot {
@@ -144,13 +196,7 @@ export class KubeSource implements Source {
       if (!t) continue;
       const v = { accepted: false, reason: "Conflicted", message: formatIssue(e) };
       if (t.kind) this.status.report(t.kind, t.obj, v);
-      else
-        this.status.warn(
-          t.obj,
-          t.entry?.resource.kind === "Service" ? "Service" : "Pod",
-          v.reason,
-          v.message,
-        );
+      else this.status.warn(t.obj, objectKind(t.entry?.resource.kind), v.reason, v.message);
     }
   }
 
@@ -167,16 +213,28 @@ export class KubeSource implements Source {
   #remapCustom(which: (k: CustomKind) => boolean): void {
     for (const t of [...this.#tracked.values()]) {
       const k = t.kind;
-      if (k && which(k))
-        this.#map("update", k.kind as Kind, t.obj, () => mapCustom(withApiVersion(t.obj, k), k.route), k);
+      if (k && which(k)) this.#map("update", k.kind as Kind, t.obj, () => mapKind(t.obj, k), k);
     }
+  }
+
+  #syncCertificates(): void {
+    if (this.#secrets.sync(this.#tracked)) this.#changed();
+  }
+
+  #secretChanged(secret: V1Secret): void {
+    if (!this.#started) return; // start() maps the Gateways after the Secrets are listed
+    // Gateways not in the mesh yet (never valid) name Secrets too: their status must follow.
+    if (!gatewayNames(this.#tracked, secret)) return;
+    this.#syncCertificates();
+    this.#remapCustom((k) => k.gateway === true); // their Programmed condition
   }
 
   async close(): Promise<void> {
     clearTimeout(this.#timer);
+    clearTimeout(this.#nodesTimer);
     clearInterval(this.#rediscover);
-    const all = [this.#namespaces, this.#pods, this.#services, ...this.#customWatches.values()];
-    await Promise.all(all.map((w) => w?.stop()));
+    const all = [this.#namespaces, this.#pods, this.#services, this.#nodes, ...this.#customWatches.values()];
+    await Promise.all([...all.map((w) => w?.stop()), this.#secrets.stop()]);
     await this.status.flush();
   }
 
@@ -217,8 +275,7 @@ export class KubeSource implements Source {
         key,
         `/apis/${k.group}/${k.version}/${k.plural}`,
         () => this.#custom.listClusterCustomObject({ group: k.group, version: k.version, plural: k.plural }),
-        (change, o) =>
-          this.#map(change, k.kind as Kind, o, () => mapCustom(withApiVersion(o, k), k.route), k),
+        (change, o) => this.#map(change, k.kind as Kind, o, () => mapKind(o, k), k),
       );
       this.#customWatches.set(key, w);
       w.start();
@@ -246,36 +303,39 @@ export class KubeSource implements Source {
     const prev = this.#tracked.get(key);
     if (change === "delete") {
       if (this.#tracked.delete(key) && prev?.entry) this.#changed();
+      if (custom?.gateway) this.#syncCertificates();
       return;
     }
     const m = mapped();
     if ("skip" in m) {
-      if (custom) return; // custom kinds never skip
+      if (custom && !custom.gateway) return; // custom kinds never skip; another class's Gateway does
       this.#tracked.delete(key);
       if (prev?.entry) this.#changed();
+      if (custom?.gateway) this.#syncCertificates();
       return;
     }
     const r = validateDocument(m.doc, key, 1);
     if (r.ok) {
-      const json = JSON.stringify(r.resource);
-      const entry =
-        prev?.entry?.json === json
-          ? prev.entry
-          : { resource: r.resource, file: key, document: 1, json, key: keyString(keyOf(r.resource)) };
+      const entry = entryOf(r, key, prev?.entry);
       this.#tracked.set(key, { entry, obj, kind: custom });
       if (entry !== prev?.entry) this.#changed();
     } else {
       // Keep the last good version: an edit that breaks a policy must not drop the policy.
       this.#tracked.set(key, { entry: prev?.entry, obj, kind: custom });
     }
+    if (custom?.gateway) this.#syncCertificates();
     if (!this.#writes()) return;
-    const v = verdictOf(
+    let v = verdictOf(
       r,
       obj,
       custom,
       prev?.entry !== undefined,
       (name, ns) => this.#services?.get(name, ns) !== undefined,
     );
+    if (custom?.gateway)
+      v = gatewayVerdict(obj, v.accepted ? { ok: true } : { ok: false, message: v.message }, (ns, n) =>
+        this.#secrets.problem(ns, n),
+      );
     if (custom) this.status.report(custom, obj, v);
     else if (!v.accepted) this.status.warn(obj, kind === "Service" ? "Service" : "Pod", v.reason, v.message);
   }
@@ -292,7 +352,19 @@ function created(o: KubeObject): number {
   return t instanceof Date || typeof t === "string" ? new Date(t).getTime() : 0;
 }
 
-/** Routes served as v1beta1 are validated as v1: the fields the mesh reads did not change. */
+/** Gateway API kinds served as v1beta1 are validated as v1: the fields the mesh reads did not change. */
 function withApiVersion(o: KubeObject, k: CustomKind): KubeObject {
-  return k.route && k.version !== "v1" ? { ...o, apiVersion: `${k.group}/v1` } : o;
+  return (k.route || k.gateway) && k.version !== "v1" ? { ...o, apiVersion: `${k.group}/v1` } : o;
+}
+
+function mapKind(o: KubeObject, k: CustomKind): Mapped {
+  const obj = withApiVersion(o, k);
+  return k.gateway ? mapGateway(obj) : mapCustom(obj, k.route);
+}
+
+/** The Kubernetes kind behind a mesh resource the source maps from a built-in object. */
+function objectKind(kind: string | undefined): string {
+  if (kind === "Service") return "Service";
+  if (kind === "TLSCertificate") return "Secret";
+  return "Pod";
 }

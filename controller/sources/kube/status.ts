@@ -1,6 +1,7 @@
 // Writes back what the controller made of an object, where Kubernetes users look for it:
 // `status.conditions` (Accepted, with observedGeneration) on our CRDs, `status.parents[]` with
-// Accepted and ResolvedRefs for Service parents on HTTPRoute/GRPCRoute (GAMMA), and a Warning Event
+// Accepted and ResolvedRefs for Service parents on HTTPRoute/GRPCRoute (GAMMA), `status.conditions`
+// Accepted and Programmed (observedGeneration) on our class's Gateways, and a Warning Event
 // for each rejection. The pure builders decide; StatusWriter does the I/O, one write at a time.
 //
 // Invariants: a write happens only when the desired status differs from the object's (ignoring
@@ -31,6 +32,8 @@ export interface Verdict {
   message: string;
   /** Routes only: whether every backendRef resolved, and why not. */
   refs?: { resolved: boolean; reason: string; message: string };
+  /** Gateways only: whether every listener can be served (its certificates resolved). */
+  programmed?: { ok: boolean; reason: string; message: string };
 }
 
 export function condition(
@@ -88,6 +91,21 @@ export function crdStatus(obj: KubeObject, v: Verdict, now: Date): StatusShape |
   return sameConditions(status.conditions, conditions) ? undefined : { ...status, conditions };
 }
 
+/** Desired Gateway status: Accepted and Programmed; other condition types and fields are kept. */
+export function gatewayStatus(obj: KubeObject, v: Verdict, now: Date): StatusShape | undefined {
+  const status = (obj.status ?? {}) as StatusShape;
+  const gen = obj.metadata?.generation;
+  const old = status.conditions ?? [];
+  const p = v.programmed ?? { ok: false, reason: "Invalid", message: v.message };
+  const ours = [
+    condition("Accepted", v.accepted, v.reason, v.message, gen, old, now),
+    condition("Programmed", v.accepted && p.ok, p.reason, p.message, gen, old, now),
+  ];
+  const others = old.filter((c) => c.type !== "Accepted" && c.type !== "Programmed");
+  const mine = old.filter((c) => c.type === "Accepted" || c.type === "Programmed");
+  return sameConditions(mine, ours) ? undefined : { ...status, conditions: [...others, ...ours] };
+}
+
 /** A parentRef that names a Service (GAMMA): group "" or "core", kind Service. */
 function isServiceParent(ref: Record<string, unknown>): boolean {
   return (ref.group === undefined || ref.group === "" || ref.group === "core") && ref.kind === "Service";
@@ -139,6 +157,8 @@ export interface CustomKind {
   plural: string;
   kind: string;
   route: boolean;
+  /** Gateway API Gateway: status conditions Accepted and Programmed (gatewayStatus). */
+  gateway?: boolean;
 }
 
 export class StatusWriter {
@@ -159,10 +179,16 @@ export class StatusWriter {
   /** Queues the status write (when it changes anything) and the Event of a rejection. */
   report(kind: CustomKind, obj: KubeObject, v: Verdict): void {
     const now = new Date();
-    const status = kind.route ? routeStatus(obj, v, now) : crdStatus(obj, v, now);
+    const status = kind.route
+      ? routeStatus(obj, v, now)
+      : kind.gateway
+        ? gatewayStatus(obj, v, now)
+        : crdStatus(obj, v, now);
     const md = obj.metadata ?? {};
     if (status) this.#enqueue(() => this.#writeStatus(kind, obj, status));
     if (!v.accepted) this.warn(obj, kind.kind, v.reason, v.message);
+    else if (v.programmed && !v.programmed.ok)
+      this.warn(obj, kind.kind, v.programmed.reason, v.programmed.message);
     else this.#events.delete(md.uid ?? "");
   }
 

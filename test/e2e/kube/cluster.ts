@@ -41,6 +41,17 @@ export async function kubeBinaries(): Promise<{ apiserver: string; kubectl: stri
   return { apiserver, kubectl: join(tools, "kubectl"), helm: join(tools, "helm") };
 }
 
+/** A kubernetes.io/tls Secret manifest from a certificate and key file (any pair, even a mismatched one). */
+export function tlsSecretYaml(namespace: string, name: string, certFile: string, keyFile: string): string {
+  const b64 = (f: string) => readFileSync(f).toString("base64");
+  return `apiVersion: v1
+kind: Secret
+metadata: {name: ${name}, namespace: ${namespace}}
+type: kubernetes.io/tls
+data: {tls.crt: ${b64(certFile)}, tls.key: ${b64(keyFile)}}
+`;
+}
+
 export class KubeCluster {
   readonly dir = mkdtempSync(join(tmpdir(), "nodemesh-kube-"));
   readonly token = randomBytes(16).toString("hex");

@@ -165,7 +165,49 @@ describe("Helm chart", () => {
     ]);
   });
 
+  test("Gateway TLS Secrets: read-only, cluster-wide by default, else one Role per controller.tlsSecretNamespaces", async () => {
+    type Rule = { apiGroups: string[]; resources: string[]; verbs: string[] };
+    type RbacDoc = Doc & { rules?: Rule[]; metadata: { name: string; namespace?: string } };
+    const secretRules = (docs: RbacDoc[], kind: string) =>
+      docs
+        .filter((d) => d.kind === kind)
+        .flatMap((d) => (d.rules ?? []).map((r) => ({ ns: d.metadata.namespace, ...r })))
+        .filter((r) => r.resources.includes("secrets"));
+    const all = (await template([])) as RbacDoc[];
+    expect(secretRules(all, "ClusterRole")).toEqual([
+      { ns: undefined, apiGroups: [""], resources: ["secrets"], verbs: ["get", "list", "watch"] },
+    ]);
+    expect(secretRules(all, "Role")).toEqual([]);
+    const some = (await template(["-f", join(CHART, "ci", "full-values.yaml")])) as RbacDoc[];
+    expect(secretRules(some, "ClusterRole")).toEqual([]);
+    expect(secretRules(some, "Role")).toEqual(
+      ["edge", "shop"].map((ns) => ({
+        ns,
+        apiGroups: [""],
+        resources: ["secrets"],
+        verbs: ["get", "list", "watch"],
+      })),
+    );
+    const bindings = some.filter((d) => d.kind === "RoleBinding" && d.metadata.name.endsWith("-tls-secrets"));
+    expect(bindings.map((b) => b.metadata.namespace)).toEqual(["edge", "shop"]);
+    const deploy = some.find((d) => d.kind === "Deployment")?.spec as unknown as {
+      template: { spec: { containers: { env: { name: string; value?: string }[] }[] } };
+    };
+    expect(deploy.template.spec.containers[0]?.env).toContainEqual({
+      name: "NODEMESH_TLS_SECRET_NAMESPACES",
+      value: "edge,shop",
+    });
+    // Gateways and their status, ExternalServices and theirs.
+    const cluster = all.find((d) => d.kind === "ClusterRole") as RbacDoc;
+    const verbsOf = (res: string) => cluster.rules?.find((r) => r.resources.includes(res))?.verbs;
+    expect(verbsOf("gateways")).toEqual(["get", "list", "watch"]);
+    expect(verbsOf("gateways/status")).toEqual(["update", "patch"]);
+    expect(verbsOf("externalservices")).toEqual(["get", "list", "watch"]);
+    expect(verbsOf("externalservices/status")).toEqual(["update", "patch"]);
+  });
+
   test.each([
+    [["--set", "controller.tlsSecretNamespaces[0]=Bad_NS"], /controller\/tlsSecretNamespaces/],
     [["--set", "agent.tokenExpirationSeconds=5"], /agent\/tokenExpirationSeconds.*minimum/],
     [["--set", "ca.existingSecret=mine"], /ca\/existingRootConfigMap/],
     [["--set", "controler.replicas=2"], /controler/],

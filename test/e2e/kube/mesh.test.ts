@@ -6,6 +6,12 @@
 // namespaces inside cgroups laid out as a kubelet with the systemd driver and containerd lays them
 // out (under a scratch parent, as a nested kubelet does). The agents find them by pod UID alone,
 // enroll them, and a request to the Service's ClusterIP crosses the mesh with mTLS identities.
+// Ingress: a Gateway API Gateway run by n1 with a `kubernetes.io/tls` Secret as its listener's
+// certificate, and an HTTPRoute to the Service: curl from outside the nodes gets the Secret's
+// certificate and the echo pod's answer, across the mesh. CNI: a pod created in the API with
+// spec.nodeName and no IP; the real plugin is run as a runtime runs it (env + prevResult with a lab
+// pod's address, the lab pod's netns) and returns once n2's agent has enrolled it; its certificate
+// goes to n2 only (the real CSR path); once the IP is published, traffic reaches it through the mesh.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -17,7 +23,11 @@ import { Lab } from "../../../lab/index.ts";
 import type { LabNode, LabPod, LabProcess } from "../../../lab/index.ts";
 import { cgroup2Mount, requireRoot } from "../../helpers/privileges.ts";
 import { eventually } from "../../helpers/mesh-fixture.ts";
-import { KubeCluster } from "./cluster.ts";
+import { MESH_CRDS, ROUTE_CRDS, crdYaml } from "../../../controller/sources/kube/crds.ts";
+import { opensslRoot } from "../../helpers/openssl-certs.ts";
+import { opensslServerCert } from "../../helpers/server-certs.ts";
+import { cniAdd } from "../../helpers/cni-plugin.ts";
+import { KubeCluster, tlsSecretYaml } from "./cluster.ts";
 
 const run = promisify(execFile);
 const ROOT = join(import.meta.dirname, "../../..");
@@ -99,11 +109,14 @@ async function ready(host: string, port: number, path: string, p: LabProcess, wh
 describe("a mesh fed only by Kubernetes", () => {
   beforeAll(async () => {
     requireRoot("the Kubernetes mesh test");
-    lab = await Lab.up({ name: "kmesh", nodes: 2, podsPerNode: 1 });
+    // n2's second pod is the one the CNI test enrolls at ADD.
+    lab = await Lab.up({ name: "kmesh", nodes: 2, podsPerNode: 2 });
     cluster = new KubeCluster({ netns: lab.root.netnsPath });
     await cluster.start();
     const [n1, n2] = lab.nodes as [LabNode, LabNode];
     const [client, echo] = [lab.pod(1, 1), lab.pod(2, 1)];
+    await cluster.kubectl(["apply", "-f", "-"], [...MESH_CRDS, ...ROUTE_CRDS].map(crdYaml).join("---\n"));
+    await cluster.kubectl(["wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"]);
     for (const ns of [NS, "shop"]) await cluster.kubectl(["create", "namespace", ns]);
     await cluster.kubectl(["label", "namespace", "shop", "nodemesh.io/mesh=enabled"]);
     await cluster.kubectl(["-n", NS, "create", "serviceaccount", SA]);
@@ -176,6 +189,7 @@ spec: {selector: {app: echo}, ports: [{name: http, port: 80, targetPort: http, a
         "agent",
         ...["--node", node.name, "--controller", `${lab.controllerAddress}:15012`],
         ...["--token-file", tokenFile, "--ca-file", join(dir, "ca/ca-cert.pem"), "--pin-dir", pinDir],
+        ...["--cni-socket", join(dir, `cni-${node.name}.sock`)],
       ]);
       agents.push({ node, process: p });
     }
@@ -220,5 +234,169 @@ spec: {selector: {app: echo}, ports: [{name: http, port: 80, targetPort: http, a
       metrics = (await lab.exec("n2", ["curl", "-s", "127.0.0.1:15020/metrics"])).stdout;
       return counted.test(metrics);
     });
+  });
+
+  test("a Gateway on n1 serves HTTPS with the Secret's certificate and routes across the mesh to the echo pod", async () => {
+    const ca = opensslRoot(dir, "ingress-ca", "/CN=kube ingress test CA");
+    const cert = opensslServerCert(dir, "shop", ["shop.example.com"], ca);
+    await cluster.kubectl(
+      ["apply", "-f", "-"],
+      yaml([
+        tlsSecretYaml("shop", "shop-tls", cert.cert, cert.key),
+        `apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: ingress, namespace: shop, annotations: {nodemesh.io/gateway-nodes: n1}}
+spec:
+  gatewayClassName: nodemesh
+  listeners:
+    - {name: https, port: 8443, protocol: HTTPS, hostname: shop.example.com, tls: {certificateRefs: [{kind: Secret, name: shop-tls}]}}
+`,
+        `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: shop-ingress, namespace: shop}
+spec:
+  parentRefs: [{name: ingress, sectionName: https}]
+  hostnames: [shop.example.com]
+  rules: [{backendRefs: [{name: echo, port: 80}]}]
+`,
+      ]),
+    );
+    await eventually("the Gateway Accepted and Programmed", async () => {
+      const gw = JSON.parse(
+        await cluster.kubectl(["-n", "shop", "get", "gateway", "ingress", "-o", "json"]),
+      ) as {
+        status?: { conditions?: { type: string; status: string }[] };
+      };
+      const on = (t: string) => gw.status?.conditions?.some((c) => c.type === t && c.status === "True");
+      return on("Accepted") === true && on("Programmed") === true;
+    });
+    // From the lab's root namespace, outside every node, as an external client.
+    const n1 = lab.nodes[0] as LabNode;
+    const curl = [
+      ...["curl", "-sS", "--max-time", "5", "--cacert", ca.cert],
+      ...["--resolve", `shop.example.com:8443:${n1.address}`, "https://shop.example.com:8443/hello"],
+    ];
+    let body = "";
+    await eventually("the ingress answers over TLS", async () => {
+      const r = await lab.exec(lab.root.name, curl);
+      body = r.stdout;
+      return r.stdout.includes('"pod"');
+    });
+    expect(JSON.parse(body)).toMatchObject({ pod: "echo" });
+    // The gateway's agent serves the Secret's certificate, which it got inline, and never shows the key.
+    const dump = (await lab.exec("n1", ["curl", "-s", "127.0.0.1:15000/config_dump"])).stdout;
+    expect(dump).toContain("inline PEM from the controller");
+    expect(dump).not.toContain("PRIVATE KEY");
+  });
+
+  test("a Node object's InternalIP reaches the lab's agents in their node book", async () => {
+    // n3 has no agent: only its Node object declares it.
+    await cluster.kubectl(["apply", "-f", "-"], "apiVersion: v1\nkind: Node\nmetadata: {name: n3}\n");
+    const status = { addresses: [{ type: "InternalIP", address: "10.0.0.3" }] };
+    await cluster.kubectl([
+      "patch",
+      "node",
+      "n3",
+      "--subresource=status",
+      "--type=merge",
+      "-p",
+      JSON.stringify({ status }),
+    ]);
+    for (const node of ["n1", "n2"])
+      await eventually(`${node}'s node book has n3`, async () => {
+        const d = JSON.parse(
+          (await lab.exec(node, ["curl", "-s", "127.0.0.1:15000/config_dump"])).stdout,
+        ) as {
+          nodeAddresses?: Record<string, string[]>;
+        };
+        return d.nodeAddresses?.n3?.includes("10.0.0.3") === true && (d.nodeAddresses.n1?.length ?? 0) > 0;
+      });
+  });
+
+  test("CNI ADD for a pod in the API without an IP blocks until n2 enrolls it; its certificate goes to n2 only; then it serves", async () => {
+    const late = lab.pod(2, 2);
+    const LATE = "spiffe://cluster.local/ns/shop/sa/late";
+    await cluster.kubectl(["-n", "shop", "create", "serviceaccount", "late"]);
+    await cluster.kubectl(
+      ["apply", "-f", "-"],
+      yaml([
+        apiPod("shop", "late", "n2", "late", ", ports: [{name: http, containerPort: 8080}]"),
+        `apiVersion: v1
+kind: Service
+metadata: {name: late, namespace: shop}
+spec: {selector: {app: late}, ports: [{name: http, port: 80, targetPort: http, appProtocol: http}]}
+`,
+      ]),
+    );
+    const get = (path: string) => cluster.kubectl(["-n", "shop", "get", ...path.split(" ")]);
+    const uid = (await get("pod late -o jsonpath={.metadata.uid}")).trim();
+    const lateVip = (await get("svc late -o jsonpath={.spec.clusterIP}")).trim();
+
+    // The runtime's ADD: the previous plugin gave the sandbox the lab pod's address.
+    const out = await cniAdd({
+      socket: join(dir, "cni-n2.sock"),
+      netns: late.netnsPath,
+      address: late.address,
+      pod: { uid, namespace: "shop", name: "late" },
+      enrollTimeoutMs: 30_000,
+    });
+    expect(out.code, `${out.stdout}\n${out.stderr}`).toBe(0);
+    expect(JSON.parse(out.stdout)).toMatchObject({ ips: [{ address: `${late.address}/24` }] });
+    // The API still has no IP for it (a kubelet publishes it only after ADD returns).
+    expect((await get("pod late -o jsonpath={.status.podIP}")).trim()).toBe("");
+    type Dump = {
+      workloads: { uid: string; address: string; identity: string }[];
+      certificates: { spiffeId: string; notAfter?: string }[];
+    };
+    const dump = async (node: string) =>
+      JSON.parse((await lab.exec(node, ["curl", "-s", "127.0.0.1:15000/config_dump"])).stdout) as Dump;
+    expect((await dump("n2")).workloads).toContainEqual(
+      expect.objectContaining({ uid: "shop/late", address: late.address, identity: LATE }),
+    );
+    await eventually("n2 holds the pending pod's certificate", async () =>
+      (await dump("n2")).certificates.some((c) => c.spiffeId === LATE && c.notAfter !== undefined),
+    );
+    expect((await dump("n1")).workloads.some((w) => w.uid === "shop/late")).toBe(false);
+    // Over the real CSR path with each agent's own token: n1 is refused the identity, n2 gets it.
+    const csr = async (node: string) => {
+      const p = lab.spawn(lab.root, [
+        ...[process.execPath, join(import.meta.dirname, "csr-child.ts"), `${lab.controllerAddress}:15012`],
+        ...[node, join(dir, `token-${node}`), join(dir, "ca/ca-cert.pem"), LATE],
+      ]);
+      procs.push(p);
+      await p.exited;
+      return JSON.parse(p.output.trim().split("\n").at(-1) ?? "null") as unknown;
+    };
+    expect(await csr("n1")).toEqual({ status: 403, reason: "identity_not_on_node" });
+    expect(await csr("n2")).toEqual({ ok: true });
+
+    // The container starts, the kubelet publishes the IP and Ready: the ordinary entry takes over in place.
+    const server = inKubeletCgroup(late, uid, [process.execPath, join(ROOT, "demo/apps/echo-server.ts")], {
+      ...process.env,
+      POD_NAME: "late",
+      PORT: "8080",
+      GRPC_PORT: "off",
+    });
+    await server.waitForOutput("listening");
+    await markReady("late", late.address);
+    let body = "";
+    await eventually("the late pod answers through the mesh", async () => {
+      const r = await lab.exec(lab.pod(1, 1), ["curl", "-sS", "--max-time", "5", `http://${lateVip}/hello`]);
+      body = r.stdout;
+      return r.stdout.includes('"pod"');
+    });
+    expect(JSON.parse(body)).toMatchObject({ pod: "late" });
+    const n2 = agents.find((a) => a.node.name === "n2");
+    // The published entry replaced the hinted one in place (logged once n2 applied it; logs are batched).
+    await n2?.process.waitForOutput(/replaces the one enrolled at CNI ADD \(no re-enrolment\)/, 30_000);
+    const enrolled = (n2?.process.output ?? "")
+      .split("\n")
+      .filter((l) => l.includes('"workload":"shop/late"') && l.includes('"msg":"workload enrolled"'));
+    expect(enrolled).toHaveLength(1);
+    const counted =
+      /nodemesh_requests_total\{reporter="destination",source_workload_namespace="shop",source_workload="client",[^}]*destination_workload="late",[^}]*response_code="200",[^}]*connection_security_policy="mutual_tls"\} [1-9]/;
+    await eventually("n2 counts the request to the late pod over mutual TLS", async () =>
+      counted.test((await lab.exec("n2", ["curl", "-s", "127.0.0.1:15020/metrics"])).stdout),
+    );
   });
 });

@@ -1,21 +1,24 @@
 // The controller on a real API server (etcd + kube-apiserver 1.20, see cluster.ts) with Kubernetes
 // as its only source: objects created, changed and deleted with kubectl reach an agent's config
 // stream; enrolment follows the namespace label live and a pod label opts out; status conditions
-// and Events on policies and routes; an invalid edit keeps the last good version; a restarted
-// controller relists to the same configuration.
+// and Events on policies, routes and Gateways; an invalid edit keeps the last good version (a
+// Secret's too); ExternalServices as CRDs; a restarted controller relists to the same configuration.
 import type { CoreV1Event } from "@kubernetes/client-node";
 import { CoreV1Api, CustomObjectsApi } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import type { ControllerClient } from "../../../agent/control/client.ts";
+import type { NodeAddressBook } from "../../../controller/api/node-addresses.ts";
 import { ControllerApp } from "../../../controller/app.ts";
 import { MESH_CRDS, ROUTE_CRDS, crdYaml } from "../../../controller/sources/kube/crds.ts";
 import { LeaderElector } from "../../../controller/sources/kube/leader.ts";
 import { KubeSource } from "../../../controller/sources/kube/source.ts";
 import { ControllerClient as Client } from "../../../agent/control/client.ts";
 import { silent, until, waitForConfig } from "../controller/harness.ts";
-import { KubeCluster } from "./cluster.ts";
+import { KubeCluster, tlsSecretYaml } from "./cluster.ts";
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { opensslRoot } from "../../helpers/openssl-certs.ts";
+import { opensslServerCert } from "../../helpers/server-certs.ts";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -273,6 +276,173 @@ spec:
     );
   });
 
+  test("an ExternalService CRD reaches the agent; a cross-field error keeps the last good version", async () => {
+    const ext = (spec: string) =>
+      `apiVersion: nodemesh.io/v1alpha1\nkind: ExternalService\nmetadata: {name: payments, namespace: shop}\nspec: ${spec}\n`;
+    await cluster.kubectl(
+      ["apply", "-f", "-"],
+      ext(`{hosts: [api.payments.example], ports: [{number: 443, name: https, protocol: TLS}]}`),
+    );
+    const cfg = await waitForConfig(agent, (c) => (c.externalServices ?? []).length === 1, 10_000);
+    expect(cfg.externalServices?.[0]?.spec).toMatchObject({
+      hosts: ["api.payments.example"],
+      resolution: "DNS",
+    });
+    const accepted = async () =>
+      JSON.parse(
+        await cluster.kubectl(["-n", "shop", "get", "externalservice", "payments", "-o", "json"]),
+      ) as {
+        status?: { conditions?: { type: string; status: string; reason: string; message: string }[] };
+      };
+    await untilAsync(async () => (await accepted()).status?.conditions?.[0]?.status === "True");
+    // STATIC without endpoints passes the CRD schema but not the controller's rules.
+    await cluster.kubectl(
+      ["apply", "-f", "-"],
+      ext(
+        `{hosts: [api.payments.example], ports: [{number: 443, name: https, protocol: TLS}], resolution: STATIC}`,
+      ),
+    );
+    await untilAsync(async () => (await accepted()).status?.conditions?.[0]?.status === "False");
+    expect((await accepted()).status?.conditions?.[0]?.message).toMatch(
+      /spec\.endpoints: resolution STATIC needs at least one endpoint; the previous version stays in effect/,
+    );
+    expect(agent.config?.externalServices?.[0]?.spec.resolution).toBe("DNS");
+    // Fixed again: a restarted controller knows only what the API server holds (see the relist test).
+    await cluster.kubectl(
+      ["apply", "-f", "-"],
+      ext(`{hosts: [api.payments.example], ports: [{number: 443, name: https, protocol: TLS}]}`),
+    );
+    await untilAsync(async () => (await accepted()).status?.conditions?.[0]?.status === "True");
+  });
+
+  test("a Gateway with a TLS Secret: the gateway node gets both, Accepted and Programmed; a bad Secret keeps the last good certificate", async () => {
+    const certs = mkdtempSync(join(tmpdir(), "nodemesh-kube-gw-"));
+    try {
+      const ca = opensslRoot(certs, "ca", "/CN=kube gateway test CA");
+      const good = opensslServerCert(certs, "good", ["shop.example.com"], ca);
+      const other = opensslServerCert(certs, "other", ["other.example.com"], ca);
+      // Written as a user's manifest would be (kubectl create secret tls refuses a mismatched key).
+      const tls = (cert: string, key: string) =>
+        cluster.kubectl(["apply", "-f", "-"], tlsSecretYaml("shop", "shop-tls", cert, key));
+      await tls(good.cert, good.key);
+      await cluster.kubectl(
+        ["apply", "-f", "-"],
+        `apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: ingress, namespace: shop, annotations: {nodemesh.io/gateway-nodes: node-a}}
+spec:
+  gatewayClassName: nodemesh
+  listeners:
+    - {name: https, port: 8443, protocol: HTTPS, hostname: shop.example.com, tls: {certificateRefs: [{kind: Secret, name: shop-tls}]}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: theirs, namespace: shop}
+spec: {gatewayClassName: istio, listeners: [{name: http, port: 80, protocol: HTTP}]}
+`,
+      );
+      const cfg = await waitForConfig(
+        agent,
+        (c) => (c.gateways ?? []).length === 1 && (c.tlsCertificates ?? []).length === 1,
+        10_000,
+      );
+      expect(cfg.gateways?.[0]?.spec.listeners[0]?.tls?.certificateRefs).toEqual([
+        { group: "nodemesh.io", kind: "TLSCertificate", name: "shop-tls" },
+      ]);
+      expect(cfg.tlsCertificates?.[0]?.spec.certificatePem).toBe(readFileSync(good.cert, "utf8"));
+      type Gw = {
+        status?: {
+          conditions?: {
+            type: string;
+            status: string;
+            reason: string;
+            message: string;
+            observedGeneration?: number;
+          }[];
+        };
+      };
+      const gw = async (name: string) =>
+        JSON.parse(await cluster.kubectl(["-n", "shop", "get", "gateway", name, "-o", "json"])) as Gw;
+      const conds = async () =>
+        ((await gw("ingress")).status?.conditions ?? []).map(
+          (c) => `${c.type}=${c.status}/${c.reason}@${c.observedGeneration}`,
+        );
+      await untilAsync(async () => (await conds()).includes("Programmed=True/Programmed@1"));
+      expect(await conds()).toEqual(["Accepted=True/Accepted@1", "Programmed=True/Programmed@1"]);
+      // Another implementation's Gateway is neither served nor written to.
+      expect((await gw("theirs")).status?.conditions ?? []).toEqual([]);
+
+      // A key that does not match: the agent keeps the good certificate, the Gateway says why.
+      await tls(good.cert, other.key);
+      await untilAsync(async () => (await conds()).includes("Programmed=False/Invalid@1"));
+      const programmed = (await gw("ingress")).status?.conditions?.find((c) => c.type === "Programmed");
+      expect(programmed?.message).toMatch(
+        /listener https.*Secret shop\/shop-tls: tls\.key does not match tls\.crt/,
+      );
+      expect(agent.config?.tlsCertificates?.[0]?.spec.certificatePem).toBe(readFileSync(good.cert, "utf8"));
+      const core = cluster.kubeConfig().makeApiClient(CoreV1Api);
+      await untilAsync(async () =>
+        (await core.listNamespacedEvent({ namespace: "shop" })).items.some(
+          (e: CoreV1Event) => e.involvedObject.name === "ingress" && e.involvedObject.kind === "Gateway",
+        ),
+      );
+      // A new good certificate replaces it.
+      await tls(other.cert, other.key);
+      await waitForConfig(
+        agent,
+        (c) => c.tlsCertificates?.[0]?.spec.certificatePem === readFileSync(other.cert, "utf8"),
+        10_000,
+      );
+      await untilAsync(async () => (await conds()).includes("Programmed=True/Programmed@1"));
+    } finally {
+      rmSync(certs, { recursive: true, force: true });
+    }
+  });
+
+  test("Node objects' InternalIPs reach the agents as declared node addresses, ahead of agent reports", async () => {
+    let book: NodeAddressBook["nodes"] = {};
+    const off = agent.onNodes((m) => (book = m.nodes));
+    agent.reportAddresses(() => ["10.9.0.1"], 60_000);
+    const node = async (name: string, ip: string) => {
+      await cluster.kubectl(["apply", "-f", "-"], `apiVersion: v1\nkind: Node\nmetadata: {name: ${name}}\n`);
+      const status = {
+        addresses: [
+          { type: "InternalIP", address: ip },
+          { type: "Hostname", address: name },
+        ],
+      };
+      await cluster.kubectl([
+        "patch",
+        "node",
+        name,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        JSON.stringify({ status }),
+      ]);
+    };
+    try {
+      await node("node-b", "10.0.0.42");
+      await until(
+        () => JSON.stringify(book) === JSON.stringify({ "node-a": ["10.9.0.1"], "node-b": ["10.0.0.42"] }),
+        10_000,
+      );
+      // A Node declaring the address node-a's agent reports takes it; gone, the report counts again.
+      await node("node-c", "10.9.0.1");
+      await until(
+        () => JSON.stringify(book) === JSON.stringify({ "node-b": ["10.0.0.42"], "node-c": ["10.9.0.1"] }),
+        10_000,
+      );
+      await cluster.kubectl(["delete", "node", "node-c"]);
+      await until(
+        () => JSON.stringify(book) === JSON.stringify({ "node-a": ["10.9.0.1"], "node-b": ["10.0.0.42"] }),
+        10_000,
+      );
+    } finally {
+      off();
+    }
+  });
+
   test("an API server outage keeps the configuration; the informers come back and changes flow", async () => {
     await new Promise((r) => setTimeout(r, 300)); // the previous test's last change settles
     const snapshot = () => [...(app?.hub.current?.model.entries.values() ?? [])].map((e) => e.json).sort();
@@ -295,6 +465,10 @@ spec:
     const cfg = await waitForConfig(agent, () => true, 10_000);
     expect(names(cfg.workloads)).toEqual(["web-1"]);
     expect(names(cfg.httpRoutes)).toEqual(["web-split"]);
+    // The Gateway's certificate comes back with it: Secrets are listed before Gateways are mapped.
+    expect(names(cfg.gateways)).toEqual(["ingress"]);
+    expect(names(cfg.tlsCertificates)).toEqual(["shop-tls"]);
+    expect(names(cfg.externalServices)).toEqual(["payments"]);
     // Changes keep flowing to the new controller.
     await cluster.kubectl(["delete", "pod", "-n", "shop", "web-1", "--wait=false"]);
     await waitForConfig(agent, (c) => c.workloads.length === 0, 10_000);

@@ -4,7 +4,6 @@
 // CNI socket, and succeeds once the agent has enrolled the pod with the address from prevResult.
 // Then the ordinary entry (the published IP) arrives and nothing is re-enrolled; a published IP
 // that differs wins. ADD for a pod no identity arrives for fails with a CNI error (fail closed).
-import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,12 +12,12 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import type { MeshConfig, PendingWorkload, WorkloadEntry } from "../../../controller/api/index.ts";
 import { CniServer } from "../../../agent/node/cni-server.ts";
 import { StaticConfigSource } from "../../../agent/state/source.ts";
+import { cniAdd } from "../../helpers/cni-plugin.ts";
 import { createTestCa } from "../../helpers/test-ca.ts";
 import { HEADER, baseConfig } from "./harness.ts";
 import { RecordingDatapath, hintOnlyAgent } from "./cni-agent.ts";
 import type { Agent } from "../../../agent/app.ts";
 
-const PLUGIN = join(import.meta.dirname, "../../../cni/nodemesh-cni");
 const UID = "7a7a7a7a-1111-2222-3333-444444444444";
 const NETNS = "/var/run/netns/cni-pending";
 
@@ -66,40 +65,15 @@ const log = pino({ level: "silent" });
 let agent: Agent;
 let server: CniServer;
 
-/** The plugin as the runtime runs it: the executable, CNI_* in the environment, config on stdin. */
-function cniAdd(
-  uid: string,
-  address: string,
-  timeoutMs: number,
-): Promise<{ code: number | null; stdout: string }> {
-  const stdin = JSON.stringify({
-    cniVersion: "1.0.0",
-    name: "k8s-pod-network",
-    type: "nodemesh-cni",
-    agentSocket: socket,
-    enrollTimeoutMs: timeoutMs,
-    prevResult: {
-      cniVersion: "1.0.0",
-      interfaces: [{ name: "eth0", sandbox: NETNS }],
-      ips: [{ address: `${address}/24`, interface: 0 }],
-    },
+/** The plugin as the runtime runs it, for this file's pod (default/late). */
+const add = (uid: string, address: string, enrollTimeoutMs: number) =>
+  cniAdd({
+    socket,
+    netns: NETNS,
+    address,
+    pod: { uid, namespace: "default", name: "late" },
+    enrollTimeoutMs,
   });
-  const child = spawn(PLUGIN, [], {
-    env: {
-      PATH: `${join(process.execPath, "..")}:/usr/bin:/bin`,
-      CNI_COMMAND: "ADD",
-      CNI_CONTAINERID: "0123456789ab",
-      CNI_NETNS: NETNS,
-      CNI_IFNAME: "eth0",
-      CNI_PATH: "/opt/cni/bin",
-      CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=late;K8S_POD_INFRA_CONTAINER_ID=0123456789ab;K8S_POD_UID=${uid}`,
-    },
-  });
-  let stdout = "";
-  child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-  child.stdin.end(stdin);
-  return new Promise((resolve) => child.on("close", (code) => resolve({ code, stdout })));
-}
 
 beforeAll(async () => {
   agent = hintOnlyAgent({
@@ -125,7 +99,7 @@ describe("CNI ADD before the pod's IP is published", () => {
     expect(agent.pods.whyNotEnrolled(UID)).toMatch(
       /no IP in the API yet and the CNI plugin has not sent its address/,
     );
-    const out = await cniAdd(UID, "127.0.9.7", 5_000);
+    const out = await add(UID, "127.0.9.7", 5_000);
     expect(out.code, out.stdout).toBe(0);
     expect(JSON.parse(out.stdout)).toMatchObject({ ips: [{ address: "127.0.9.7/24" }] });
     expect(dp.enrolls).toEqual([{ uid: "default/late", address: "127.0.9.7", netns: NETNS }]);
@@ -164,7 +138,7 @@ describe("CNI ADD before the pod's IP is published", () => {
   test("fail closed: no identity for the UID arrives in time → a CNI error, not success", async () => {
     const other = "7a7a7a7a-9999-9999-9999-444444444444";
     const t0 = Date.now();
-    const out = await cniAdd(other, "127.0.9.9", 300);
+    const out = await add(other, "127.0.9.9", 300);
     expect(Date.now() - t0).toBeGreaterThanOrEqual(300);
     expect(out.code, out.stdout).not.toBe(0);
     expect(JSON.parse(out.stdout)).toMatchObject({

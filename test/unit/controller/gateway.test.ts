@@ -86,7 +86,7 @@ describe("Gateway schema", () => {
     [
       "a Secret reference",
       listener({ protocol: "HTTPS", tls: { certificateRefs: [{ group: "", kind: "Secret", name: "x" }] } }),
-      'spec.listeners[0].tls.certificateRefs[0].group: group must be "nodemesh.io": certificateRefs name a TLSCertificate (Secrets are not read on plain hosts)',
+      'spec.listeners[0].tls.certificateRefs[0].group: group must be "nodemesh.io": certificateRefs name a TLSCertificate (on Kubernetes: a Secret of type kubernetes.io/tls, group "" and kind Secret)',
     ],
     [
       "Passthrough",

@@ -33,4 +33,23 @@ describe("NodeBook", () => {
     b.live("new", false);
     expect(b.book).toEqual({ old: ["10.0.0.8"] });
   });
+
+  it("declared addresses (Kubernetes Node InternalIPs) are their node's before and after its agent reports", () => {
+    const b = new NodeBook();
+    expect(b.declare({ n1: ["10.0.0.1"], n3: ["10.0.0.3"] })).toBe(true);
+    expect(b.book).toEqual({ n1: ["10.0.0.1"], n3: ["10.0.0.3"] });
+    expect(b.declare({ n1: ["10.0.0.1"], n3: ["10.0.0.3"] })).toBe(false);
+    b.live("n1", true);
+    b.report("n1", ["10.0.0.1", "10.244.1.0"]);
+    expect(b.book).toEqual({ n1: ["10.0.0.1", "10.244.1.0"], n3: ["10.0.0.3"] });
+    // Another live agent reporting a declared address does not take it.
+    b.live("n2", true);
+    b.report("n2", ["10.0.0.2", "10.0.0.3"]);
+    expect(b.book).toEqual({ n1: ["10.0.0.1", "10.244.1.0"], n2: ["10.0.0.2"], n3: ["10.0.0.3"] });
+    // Declared by two nodes: nobody's; the declaration gone: the reports' rules again.
+    b.declare({ n1: ["10.0.0.1"], n3: ["10.0.0.3"], n4: ["10.0.0.3"] });
+    expect(b.book).toEqual({ n1: ["10.0.0.1", "10.244.1.0"], n2: ["10.0.0.2"] });
+    expect(b.declare({})).toBe(true);
+    expect(b.book).toEqual({ n1: ["10.0.0.1", "10.244.1.0"], n2: ["10.0.0.2", "10.0.0.3"] });
+  });
 });

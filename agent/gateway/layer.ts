@@ -3,12 +3,15 @@
 // routes.ts), the matched rule is applied as on a Service (agent/http/route.ts backendForMatch) except
 // a rule-level RequestRedirect, whose Location takes the listener's scheme and port (an HTTPS listener's
 // redirect without a scheme stays https). The edge's forwarding headers are set here: the external
-// client's address is appended to x-forwarded-for, x-forwarded-proto is the listener's scheme.
+// client's address is appended to x-forwarded-for, x-forwarded-proto is the listener's scheme, and the
+// original client behind the Gateway's trusted proxies goes to the destination agent (REMOTE_IP_HEADER).
+import { isIPv4 } from "node:net";
 import type { Layer } from "../stack/compose.ts";
 import type { RouteMatchResult } from "../state/routes.ts";
 import type { ServicePortInfo } from "../state/view.ts";
 import { localReply, type Exchange, type ResponseHead } from "../http/exchange.ts";
 import { modifyHeaders, redirectLocation } from "../http/filters.ts";
+import { REMOTE_IP_HEADER } from "../http/headers.ts";
 import { backendForMatch } from "../http/route.ts";
 import { isGrpc } from "../http/server.ts";
 import { normalizeHost, type GatewayPlan, type GatewayPortPlan } from "./routes.ts";
@@ -35,7 +38,7 @@ export function gatewayBackend(ex: Exchange, ref: ListenerRef | undefined): Serv
   if (!ref)
     return localReply(503, "NoRoute", `gateway listener ${ex.servicePort.key} is no longer configured`, grpc);
   const scheme = ref.port.protocol === "HTTPS" ? "https" : "http";
-  forwardingHeaders(ex, scheme);
+  forwardingHeaders(ex, scheme, ref.gateway.trustedProxies);
   const [path, query] = split(ex.request.path);
   const match = ref.port.routes.match(
     ex.request.authority,
@@ -89,12 +92,27 @@ function redirect(
   return { status, headers, reason: `redirected by route ${match.rule.route}` };
 }
 
-function forwardingHeaders(ex: Exchange, scheme: "http" | "https"): void {
+function forwardingHeaders(ex: Exchange, scheme: "http" | "https", trustedProxies: number): void {
   const h = ex.request.headers;
   const xff = h["x-forwarded-for"];
   const have = Array.isArray(xff) ? xff.join(", ") : xff === undefined ? "" : String(xff);
+  if (trustedProxies > 0) h[REMOTE_IP_HEADER] = originalClient(have, trustedProxies, ex.source.address);
   h["x-forwarded-for"] = have === "" ? ex.source.address : `${have}, ${ex.source.address}`;
   h["x-forwarded-proto"] = scheme;
+}
+
+/**
+ * The original client: the entry `hops` from the right of the X-Forwarded-For the Gateway received, the
+ * last one its outermost trusted proxy wrote (Envoy's xff_num_trusted_hops). The peer itself when the
+ * header has fewer entries (the request did not come through that many proxies) or that entry is not an
+ * IPv4 address (policy matches IPv4 only).
+ */
+export function originalClient(xff: string, hops: number, peer: string): string {
+  if (hops <= 0 || xff === "") return peer;
+  const entries = xff.split(",");
+  if (entries.length < hops) return peer;
+  const candidate = entries[entries.length - hops]!.trim();
+  return isIPv4(candidate) ? candidate : peer;
 }
 
 function split(pathAndQuery: string): [string, string] {

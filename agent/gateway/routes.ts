@@ -10,6 +10,7 @@ import {
   attachToGateway,
   gatewayIdentity,
   gatewayNodes,
+  gatewayTrustedProxies,
   isOurGateway,
   namesGateway,
   type Gateway,
@@ -45,6 +46,8 @@ export interface GatewayPlan {
   readonly namespace: string;
   readonly serviceAccount: string;
   readonly spiffeId: string;
+  /** Proxies in front of the Gateway whose X-Forwarded-For entries are believed (0: none). */
+  readonly trustedProxies: number;
   readonly ports: readonly GatewayPortPlan[];
 }
 
@@ -187,6 +190,7 @@ function planGateway(
     namespace: ns,
     serviceAccount: spiffeId.slice(spiffeId.lastIndexOf("/") + 1),
     spiffeId,
+    trustedProxies: gatewayTrustedProxies(g) ?? 0,
     ports: Object.freeze(ports),
   });
 }

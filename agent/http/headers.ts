@@ -21,6 +21,11 @@ const HOP_BY_HOP = new Set([
 /** Between the agents only: the target workload and how to speak to the application. */
 export const TARGET_HEADER = "nodemesh-target";
 export const APP_PROTOCOL_HEADER = "nodemesh-app-protocol";
+/**
+ * From a Gateway only: the original client behind the proxies it trusts (`remoteIpBlocks`). Believed by
+ * the destination only from a Gateway's identity; a client's own nodemesh-* fields never get this far.
+ */
+export const REMOTE_IP_HEADER = "nodemesh-remote-ip";
 const INTERNAL_PREFIX = "nodemesh-";
 
 /** Copies end-to-end headers: drops hop-by-hop ones, pseudo-headers and the agents' own. */

@@ -4,6 +4,7 @@
 // answer goes back on the same stream: status, headers, body with backpressure, trailers (gRPC). Rate
 // limits are checked after authorization (local-ratelimit.ts), and an HTTP/1.1 application connection
 // is closed after the destination's `connectionPool.http.maxRequestsPerConnection` requests.
+import { isIPv4 } from "node:net";
 import type { IncomingMessage, OutgoingHttpHeaders } from "node:http";
 import {
   constants,
@@ -18,7 +19,7 @@ import { parseHostPort } from "../proxy/tunnel/host-port.ts";
 import type { AppClients } from "./app-client.ts";
 import type { LocalRateLimiter } from "./local-ratelimit.ts";
 import { grpcStatusOf } from "./exchange.ts";
-import { APP_PROTOCOL_HEADER, TARGET_HEADER, endToEnd, headerValue } from "./headers.ts";
+import { APP_PROTOCOL_HEADER, REMOTE_IP_HEADER, TARGET_HEADER, endToEnd, headerValue } from "./headers.ts";
 import type { InboundTracing } from "./trace.ts";
 import { FLAG_HEADER } from "./upstream.ts";
 import { RULE_HEADER } from "./ratelimit-policy.ts";
@@ -138,9 +139,11 @@ export function serveInboundRequest(
   const q = raw.indexOf("?");
   const path = normalizePath(raw) + (q >= 0 ? raw.slice(q) : "");
   const host = headerValue(headers, ":authority");
+  const fromGateway = view.isGatewayIdentity(principal); // principal is set: checked above
   const decision = evaluateAuthz(view.authorizationPoliciesFor(uid), {
     principal,
     sourceIp: sourceAddress,
+    remoteIp: fromGateway ? remoteIpOf(headers, sourceAddress) : sourceAddress,
     destinationIp: target.address,
     destinationPort: target.port,
     http: { method, path, host, headers },
@@ -165,7 +168,7 @@ export function serveInboundRequest(
     return refuse(429, "RateLimited", admitted.limit, extra, GRPC_RESOURCE_EXHAUSTED);
   }
   const limitHeaders = admitted.headers;
-  const out = appHeaders(headers, sourceAddress);
+  const out = appHeaders(headers, sourceAddress, fromGateway);
   rec.span?.inject(out); // the application's own spans become children of the SERVER span
   const endStream = stream.endAfterHeaders;
   if (headerValue(headers, APP_PROTOCOL_HEADER) === "http2") {
@@ -201,11 +204,22 @@ export function serveInboundRequest(
   else pump(stream, req, (n) => (rec.requestBytes += n));
 }
 
-function appHeaders(headers: IncomingHttpHeaders, sourceAddress: string): OutgoingHttpHeaders {
+/** The original client a Gateway names behind its trusted proxies (agent/gateway/layer.ts), else its peer. */
+function remoteIpOf(headers: IncomingHttpHeaders, sourceAddress: string): string {
+  const claimed = headerValue(headers, REMOTE_IP_HEADER);
+  return isIPv4(claimed) ? claimed : sourceAddress;
+}
+
+/** `fromGateway`: the edge already appended its client (the address it vouches for) to x-forwarded-for. */
+function appHeaders(
+  headers: IncomingHttpHeaders,
+  sourceAddress: string,
+  fromGateway: boolean,
+): OutgoingHttpHeaders {
   const out = endToEnd(headers);
   delete out["forwarded"]; // the source agent's, for the agents only
   const xff = headerValue(headers, "x-forwarded-for");
-  out["x-forwarded-for"] = xff ? `${xff}, ${sourceAddress}` : sourceAddress;
+  out["x-forwarded-for"] = fromGateway && xff ? xff : xff ? `${xff}, ${sourceAddress}` : sourceAddress;
   out["x-forwarded-proto"] = "http";
   out["forwarded"] = `for="${sourceAddress}";proto=http`;
   return out;

@@ -36,8 +36,8 @@ export interface AuthzRequest {
   readonly principal: string | undefined;
   readonly sourceIp: string;
   /**
-   * The original client, for `remoteIpBlocks` / `remote.ip`; default sourceIp. No data path sets it yet:
-   * no proxy hop's X-Forwarded-For is trusted beyond what sourceIp already proves.
+   * The original client, for `remoteIpBlocks` / `remote.ip`; default sourceIp. Differs only behind a
+   * Gateway with trusted proxies (its `nodemesh.io/num-trusted-proxies`: the X-Forwarded-For entry they wrote).
    */
   readonly remoteIp?: string;
   readonly destinationPort: number;

@@ -24,6 +24,14 @@ export const GATEWAY_NODES_ANNOTATION = "nodemesh.io/gateway-nodes";
 /** The service account of the Gateway's SPIFFE ID; default: the Gateway's name. */
 export const GATEWAY_SERVICE_ACCOUNT_ANNOTATION = "nodemesh.io/gateway-service-account";
 const TLS_CERT_API_VERSION = "nodemesh.io/v1alpha1";
+/**
+ * How many proxies in front of the Gateway (load balancers) append to X-Forwarded-For and are trusted to:
+ * the original client (`remoteIpBlocks`, `remote.ip`) is that many entries from the right of the header
+ * the Gateway receives (Envoy's xff_num_trusted_hops, Istio's gatewayTopology.numTrustedProxies). Default 0:
+ * no X-Forwarded-For is believed.
+ */
+export const GATEWAY_TRUSTED_PROXIES_ANNOTATION = "nodemesh.io/num-trusted-proxies";
+const MAX_TRUSTED_PROXIES = 16;
 const NODE_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const SA_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
@@ -180,7 +188,23 @@ export const Gateway = z
         message: "must be a service account name (a lowercase DNS label, at most 63 characters)",
         path: at(GATEWAY_SERVICE_ACCOUNT_ANNOTATION),
       });
+    const hops = a[GATEWAY_TRUSTED_PROXIES_ANNOTATION];
+    if (hops !== undefined && gatewayTrustedProxies(g) === undefined)
+      ctx.addIssue({
+        code: "custom",
+        message: `must be a whole number of proxies from 0 to ${MAX_TRUSTED_PROXIES}, got "${hops}"`,
+        path: at(GATEWAY_TRUSTED_PROXIES_ANNOTATION),
+      });
   });
+
+/** The Gateway's trusted proxy hops (its annotation; 0 when absent), undefined when malformed. */
+export function gatewayTrustedProxies(g: Pick<Gateway, "metadata">): number | undefined {
+  const raw = g.metadata.annotations?.[GATEWAY_TRUSTED_PROXIES_ANNOTATION];
+  if (raw === undefined) return 0;
+  if (!/^\d{1,2}$/.test(raw)) return undefined;
+  const n = Number(raw);
+  return n <= MAX_TRUSTED_PROXIES ? n : undefined;
+}
 
 const AbsolutePath = (what: string) =>
   z

@@ -16,7 +16,8 @@
 //                 HeaderFilter, PathModifier, RequestRedirect, UrlRewrite, RequestMirror);
 //                 gatewayDurationMs("1h30m") → 5400000
 //   gateway.ts    Gateway (Listener, CertificateRef, GATEWAY_CLASS_NAME, GATEWAY_NODES_ANNOTATION,
-//                 GATEWAY_SERVICE_ACCOUNT_ANNOTATION), TLSCertificate; gatewayNodes(g), gatewayIdentity(g, td),
+//                 GATEWAY_SERVICE_ACCOUNT_ANNOTATION, GATEWAY_TRUSTED_PROXIES_ANNOTATION), TLSCertificate;
+//                 gatewayNodes(g), gatewayIdentity(g, td), gatewayTrustedProxies(g),
 //                 isOurGateway(g); gateway-attach.ts: hostnameMatches, intersectHostnames, namesGateway,
 //                 attachToGateway(route, parentRef, gateway) (docs/ingress.md)
 //   external-service.ts  ExternalServiceSpec (ports, endpoints, egressGateway, tls), OutboundTrafficPolicy

@@ -2,7 +2,8 @@
 // mesh) calls https://shop.example.com on node n1's address, checking the certificate against a CA the
 // test makes; requests are routed by host and path and split by weight to pods on both nodes over the
 // mesh's mTLS; plain HTTP is redirected to HTTPS; an AuthorizationPolicy denying the gateway's own
-// identity stops it (403); the gateway reports with reporter="gateway".
+// identity stops it (403); the gateway reports with reporter="gateway"; behind a trusted load balancer
+// (nodemesh.io/num-trusted-proxies) a DENY on remoteIpBlocks stops the client the balancer names.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -163,5 +164,56 @@ describe("an external client through the ingress gateway", () => {
     // A pod of the mesh is not the gateway: it still gets through.
     const pod = await fx.curl("n1p1", `http://${WEB_V2_VIP}/`, ["-o", "/dev/null", "-w", "%{http_code}"]);
     expect(pod.body).toBe("200");
+  });
+
+  it("behind a trusted load balancer, remoteIpBlocks match the client it names in X-Forwarded-For", async () => {
+    const [gateway, ...rest] = extra as [{ metadata: { annotations: Record<string, string> } }, ...object[]];
+    const trusting = {
+      ...gateway,
+      metadata: {
+        ...gateway.metadata,
+        annotations: { ...gateway.metadata.annotations, "nodemesh.io/num-trusted-proxies": "1" },
+      },
+    };
+    fx.applyExtra([
+      trusting,
+      ...rest,
+      {
+        apiVersion: "nodemesh.io/v1alpha1",
+        kind: "AuthorizationPolicy",
+        metadata: { name: "no-203", namespace: "default" },
+        spec: {
+          selector: { matchLabels: { app: "echo" } },
+          action: "DENY",
+          rules: [{ from: [{ source: { remoteIpBlocks: ["203.0.113.7/32"] } }] }],
+        },
+      },
+    ]);
+    const call = (xff: string, out: string[]) =>
+      outside([
+        "--cacert",
+        ca.cert,
+        "--resolve",
+        `${INGRESS_HOST}:443:${gatewayAddress}`,
+        "-H",
+        `X-Forwarded-For: ${xff}`,
+        ...out,
+        `https://${INGRESS_HOST}/v2`,
+      ]).then((r) => r.stdout);
+    const code = ["-o", "/dev/null", "-w", "%{http_code}"];
+    // The load balancer (here: curl itself, from the outside host) appended 203.0.113.7 as its client:
+    // refused. An address further left was written by the client, not by the trusted proxy: not believed,
+    // so that request passes (the earlier DENY on the gateway's identity is gone with this config).
+    await eventually(
+      "the DENY on the original client to apply",
+      async () =>
+        (await call("203.0.113.7", code)) === "403" &&
+        (await call("203.0.113.7, 198.51.100.2", code)) === "200",
+    );
+    const passed = JSON.parse(await call("203.0.113.7, 198.51.100.2", [])) as Echo;
+    expect(passed.pod).toBe("n2p2");
+    expect(passed.headers["x-forwarded-for"]).toBe(
+      `203.0.113.7, 198.51.100.2, ${fx.lab.host("outside").address}`,
+    );
   });
 });

@@ -2,7 +2,8 @@
 // HTTPS client outside the mesh reaches backends on both nodes through node-a's Gateway, routed by host
 // and path, with the certificate chosen by SNI and checked against the test's CA; plain HTTP is
 // redirected; the backend sees the Gateway's SPIFFE identity, so a DENY on it answers 403; metrics say
-// reporter="gateway"; a broken certificate file is refused while the last good one keeps serving; with
+// reporter="gateway"; X-Forwarded-For is believed for the Gateway's trusted proxy hops only
+// (remoteIpBlocks); a broken certificate file is refused while the last good one keeps serving; with
 // tracing on, the gateway's CLIENT span and the destination agent's SERVER span form one trace (OTLP to
 // the test receiver), continuing the external client's traceparent when it sends one.
 import { createServer, request as httpRequest, type Server } from "node:http";
@@ -369,6 +370,57 @@ describe("the ingress gateway role", () => {
     const r = await https("shop.example.com", "/b");
     expect(r.status).toBe(403);
     expect(r.body).toMatch(/RBAC: access denied/);
+  });
+
+  it("believes X-Forwarded-For only from the proxies the Gateway trusts (remoteIpBlocks)", async () => {
+    const denyRemote = (field: "remoteIpBlocks" | "ipBlocks") =>
+      Resource.parse({
+        ...HEADER,
+        kind: "AuthorizationPolicy",
+        metadata: { name: "no-203", namespace: "default" },
+        spec: {
+          selector: { matchLabels: { pod: "b" } },
+          action: "DENY",
+          rules: [{ from: [{ source: { [field]: ["203.0.113.7/32"] } }] }],
+        },
+      }) as MeshConfig["authorizationPolicies"][number];
+    const withHops = (hops: string | undefined, field: "remoteIpBlocks" | "ipBlocks", version: string) => {
+      const gw = next.gateways![0]!;
+      const annotations = { ...gw.metadata.annotations };
+      if (hops === undefined) delete annotations["nodemesh.io/num-trusted-proxies"];
+      else annotations["nodemesh.io/num-trusted-proxies"] = hops;
+      h.source.set({
+        ...next,
+        version,
+        gateways: [{ ...gw, metadata: { ...gw.metadata, annotations } }],
+        authorizationPolicies: [denyRemote(field)],
+      });
+      return Promise.all([h.agents.a.settled(), h.agents.b.settled()]);
+    };
+    const call = (xff?: string) =>
+      https("shop.example.com", "/b", xff === undefined ? {} : { "x-forwarded-for": xff });
+
+    await withHops("1", "remoteIpBlocks", "3.1");
+    // One trusted proxy: the last entry it appended is the client.
+    expect((await call("203.0.113.7")).status).toBe(403);
+    const passed = await call("203.0.113.7, 198.51.100.2");
+    expect(passed.status).toBe(200);
+    const seen = JSON.parse(passed.body) as { headers: Record<string, string> };
+    // The edge appends its peer once; the destination agent adds nothing behind a Gateway.
+    expect(seen.headers["x-forwarded-for"]).toBe("203.0.113.7, 198.51.100.2, 127.0.0.1");
+    expect(seen.headers["nodemesh-remote-ip"]).toBeUndefined();
+    expect((await call()).status).toBe(200); // no header: the peer itself
+
+    await withHops("2", "remoteIpBlocks", "3.2");
+    expect((await call("203.0.113.7, 198.51.100.2")).status).toBe(403);
+    expect((await call("198.51.100.2")).status).toBe(200); // fewer entries than hops: the peer
+
+    // No trusted proxy (the default): a client's X-Forwarded-For is never believed.
+    await withHops(undefined, "remoteIpBlocks", "3.3");
+    expect((await call("203.0.113.7")).status).toBe(200);
+    // ipBlocks stay the Gateway's peer whatever the proxies say.
+    await withHops("1", "ipBlocks", "3.4");
+    expect((await call("203.0.113.7")).status).toBe(200);
   });
 
   it("a broken certificate file is refused and the last good one keeps serving", async () => {

@@ -232,11 +232,15 @@ export class NetnsHandle {
 
   /** An unconnected TCP socket in the namespace carrying `mark` (default: the agent mark). */
   socket(opts: { mark?: number } = {}): number {
-    const site = new CallSite(this.socket);
+    // Once per delivered connection: the call site (a stack capture) is taken only on failure, still
+    // inside this synchronous call.
     if (this.#fd < 0)
-      throw site.error("NODEMESH_ERR_NATIVE_CLOSED", `network namespace handle ${this.path} is closed`);
+      throw new CallSite(this.socket).error(
+        "NODEMESH_ERR_NATIVE_CLOSED",
+        `network namespace handle ${this.path} is closed`,
+      );
     const fd = native().addon.socketInNetnsSync(this.#fd, check.checkMark(opts.mark ?? agentMark()));
-    if (isFailure(fd)) throw site.fail(fd.op, fd.errno, this.path);
+    if (isFailure(fd)) throw new CallSite(this.socket).fail(fd.op, fd.errno, this.path);
     return fd;
   }
 
@@ -272,11 +276,14 @@ export class NetnsHandle {
  * pod's address. Needs CAP_NET_ADMIN.
  */
 export function bindSource(fd: number, ip: string): void {
-  const site = new CallSite(bindSource);
+  // Once per delivered connection: the call site is taken only on failure (see NetnsHandle.socket).
   if (!isIPv4(ip))
-    throw site.error("NODEMESH_ERR_NATIVE_INVALID_ARGUMENT", `source address "${ip}" is not IPv4`);
+    throw new CallSite(bindSource).error(
+      "NODEMESH_ERR_NATIVE_INVALID_ARGUMENT",
+      `source address "${ip}" is not IPv4`,
+    );
   const r = native().addon.bindSource(check.checkFd(fd), ip);
-  if (isFailure(r)) throw site.fail(r.op, r.errno, ip);
+  if (isFailure(r)) throw new CallSite(bindSource).fail(r.op, r.errno, ip);
 }
 
 /** Holds the network namespace at netnsPath open (see NetnsHandle). */

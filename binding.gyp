@@ -35,6 +35,12 @@
           "inputs": ["native/bpf/getpeername.bpf.c", "native/bpf/maps.h", "native/include/mesh_shared.h"],
           "outputs": ["<(PRODUCT_DIR)/getpeername.bpf.o"],
           "action": ["clang", "<@(bpf_cflags)", "-c", "native/bpf/getpeername.bpf.c", "-o", "<(PRODUCT_DIR)/getpeername.bpf.o"]
+        },
+        {
+          "action_name": "sockmap_bpf",
+          "inputs": ["native/bpf/sockmap.bpf.c", "native/bpf/maps.h", "native/include/mesh_shared.h"],
+          "outputs": ["<(PRODUCT_DIR)/sockmap.bpf.o"],
+          "action": ["clang", "<@(bpf_cflags)", "-c", "native/bpf/sockmap.bpf.c", "-o", "<(PRODUCT_DIR)/sockmap.bpf.o"]
         }
       ]
     },
@@ -47,7 +53,8 @@
         "native/addon/loader.cc",
         "native/addon/sockets.cc",
         "native/addon/fdcopy.cc",
-        "native/addon/source_address.cc"
+        "native/addon/source_address.cc",
+        "native/addon/sockmap.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "native/include"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],

@@ -89,6 +89,7 @@ export const ENV = Object.freeze({
   protocolDetectionTimeoutMs: "NODEMESH_PROTOCOL_DETECTION_TIMEOUT_MS",
   metricsProfile: "NODEMESH_METRICS_PROFILE",
   defaultRequestTimeoutMs: "NODEMESH_DEFAULT_REQUEST_TIMEOUT_MS",
+  sockmap: "NODEMESH_SOCKMAP",
 });
 
 const port = z.coerce.number().int().min(0).max(65535);
@@ -131,6 +132,8 @@ const schema = z
     metricsProfile: z.enum(["minimal", "standard", "full"]).default("standard"),
     /** HTTP whole-request timeout when no route or TrafficPolicy sets one; 0 = none (docs/http.md). */
     defaultRequestTimeoutMs: ms.max(3_600_000).default(DEFAULT_REQUEST_TIMEOUT_MS),
+    /** Pod-local legs socket to socket in the kernel (sockmap); off by default, see docs/capture.md. */
+    sockmap: z.union([z.boolean(), z.stringbool()]).default(false),
   })
   .strict();
 

@@ -39,6 +39,7 @@ export const USAGE = `usage: nodemesh agent --node <name> --controller <host:por
   Ports and timeouts: NODEMESH_ADMIN_PORT (15000), NODEMESH_METRICS_PORT (15020), NODEMESH_HEALTH_PORT (15021),
   NODEMESH_HBONE_PORT (15008), NODEMESH_OUTBOUND_PORT (15001), NODEMESH_CONNECT_TIMEOUT_MS, NODEMESH_DRAIN_MS,
   NODEMESH_KEEPER_GRACE_MS (30000: how long the node's socket keeper holds the in-pod listeners for the next agent).
+  NODEMESH_SOCKMAP (false: pod-local legs socket to socket in the kernel; see docs/capture.md "Sockmap shortcut").
 `;
 
 export interface AgentArgs {
@@ -122,6 +123,7 @@ export async function agentMain(argv: string[]): Promise<number> {
     pinDir: args.pinDir,
     outboundPort: settings.outboundPort,
     hbonePort: settings.hbonePort,
+    sockmap: settings.sockmap,
     ...(args.cgroup ? { cgroupPath: args.cgroup } : {}),
   };
   if (args.uninstall) {
@@ -159,6 +161,9 @@ export async function agentMain(argv: string[]): Promise<number> {
     { pinDir: args.pinDir, adopted: datapath.adopted },
     datapath.adopted ? "re-adopted pinned datapath" : "datapath installed",
   );
+  const sockmap = datapath.sockmapState();
+  if (settings.sockmap && !sockmap.enabled)
+    log.warn({ reason: sockmap.reason }, "sockmap shortcut unavailable; pod-local legs stay loopback TCP");
   const kept = await openKeeper(args.pinDir, settings.keeperGraceMs, log);
   if (kept) datapath.useKeptListeners(kept);
   const client = new ControllerClient({

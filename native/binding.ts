@@ -24,6 +24,12 @@ export interface RawDatapath {
   originalDestination(fd: number): [string, number] | null | number;
   kernelObjects(): KernelObjects | number;
   plaintextDrops(): [bigint, bigint][] | number;
+  /** The sockmap shortcut: attached, or the failure that left it off (errno 0, op "": not asked). */
+  sockmapStatus(): { enabled: boolean; errno: number; op: string; log: string };
+  /** nm_sm_stats in enum nm_sm_stat order, or -errno (-ENOENT: shortcut not attached). */
+  sockmapStats(): bigint[] | number;
+  /** nm_sock_pairs keys: [netnsCookie, localIp, localPort, remoteIp, remotePort], or -errno. */
+  sockPairs(): [bigint, string, number, string, number][] | number;
   close(): void;
   uninstall(): { errno: number; op: string };
 }
@@ -33,6 +39,8 @@ export interface NativeAddon {
     sockopsObj: string;
     ingressObj: string;
     getpeernameObj: string;
+    /** sockmap.bpf.o, or "" for no shortcut (a pinned link of a previous agent's is detached). */
+    sockmapObj: string;
     pinDir: string;
     cgroupPath: string;
   }): Promise<RawDatapath | Failure>;

@@ -15,6 +15,7 @@ import { applyMtls, type MtlsState, type MtlsWrites, type PortMtls } from "./mtl
 import * as check from "./validate.ts";
 
 export type { PortMtls } from "./mtls.ts";
+// The sockmap shortcut's state, counters and pairs: see sockmapState() below.
 
 export interface Destination {
   address: string;
@@ -55,6 +56,31 @@ export interface DatapathContext {
   /** nm_port_mtls values and capacity (native/include/mesh_shared.h). */
   portMtls: { strict: number; permissive: number; max: number };
   cookieOf: (netnsPath: string) => Promise<bigint>;
+  /** Why the sockmap shortcut was not even tried (the kernel lacks it); undefined otherwise. */
+  sockmapUnavailable?: string | undefined;
+}
+
+/** The sockmap shortcut of an instance: on, or off and why ("not requested" when it was not asked for). */
+export interface SockmapState {
+  enabled: boolean;
+  reason?: string;
+}
+
+/** nm_sm_stats (native/include/mesh_shared.h enum nm_sm_stat). */
+export interface SockmapStats {
+  redirectedMsgs: bigint;
+  redirectedBytes: bigint;
+  /** sendmsg calls of paired sockets that went through TCP (peer not paired in time). */
+  passedMsgs: bigint;
+  /** sockets ever added to nm_sock_pairs by this pin directory's programs. */
+  inserted: bigint;
+}
+
+/** One end of a short-circuited connection as nm_sock_pairs holds it. */
+export interface SockPair {
+  netnsCookie: bigint;
+  local: { address: string; port: number };
+  remote: { address: string; port: number };
 }
 
 const NETNS = 0;
@@ -280,6 +306,44 @@ export class Datapath {
     if (typeof result === "number")
       throw new CallSite(this.originalDestination).fail("read original destination", result, `fd ${fd}`);
     return result === null ? undefined : { address: result[0], port: result[1] };
+  }
+
+  /** Whether the sockmap shortcut is attached, and if not, why (a clear sentence for the log). */
+  sockmapState(): SockmapState {
+    const site = new CallSite(this.sockmapState);
+    if (this.#ctx.sockmapUnavailable) return { enabled: false, reason: this.#ctx.sockmapUnavailable };
+    const s = this.#open(site).sockmapStatus();
+    if (s.enabled) return { enabled: true };
+    if (s.errno === 0) return { enabled: false, reason: "not requested" };
+    const err = site.fail(s.op, s.errno, this.pinDir, s.log);
+    return { enabled: false, reason: s.log ? `${err.message}\n${s.log}` : err.message };
+  }
+
+  /** The shortcut's counters; undefined when it is not attached. */
+  sockmapStats(): SockmapStats | undefined {
+    const site = new CallSite(this.sockmapStats);
+    const r = this.#open(site).sockmapStats();
+    if (typeof r === "number") {
+      if (r === -2) return undefined;
+      throw site.fail("read sockmap counters", r);
+    }
+    const [redirectedMsgs = 0n, redirectedBytes = 0n, passedMsgs = 0n, inserted = 0n] = r;
+    return { redirectedMsgs, redirectedBytes, passedMsgs, inserted };
+  }
+
+  /** The sockets the shortcut holds now (the kernel removes each when it closes); [] when off. */
+  sockPairs(): SockPair[] {
+    const site = new CallSite(this.sockPairs);
+    const r = this.#open(site).sockPairs();
+    if (typeof r === "number") {
+      if (r === -2) return [];
+      throw site.fail("list sockmap pairs", r);
+    }
+    return r.map(([netnsCookie, la, lp, ra, rp]) => ({
+      netnsCookie,
+      local: { address: la, port: lp },
+      remote: { address: ra, port: rp },
+    }));
   }
 
   /** Kernel ids of this instance's links, programs and maps. */

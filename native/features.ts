@@ -10,6 +10,8 @@ export interface RawProbe {
   capSysAdmin: number;
   progTypes: Record<string, number>;
   helpers: Record<string, number>;
+  /** The optional sockmap shortcut's program/map types and helpers (absent on an older addon). */
+  sockmap?: Record<string, number>;
 }
 
 export interface MissingFeature {
@@ -28,6 +30,11 @@ export interface FeatureReport {
   progTypes: Record<string, boolean>;
   helpers: Record<string, boolean>;
   missing: MissingFeature[];
+  /**
+   * The sockmap shortcut (docs/capture.md): optional, so what it lacks is listed here and never in
+   * `missing`; without it the pod-local legs stay loopback TCP.
+   */
+  sockmap: { available: boolean; missing: string[] };
 }
 
 /** Oldest kernel with every helper we use (bpf_get_netns_cookie in sock_ops came in 5.15). */
@@ -94,7 +101,11 @@ export function assessFeatures(
     if (probesMeaningful)
       need(value === 1, `bpf helper ${name}`, `the kernel lacks this helper; use a kernel >= ${minText}`);
   }
+  const sockmapMissing = Object.entries(raw.sockmap ?? { "sockmap probe": 0 })
+    .filter(([, value]) => value !== 1)
+    .map(([name]) => name);
   return {
+    sockmap: { available: caps.bpf && sockmapMissing.length === 0, missing: sockmapMissing },
     kernelRelease: raw.kernelRelease,
     btf: raw.btfVmlinux,
     cgroup2Mount: env.cgroup2Mount,

@@ -19,7 +19,16 @@ import type { FeatureReport } from "./features.ts";
 import * as check from "./validate.ts";
 
 export { Datapath } from "./datapath.ts";
-export type { Destination, CaptureMode, EnrollOptions, PortMtls, WorkloadEntry } from "./datapath.ts";
+export type {
+  Destination,
+  CaptureMode,
+  EnrollOptions,
+  PortMtls,
+  SockmapState,
+  SockmapStats,
+  SockPair,
+  WorkloadEntry,
+} from "./datapath.ts";
 export type { KernelObjects } from "./binding.ts";
 export { NativeError } from "./errors.ts";
 export type { NativeErrorCode } from "./errors.ts";
@@ -114,6 +123,12 @@ export interface InstallOptions {
   pinDir?: string;
   /** cgroup v2 directory to attach to (default: the cgroup2 mount from /proc/mounts). */
   cgroupPath?: string;
+  /**
+   * Short-circuit the pod-local legs socket to socket (sockmap.bpf.c; default false). Optional: when
+   * the kernel lacks sockmap or the load fails, install() still succeeds and `Datapath.sockmap`
+   * says why it is off (`sockmapState()`). false also detaches a previous agent's shortcut from new connections.
+   */
+  sockmap?: boolean;
 }
 
 /** Loads and attaches the programs, or re-adopts the pinned ones of a previous agent. */
@@ -124,11 +139,14 @@ export async function install(opts: InstallOptions = {}): Promise<Datapath> {
   const cgroupPath = check.checkAbsolutePath(opts.cgroupPath ?? report.cgroup2Mount, "cgroup path");
   ensureBpffs(site, pinDir);
   const { addon, dir } = native();
+  const sockmapWanted = opts.sockmap === true;
+  const sockmapMissing = sockmapWanted && !report.sockmap.available;
   const req = {
     connectObj: join(dir, "connect.bpf.o"),
     sockopsObj: join(dir, "sockops.bpf.o"),
     ingressObj: join(dir, "ingress.bpf.o"),
     getpeernameObj: join(dir, "getpeername.bpf.o"),
+    sockmapObj: sockmapWanted && !sockmapMissing ? join(dir, "sockmap.bpf.o") : "",
     pinDir,
     cgroupPath,
   };
@@ -143,6 +161,9 @@ export async function install(opts: InstallOptions = {}): Promise<Datapath> {
     defaultOutboundPort: addon.defaultOutboundPort,
     strictFlag: addon.workloadStrictFlag,
     portMtls: { strict: addon.portMtlsStrict, permissive: addon.portMtlsPermissive, max: addon.maxPortMtls },
+    sockmapUnavailable: sockmapMissing
+      ? `the kernel lacks ${report.sockmap.missing.join(", ")} (CONFIG_BPF_STREAM_PARSER, Linux >= 5.15)`
+      : undefined,
   });
 }
 

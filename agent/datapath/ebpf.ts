@@ -34,6 +34,11 @@ export interface EbpfDatapathOptions {
   readonly cgroupPath?: string;
   readonly outboundPort: number;
   readonly hbonePort: number;
+  /**
+   * Short-circuit the pod-local legs socket to socket (native/bpf/sockmap.bpf.c). Best effort: a kernel
+   * without sockmap leaves it off (sockmapState() says why) and the mesh works as without it.
+   */
+  readonly sockmap?: boolean;
 }
 
 /** A workload the current config places on this node, and where (undefined: not known). */
@@ -94,6 +99,7 @@ export class EbpfDatapath implements Datapath {
   static async open(opts: EbpfDatapathOptions, layer: NativeLayer = NATIVE): Promise<EbpfDatapath> {
     const dp = await layer.install({
       pinDir: opts.pinDir,
+      sockmap: opts.sockmap === true,
       ...(opts.cgroupPath ? { cgroupPath: opts.cgroupPath } : {}),
     });
     return new EbpfDatapath(dp, opts, layer);
@@ -317,9 +323,19 @@ export class EbpfDatapath implements Datapath {
     return this.#dp.originalDestination(socket);
   }
 
-  /** Kernel objects (programs, maps, links) for the config dump. */
+  /** Whether the sockmap shortcut is on, and if not, why. */
+  sockmapState(): native.SockmapState {
+    return this.#dp.sockmapState();
+  }
+
+  /** Kernel objects (programs, maps, links) for the config dump, with the sockmap shortcut's state and counters. */
   kernelObjects(): object {
-    return { pinDir: this.#dp.pinDir, adopted: this.#dp.adopted, ...this.#dp.kernelObjects() };
+    const stats = this.#dp.sockmapStats();
+    const sockmap = {
+      ...this.#dp.sockmapState(),
+      ...(stats ? Object.fromEntries(Object.entries(stats).map(([k, v]) => [k, Number(v)])) : {}),
+    };
+    return { pinDir: this.#dp.pinDir, adopted: this.#dp.adopted, ...this.#dp.kernelObjects(), sockmap };
   }
 
   async close(): Promise<void> {

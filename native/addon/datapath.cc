@@ -77,6 +77,9 @@ Napi::Function Datapath::Init(Napi::Env env) {
        InstanceMethod("originalDestination", &Datapath::OriginalDestination),
        InstanceMethod("kernelObjects", &Datapath::KernelObjectsOf),
        InstanceMethod("plaintextDrops", &Datapath::PlaintextDrops),
+       InstanceMethod("sockmapStatus", &Datapath::SockmapStatus),
+       InstanceMethod("sockmapStats", &Datapath::SockmapStats),
+       InstanceMethod("sockPairs", &Datapath::SockPairs),
        InstanceMethod("close", &Datapath::Close),
        InstanceMethod("uninstall", &Datapath::Uninstall)});
   constructor = Napi::Persistent(fn);

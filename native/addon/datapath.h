@@ -31,6 +31,9 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
   Napi::Value SetCaptureMode(const Napi::CallbackInfo& info);
   Napi::Value OriginalDestination(const Napi::CallbackInfo& info);
   Napi::Value KernelObjectsOf(const Napi::CallbackInfo& info);
+  Napi::Value SockmapStatus(const Napi::CallbackInfo& info);  // sockmap.cc
+  Napi::Value SockmapStats(const Napi::CallbackInfo& info);
+  Napi::Value SockPairs(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value Uninstall(const Napi::CallbackInfo& info);
 

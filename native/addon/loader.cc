@@ -30,6 +30,11 @@ const char* const kProgNames[kProgCount] = {NM_PROG_CONNECT4, NM_PROG_SOCKOPS, N
                                            NM_PROG_GETPEERNAME4};
 const char* const kLinkNames[kProgCount] = {NM_LINK_CONNECT4, NM_LINK_SOCKOPS, NM_LINK_INGRESS,
                                            NM_LINK_GETPEERNAME4};
+const char* const kSockmapMapNames[kSmMapCount] = {NM_MAP_SOCK_PAIRS, NM_MAP_SM_STATS,
+                                                   NM_MAP_SM_TCP, NM_MAP_SM_PENDING};
+// Every link a pin directory can hold; PurgePins detaches each.
+const char* const kAllLinkNames[] = {NM_LINK_CONNECT4, NM_LINK_SOCKOPS, NM_LINK_INGRESS,
+                                     NM_LINK_GETPEERNAME4, NM_LINK_SOCKMAP_OPS};
 
 thread_local std::string tls_log;
 
@@ -122,6 +127,19 @@ int Loader::Install(const InstallRequest& req, const char** op) {
   bool existed[kProgCount] = {};
   for (int i = 0; !err && i < kProgCount; i++)
     err = AttachOrAdopt(i, kProgNames[i], kLinkNames[i], cgroup_fd, &existed[i], op);
+  if (!err && !req.sockmap_object.empty()) {
+    // Optional: a failure here leaves the mesh as it is without the shortcut (sockmap_error()).
+    TakeLibbpfLog();
+    sm_err_ = LoadSockmap(req.sockmap_object, cgroup_fd, &sm_op_);
+    if (sm_err_) {
+      sm_log_ = TakeLibbpfLog();
+      CloseSockmap(true);
+    }
+  } else if (!err) {
+    // Not wanted: a previous agent's shortcut stops pairing new connections (paired ones go on).
+    const char* ignored = "";
+    DropSockmapLink(&ignored);
+  }
   close(cgroup_fd);
   for (int m = 0; !err && m < kMapCount; m++) {
     bpf_map* map = bpf_object__find_map_by_name(objs_[0], kMapNames[m]);
@@ -137,9 +155,77 @@ int Loader::Install(const InstallRequest& req, const char** op) {
   return 0;
 }
 
+// The shortcut of sockmap.bpf.c: its maps (pinned by name like the others), the sk_msg program
+// attached to nm_sock_pairs (before the sockops program can add a socket: a socket takes the map's
+// programs when it is added), then the sockops program through its pinned link, adopted if there.
+int Loader::LoadSockmap(const std::string& path, int cgroup_fd, const char** op) {
+  for (int m = 0; m < kSmMapCount; m++)
+    sm_pins_existed_[m] = access((pin_dir_ + "/" + kSockmapMapNames[m]).c_str(), F_OK) == 0;
+  LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = pin_dir_.c_str());
+  bpf_object* obj = bpf_object__open_file(path.c_str(), &opts);
+  if (!obj) return Fail(op, "open sockmap bpf object", -errno);
+  sm_obj_ = obj;
+  int err = bpf_object__load(obj);
+  if (err) return Fail(op, "load sockmap bpf object", err);
+  for (int m = 0; m < kSmMapCount; m++) {
+    bpf_map* map = bpf_object__find_map_by_name(obj, kSockmapMapNames[m]);
+    sm_map_fds_[m] = map ? bpf_map__fd(map) : -1;
+    if (sm_map_fds_[m] < 0) return Fail(op, "find sockmap bpf map", -ENOENT);
+  }
+  bpf_program* msg = bpf_object__find_program_by_name(obj, NM_PROG_SK_MSG);
+  bpf_program* ops = bpf_object__find_program_by_name(obj, NM_PROG_SOCKMAP_OPS);
+  if (!msg || !ops) return Fail(op, "find sockmap bpf program", -ENOENT);
+  // Replaces a previous agent's program on the map; sockets paired before keep the one they took.
+  if (bpf_prog_attach(bpf_program__fd(msg), sm_map_fds_[kSmPairs], BPF_SK_MSG_VERDICT, 0) != 0)
+    return Fail(op, "attach sk_msg to nm_sock_pairs", -errno);
+  std::string link_path = pin_dir_ + "/" + NM_LINK_SOCKMAP_OPS;
+  if (access(link_path.c_str(), F_OK) == 0) {
+    sm_link_ = bpf_link__open(link_path.c_str());
+    if (!sm_link_) return Fail(op, "open pinned sockmap link", -errno);
+    err = bpf_link__update_program(sm_link_, ops);
+    return err ? Fail(op, "update pinned sockmap link", err) : 0;
+  }
+  sm_link_ = bpf_program__attach_cgroup(ops, cgroup_fd);
+  if (!sm_link_) return Fail(op, "attach sockmap sockops to cgroup", -errno);
+  sm_attached_now_ = true;
+  err = bpf_link__pin(sm_link_, link_path.c_str());
+  return err ? Fail(op, "pin sockmap link", err) : 0;
+}
+
+// Releases the shortcut's objects; `undo` also detaches a link attached by this call and removes
+// the map pins this call created (a failed optional load leaves nothing behind).
+void Loader::CloseSockmap(bool undo) {
+  if (sm_link_) {
+    if (undo && sm_attached_now_) {
+      bpf_link__unpin(sm_link_);
+      bpf_link__detach(sm_link_);
+    }
+    bpf_link__destroy(sm_link_);
+  }
+  sm_link_ = nullptr;
+  sm_attached_now_ = false;
+  if (undo) {
+    for (int m = 0; m < kSmMapCount; m++)
+      if (sm_obj_ && !sm_pins_existed_[m]) unlink((pin_dir_ + "/" + kSockmapMapNames[m]).c_str());
+  }
+  if (sm_obj_) bpf_object__close(sm_obj_);
+  sm_obj_ = nullptr;
+  for (int m = 0; m < kSmMapCount; m++) sm_map_fds_[m] = -1;
+}
+
+int Loader::DropSockmapLink(const char** op) {
+  std::string path = pin_dir_ + "/" + NM_LINK_SOCKMAP_OPS;
+  int fd = bpf_obj_get(path.c_str());
+  if (fd < 0) return errno == ENOENT ? 0 : Fail(op, "open pinned sockmap link", -errno);
+  bpf_link_detach(fd);
+  close(fd);
+  return unlink(path.c_str()) == 0 ? 0 : Fail(op, "remove sockmap link pin", -errno);
+}
+
 // Undo this call: links attached now are detached and unpinned; on a fresh install the maps
 // pinned by libbpf and the directory go too. Pins adopted from a running instance are kept.
 void Loader::RollBack(bool fresh) {
+  CloseSockmap(true);
   for (int i = 0; i < kProgCount; i++) {
     if (links_[i] && attached_now_[i]) {
       bpf_link__unpin(links_[i]);
@@ -154,6 +240,7 @@ void Loader::RollBack(bool fresh) {
 }
 
 void Loader::Close() {
+  CloseSockmap(false);
   for (int i = 0; i < kProgCount; i++) {
     if (links_[i]) bpf_link__destroy(links_[i]);  // a pinned link stays attached
     links_[i] = nullptr;
@@ -170,6 +257,7 @@ int Loader::Uninstall(const char** op) {
   for (int i = 0; i < kProgCount; i++) {
     if (links_[i]) bpf_link__detach(links_[i]);
   }
+  if (sm_link_) bpf_link__detach(sm_link_);
   Close();
   return PurgePins(pin_dir_, op);
 }
@@ -192,11 +280,32 @@ int Loader::Objects(KernelObjects* out) const {
     if (err) return err;
     out->maps.push_back(info.id);
   }
+  if (sm_link_) {
+    struct bpf_link_info info = {};
+    uint32_t len = sizeof(info);
+    int err = bpf_obj_get_info_by_fd(bpf_link__fd(sm_link_), &info, &len);
+    if (err) return err;
+    out->links.push_back(info.id);
+    out->progs.push_back(info.prog_id);
+    bpf_program* msg = bpf_object__find_program_by_name(sm_obj_, NM_PROG_SK_MSG);
+    struct bpf_prog_info pinfo = {};
+    len = sizeof(pinfo);
+    if (msg && bpf_obj_get_info_by_fd(bpf_program__fd(msg), &pinfo, &len) == 0)
+      out->progs.push_back(pinfo.id);
+  }
+  for (int m = 0; m < kSmMapCount; m++) {
+    if (sm_map_fds_[m] < 0) continue;
+    struct bpf_map_info info = {};
+    uint32_t len = sizeof(info);
+    int err = bpf_obj_get_info_by_fd(sm_map_fds_[m], &info, &len);
+    if (err) return err;
+    out->maps.push_back(info.id);
+  }
   return 0;
 }
 
 int PurgePins(const std::string& pin_dir, const char** op) {
-  for (const char* name : kLinkNames) {
+  for (const char* name : kAllLinkNames) {
     std::string path = pin_dir + "/" + name;
     int fd = bpf_obj_get(path.c_str());
     if (fd >= 0) {

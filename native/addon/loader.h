@@ -33,8 +33,13 @@ enum MapIndex {
 // The programs, one BPF object each: connect4, sockops, cgroup_skb ingress, getpeername4.
 constexpr int kProgCount = 4;
 
+// The optional sockmap shortcut's maps (sockmap.bpf.c), by index.
+enum SockmapMapIndex { kSmPairs, kSmStats, kSmTcp, kSmPending, kSmMapCount };
+
 struct InstallRequest {
   std::string objects[kProgCount];  // paths of connect, sockops, ingress, getpeername .bpf.o
+  // sockmap.bpf.o, or empty: the shortcut is not wanted, and a pinned link of it is detached.
+  std::string sockmap_object;
   std::string pin_dir;       // per-instance bpffs directory
   std::string cgroup_path;   // cgroup v2 root to attach to
 };
@@ -57,8 +62,17 @@ class Loader {
   bool loaded() const { return objs_[0] != nullptr; }
   int map_fd(MapIndex i) const { return map_fds_[i]; }
   int Objects(KernelObjects* out) const;
+  // The shortcut: attached, or why not (sockmap_error() -errno, sockmap_op(); 0 = not asked).
+  bool sockmap() const { return sm_obj_ != nullptr; }
+  int sockmap_error() const { return sm_err_; }
+  const char* sockmap_op() const { return sm_op_; }
+  const std::string& sockmap_log() const { return sm_log_; }
+  int sockmap_map_fd(SockmapMapIndex i) const { return sm_map_fds_[i]; }
 
  private:
+  int LoadSockmap(const std::string& path, int cgroup_fd, const char** op);
+  void CloseSockmap(bool undo);
+  int DropSockmapLink(const char** op);
   int LoadObject(int i, const std::string& path, const char** op);
   int AttachOrAdopt(int i, const char* prog_name, const char* link_name, int cgroup_fd,
                     bool* existed, const char** op);
@@ -70,6 +84,14 @@ class Loader {
   int map_fds_[kMapCount] = {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1};
   bool adopted_ = false;
   std::string pin_dir_;
+  bpf_object* sm_obj_ = nullptr;
+  bpf_link* sm_link_ = nullptr;
+  bool sm_attached_now_ = false;
+  int sm_map_fds_[kSmMapCount] = {-1, -1, -1, -1};
+  bool sm_pins_existed_[kSmMapCount] = {};
+  int sm_err_ = 0;
+  const char* sm_op_ = "";
+  std::string sm_log_;
 };
 
 // Removes every pin under pin_dir (detaching pinned links first) and the directory itself.

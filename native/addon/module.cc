@@ -106,11 +106,13 @@ class SocketWorker : public PromiseWorker {
   int fd_ = -1;
 };
 
-// install({ connectObj, sockopsObj, ingressObj, getpeernameObj, pinDir, cgroupPath }) -> Promise<Datapath | failure>
+// install({ connectObj, sockopsObj, ingressObj, getpeernameObj, sockmapObj ("" = none), pinDir,
+// cgroupPath }) -> Promise<Datapath | failure>
 Napi::Value Install(const Napi::CallbackInfo& info) {
   Napi::Object o = info[0].As<Napi::Object>();
   InstallRequest req{{StringProp(o, "connectObj"), StringProp(o, "sockopsObj"), StringProp(o, "ingressObj"),
                       StringProp(o, "getpeernameObj")},
+                     StringProp(o, "sockmapObj"),
                      StringProp(o, "pinDir"),
                      StringProp(o, "cgroupPath")};
   auto* worker = new InstallWorker(info.Env(), std::move(req));
@@ -226,6 +228,20 @@ Napi::Value Probe(const Napi::CallbackInfo& info) {
   progs.Set("sock_ops", libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_SOCK_OPS, nullptr));
   progs.Set("cgroup_skb", libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_CGROUP_SKB, nullptr));
   out.Set("progTypes", progs);
+  // The optional sockmap shortcut: reported apart, a missing piece only turns the shortcut off.
+  Napi::Object sm = Napi::Object::New(env);
+  sm.Set("prog:sk_msg", libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_SK_MSG, nullptr));
+  sm.Set("map:sockhash", libbpf_probe_bpf_map_type(BPF_MAP_TYPE_SOCKHASH, nullptr));
+  sm.Set("map:sk_storage", libbpf_probe_bpf_map_type(BPF_MAP_TYPE_SK_STORAGE, nullptr));
+  sm.Set("sock_ops:sock_hash_update",
+         libbpf_probe_bpf_helper(BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_sock_hash_update, nullptr));
+  sm.Set("sk_msg:msg_redirect_hash",
+         libbpf_probe_bpf_helper(BPF_PROG_TYPE_SK_MSG, BPF_FUNC_msg_redirect_hash, nullptr));
+  sm.Set("sk_msg:get_netns_cookie",
+         libbpf_probe_bpf_helper(BPF_PROG_TYPE_SK_MSG, BPF_FUNC_get_netns_cookie, nullptr));
+  sm.Set("sk_msg:sk_storage_get",
+         libbpf_probe_bpf_helper(BPF_PROG_TYPE_SK_MSG, BPF_FUNC_sk_storage_get, nullptr));
+  out.Set("sockmap", sm);
   struct {
     const char* name;
     bpf_prog_type type;

@@ -47,6 +47,11 @@
 #define NM_MAP_ORIG_FLOW "nm_orig_flow"
 #define NM_MAP_DROPS "nm_drops"
 #define NM_MAP_PORT_MTLS "nm_port_mtls"
+/* The sockmap shortcut's maps (sockmap.bpf.c only: a kernel without sockmap loads none of them). */
+#define NM_MAP_SOCK_PAIRS "nm_sock_pairs"
+#define NM_MAP_SM_STATS "nm_sm_stats"
+#define NM_MAP_SM_TCP "nm_sm_tcp"
+#define NM_MAP_SM_PENDING "nm_sm_pending"
 
 /* Program names (as bpftool shows them) and their link pins under the pin directory. */
 #define NM_PROG_CONNECT4 "nm_connect4"
@@ -57,6 +62,10 @@
 #define NM_LINK_SOCKOPS "link_sockops"
 #define NM_LINK_INGRESS "link_ingress"
 #define NM_LINK_GETPEERNAME4 "link_getpeername4"
+/* The optional sockmap shortcut (sockmap.bpf.c): a second sockops program and an sk_msg program. */
+#define NM_PROG_SOCKMAP_OPS "nm_sockmap_ops"
+#define NM_PROG_SK_MSG "nm_sk_msg"
+#define NM_LINK_SOCKMAP_OPS "link_sockmap_ops"
 
 /* Loopback is ifindex 1 in every network namespace. */
 #define NM_LOOPBACK_IFINDEX 1
@@ -135,6 +144,32 @@ struct nm_flow_key {
 	__u32 ip4;  /* network byte order */
 	__u16 port; /* network byte order */
 	__u16 pad;
+};
+
+/*
+ * Key of nm_sock_pairs (SOCKHASH): one end of a pod-local mesh connection, as that end sees it.
+ * The peer of {netns, local, remote} is {netns, remote, local}; the netns cookie keeps pods that
+ * use the same 127.0.0.1 4-tuples apart.
+ */
+struct nm_pair_key {
+	__u64 netns_cookie;
+	__u32 local_ip4;   /* network byte order */
+	__u32 remote_ip4;  /* network byte order */
+	__u16 local_port;  /* network byte order */
+	__u16 remote_port; /* network byte order */
+	__u32 pad;         /* must be 0 (keys are compared bytewise) */
+};
+
+/* Capacity of nm_sock_pairs: two entries per short-circuited connection. */
+#define NM_MAX_SOCK_PAIRS 65536
+
+/* Indexes of nm_sm_stats (ARRAY of __u64), counted by the sk_msg program. */
+enum nm_sm_stat {
+	NM_SM_REDIRECTED_MSGS = 0,  /* sendmsg calls delivered socket to socket */
+	NM_SM_REDIRECTED_BYTES = 1, /* their bytes */
+	NM_SM_PASSED_MSGS = 2,      /* sendmsg calls of a paired socket that went through TCP */
+	NM_SM_INSERTED = 3,         /* sockets added to nm_sock_pairs by sockops */
+	NM_SM_STAT_COUNT = 4,
 };
 
 #endif /* NODEMESH_MESH_SHARED_H */

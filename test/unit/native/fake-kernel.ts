@@ -89,6 +89,9 @@ export class FakeKernel {
       originalDestination: () => null,
       kernelObjects: () => ({ progs: [], maps: [], links: [] }),
       plaintextDrops: () => [],
+      sockmapStatus: () => ({ enabled: false, errno: 0, op: "", log: "" }),
+      sockmapStats: () => -2,
+      sockPairs: () => -2,
       close: () => undefined,
       uninstall: () => ({ errno: 0, op: "uninstall" }),
     };

@@ -14,6 +14,7 @@ import { runWithDrain } from "./drain.ts";
 import { POD_UID_ANNOTATION, PodPlacer, podLocatorOptionsFromEnv } from "./node/pod-placement.ts";
 import type { PodEnrollment } from "./node/cni-server.ts";
 import { nameConflict, withHintedPods, type CniPodHint } from "./node/pending-pods.ts";
+import { podMembership } from "./node/membership.ts";
 import { IdentityManager, type CsrSigner } from "./identity/manager.ts";
 import { accessLogger, createLogger, type Logger } from "./log.ts";
 import { evaluateAuthz } from "./policy/authz.ts";
@@ -445,6 +446,9 @@ export function createAgent(deps: AgentDeps): Agent {
         return "the pod has no IP in the API yet and the CNI plugin has not sent its address";
       return notInConfig(podUid);
     },
+    membership(podUid) {
+      return podMembership(controllerConfig, settings.nodeName, podUid, cniHints.get(podUid));
+    },
   };
 
   /** Also names a pod the controller knows under another UID (recreated, not seen again yet). */
@@ -467,8 +471,8 @@ export function createAgent(deps: AgentDeps): Agent {
         "(a recreated pod it has not seen yet?)"
       );
     return (
-      `the controller's config has no workload for this pod on node ${settings.nodeName} yet ` +
-      "(is its namespace labelled nodemesh.io/mesh=enabled?)"
+      `the controller's config does not name this pod on node ${settings.nodeName} yet, neither as a ` +
+      "workload nor as not meshed (its pod watch lags, or this agent's config from it is stale); held, fail closed"
     );
   }
 

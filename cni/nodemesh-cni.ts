@@ -1,10 +1,13 @@
 // nodemesh-cni: a chained CNI plugin the container runtime runs while it sets up a pod's sandbox.
 // ADD tells the node agent "pod U is in netns N, with address A" (A from the previous plugin's
 // result: the kubelet publishes the pod's IP only after ADD) over its unix socket and waits until
-// the agent says the pod is enrolled, then passes the previous plugin's result through; DEL tells it to
-// forget; CHECK asks whether the pod is enrolled.
+// the agent says the pod is enrolled, or that the controller names it not meshed (its namespace is
+// not labelled, or the pod opted out: nothing is enrolled, and the sandbox starts at once), then
+// passes the previous plugin's result through; DEL tells it to forget; CHECK asks whether the pod is
+// enrolled (or not meshed).
 //
-// Fail closed: when the agent does not confirm in time (not running, config not there yet), ADD
+// Fail closed: when the agent does not confirm in time (not running, config not there yet, the
+// controller has not said yet whether the pod is meshed), ADD
 // fails with a CNI error and the kubelet tears the sandbox down and retries it, so an application
 // never starts with its connections leaving unmeshed. Fail-open would let the pod start and be
 // captured later, which is what running without the plugin already gives. DEL never fails on an
@@ -87,6 +90,9 @@ async function handle(
     return undefined;
   }
   if (!pod) return inv.command === "ADD" ? addResult(config) : undefined;
+  // A result without a usable IPv4 address matters only for a pod that must be enrolled: one that is
+  // not meshed (an IPv6-only pod of an unlabelled namespace) passes. The agent decides which it is.
+  const address = inv.command === "ADD" ? addressOrError(config.prevResult) : undefined;
   const req: CniRequest =
     inv.command === "ADD"
       ? {
@@ -94,9 +100,8 @@ async function handle(
           podUid: pod.uid,
           netns: inv.netns,
           waitMs: config.enrollTimeoutMs,
-          // A result without a usable IPv4 address fails ADD here: the pod could not be enrolled.
           facts: {
-            address: podIPv4(config.prevResult),
+            ...(typeof address === "string" ? { address } : {}),
             ...(pod.namespace ? { namespace: pod.namespace } : {}),
             ...(pod.name ? { name: pod.name } : {}),
           },
@@ -105,9 +110,25 @@ async function handle(
   const answer = await send(config.agentSocket, req, (req.op === "add" ? req.waitMs : 0) + ANSWER_GRACE_MS);
   if (!answer.ok) {
     const who = `pod ${pod.namespace ?? "?"}/${pod.name ?? "?"} (uid ${pod.uid})`;
+    // The address problem is the cause the operator can fix; the agent's reason goes in details.
+    if (address instanceof CniError)
+      throw new CniError(
+        address.code,
+        `${who} cannot be enrolled in the mesh: ${address.message}`,
+        answer.error,
+      );
     throw new CniError(ERR.notEnrolled, `${who} is not enrolled in the mesh: ${answer.error}`);
   }
   return inv.command === "ADD" ? addResult(config) : undefined;
+}
+
+function addressOrError(prevResult: Record<string, unknown> | undefined): string | CniError {
+  try {
+    return podIPv4(prevResult);
+  } catch (err) {
+    if (err instanceof CniError) return err;
+    throw err;
+  }
 }
 
 /** VERSION may come with a config or with none; answer in its version when there is one. */

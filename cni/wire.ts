@@ -23,8 +23,9 @@ export interface PodFacts {
 }
 
 /**
- * add: "this pod's sandbox is being set up in netns N; answer once it is enrolled" (waits up to
- * waitMs); check: "is it enrolled now?" (no wait); del: "forget the netns hint".
+ * add: "this pod's sandbox is being set up in netns N; answer once it is enrolled, or once the
+ * controller says it is not meshed" (waits up to waitMs); check: "is it enrolled (or not meshed)
+ * now?" (no wait); del: "forget the netns hint".
  */
 export type CniRequest =
   | {
@@ -37,7 +38,12 @@ export type CniRequest =
   | { readonly op: "check"; readonly podUid: string }
   | { readonly op: "del"; readonly podUid: string };
 
-export type CniAnswer = { readonly ok: true } | { readonly ok: false; readonly error: string };
+/**
+ * ok: the sandbox may start; `notMeshed` when that is because the controller says the pod is not in
+ * the mesh (nothing was enrolled). Anything else, malformed answers included, is a refusal.
+ */
+export type CniAnswer =
+  { readonly ok: true; readonly notMeshed?: true } | { readonly ok: false; readonly error: string };
 
 // Pod UIDs are RFC 4122 strings on every kubelet; accepting less would let garbage become map keys.
 const UID = /^[0-9a-fA-F-]{1,64}$/;
@@ -106,7 +112,7 @@ export function parseAnswer(line: string): CniAnswer {
     return { ok: false, error: "the agent's answer is not JSON" };
   }
   const o = (typeof raw === "object" && raw !== null ? raw : {}) as Record<string, unknown>;
-  if (o["ok"] === true) return { ok: true };
+  if (o["ok"] === true) return o["notMeshed"] === true ? { ok: true, notMeshed: true } : { ok: true };
   return {
     ok: false,
     error: typeof o["error"] === "string" ? o["error"] : "the agent refused without a reason",

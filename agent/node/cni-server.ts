@@ -1,8 +1,11 @@
 // The node agent's end of the chained CNI plugin (cni/nodemesh-cni.ts): a unix socket on which
 // the plugin says "pod U is being set up in netns N" (add), "forget U" (del) or "is U enrolled?"
 // (check), one JSON line each way (cni/wire.ts). An add records the hint and waits, bounded by
-// the plugin's waitMs, until the agent has enrolled the pod in that netns; the answer then lets
-// the runtime start the pod's containers.
+// the plugin's waitMs, until the agent has enrolled the pod in that netns, or until the controller's
+// config names the pod as not meshed (agent/node/membership.ts: then nothing is enrolled and the
+// answer says so); either answer lets the runtime start the pod's containers. A pod the config does
+// not name yet (the controller's watch lags the kubelet) is held like a meshed one: at the bound the
+// answer is a refusal, never a guess that it is not meshed.
 //
 // Invariants: the socket is owned by root and mode 0600 (only the runtime's plugin may steer
 // enrollment); a request line is at most MAX_LINE bytes and at most MAX_CONNECTIONS are open, so a
@@ -12,6 +15,7 @@ import { createServer, type Server, type Socket } from "node:net";
 import { dirname } from "node:path";
 import type { Logger } from "pino";
 import { parseRequest, type CniAnswer, type CniRequest, type PodFacts } from "../../cni/wire.ts";
+import type { PodMembership } from "./membership.ts";
 
 /** What the server needs of the agent (app.ts implements it). */
 export interface PodEnrollment {
@@ -23,6 +27,8 @@ export interface PodEnrollment {
   forgetPod(podUid: string): void;
   /** undefined when the pod is enrolled (in `netns`, when given); otherwise why not, for the plugin. */
   whyNotEnrolled(podUid: string, netns?: string): string | undefined;
+  /** What the controller's config says of the pod: meshed, not meshed, or nothing (yet). */
+  membership(podUid: string): PodMembership;
 }
 
 export interface CniServerOptions {
@@ -100,7 +106,11 @@ export class CniServer {
     }
     if (req.op === "check") {
       const why = pods.whyNotEnrolled(req.podUid);
-      return this.#answer(socket, why === undefined ? { ok: true } : { ok: false, error: why });
+      if (why === undefined) return this.#answer(socket, { ok: true });
+      // ADD let a pod that is not meshed through with nothing enrolled: that is still its state.
+      if (pods.membership(req.podUid).state === "unmeshed")
+        return this.#answer(socket, { ok: true, notMeshed: true });
+      return this.#answer(socket, { ok: false, error: why });
     }
     pods.hintPod(req.podUid, req.netns, req.facts);
     log.info(
@@ -108,26 +118,38 @@ export class CniServer {
       "CNI ADD: waiting for enrolment",
     );
     const started = Date.now();
-    const why = await this.#waitEnrolled(socket, req.podUid, req.netns, started + req.waitMs);
-    if (why === undefined)
-      log.info({ podUid: req.podUid, ms: Date.now() - started }, "CNI ADD: pod enrolled");
-    else log.warn({ podUid: req.podUid, reason: why }, "CNI ADD refused: pod not enrolled in time");
+    const out = await this.#waitAdd(socket, req.podUid, req.netns, started + req.waitMs);
+    const ms = Date.now() - started;
+    if (out === "enrolled") log.info({ podUid: req.podUid, ms }, "CNI ADD: pod enrolled");
+    else if (out === "unmeshed")
+      log.info({ podUid: req.podUid, ms }, "CNI ADD: pod not meshed (the controller says so); let through");
+    else log.warn({ podUid: req.podUid, reason: out.why }, "CNI ADD refused: pod not enrolled in time");
     this.#answer(
       socket,
-      why === undefined ? { ok: true } : { ok: false, error: `not enrolled after ${req.waitMs} ms: ${why}` },
+      out === "enrolled"
+        ? { ok: true }
+        : out === "unmeshed"
+          ? { ok: true, notMeshed: true }
+          : { ok: false, error: `not enrolled after ${req.waitMs} ms: ${out.why}` },
     );
   }
 
-  async #waitEnrolled(
+  /** Polls until the pod is enrolled in `netns`, is named not meshed, or the deadline passes. */
+  async #waitAdd(
     socket: Socket,
     uid: string,
     netns: string,
     deadline: number,
-  ): Promise<string | undefined> {
+  ): Promise<"enrolled" | "unmeshed" | { why: string }> {
     const poll = this.#opts.pollMs ?? 20;
+    const { pods } = this.#opts;
     for (;;) {
-      const why = this.#opts.pods.whyNotEnrolled(uid, netns);
-      if (why === undefined || Date.now() >= deadline || socket.destroyed) return why;
+      const why = pods.whyNotEnrolled(uid, netns);
+      if (why === undefined) return "enrolled";
+      const m = pods.membership(uid);
+      if (m.state === "unmeshed") return "unmeshed";
+      if (Date.now() >= deadline || socket.destroyed)
+        return { why: (m.state === "unknown" ? m.why : undefined) ?? why };
       await new Promise((r) => setTimeout(r, Math.min(poll, Math.max(1, deadline - Date.now()))));
     }
   }

@@ -102,8 +102,8 @@ function pendingRefusal(
   if (conflict) return conflict;
   if (hint.address === undefined)
     return (
-      "the CNI plugin sent no pod address and the controller has no IP for the pod yet " +
-      "(a plugin older than the agent? reinstall it from the agent's image)"
+      "the CNI plugin sent no IPv4 address for the pod (the previous plugin's result has none, or the " +
+      "plugin is older than the agent: reinstall it from the agent's image) and the controller has no IP for it yet"
     );
   const other = holder.get(hint.address);
   if (other)

@@ -41,7 +41,8 @@
 //                 NodeAddressBook (controller → reporting agents), MAX_NODE_ADDRESSES,
 //                 NODE_ADDRESS_RESCAN_MS, reportableAddress(ip)
 //   pending.ts    entryOfPending(pendingWorkload, address): the WorkloadEntry a PendingWorkload
-//                 becomes when the CNI plugin reports its address (docs/kubernetes.md)
+//                 becomes when the CNI plugin reports its address (docs/kubernetes.md); UnmeshedPod
+//                 (resources.ts) is a pod of a node that is not meshed, by UID, for the plugin's ADD
 //   validate.ts   type ConfigIssue, validateDocument(doc, file, index), formatIssue(issue),
 //                 formatPath(path), describeDocument(doc)
 export * from "./resources.ts";

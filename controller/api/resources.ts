@@ -148,6 +148,25 @@ export const PendingWorkloadSpec = z
 
 export const PendingWorkload = z.object({ ...header("PendingWorkload"), spec: PendingWorkloadSpec }).strict();
 
+// ---- UnmeshedPod (made by the Kubernetes source only) --------------------------------------------
+
+/**
+ * A pod scheduled to `node` that is not in the mesh: its namespace is not labelled
+ * nodemesh.io/mesh=enabled, or the pod is labelled nodemesh.io/mesh=disabled. The UID only (metadata
+ * names the pod), sent to that node alone like a PendingWorkload: the node's agent then answers the CNI
+ * plugin's ADD for it at once instead of holding the sandbox for an enrolment that never comes. A pod
+ * the agent finds neither here nor as a workload is unknown, and held (fail closed).
+ */
+export const UnmeshedPodSpec = z
+  .object({
+    /** The pod's metadata.uid, as the CNI plugin names the pod (K8S_POD_UID). */
+    podUid: z.string().regex(/^[0-9a-fA-F-]{1,64}$/, { error: "must be a pod UID" }),
+    node: Name,
+  })
+  .strict();
+
+export const UnmeshedPod = z.object({ ...header("UnmeshedPod"), spec: UnmeshedPodSpec }).strict();
+
 // ---- AuthorizationPolicy -------------------------------------------------------------------------
 
 const strings = z.array(z.string().min(1)).optional();
@@ -757,6 +776,7 @@ export const Resource = z.discriminatedUnion("kind", [
   Service,
   WorkloadEntry,
   PendingWorkload,
+  UnmeshedPod,
   AuthorizationPolicy,
   PeerAuthentication,
   TrafficPolicy,
@@ -783,6 +803,7 @@ export const KINDS = [
   "TLSCertificate",
   "ExternalService",
   "PendingWorkload",
+  "UnmeshedPod",
 ] as const;
 export const Kind = z.enum(KINDS);
 
@@ -793,6 +814,7 @@ export type ServicePort = z.infer<typeof ServicePort>;
 export type Service = z.infer<typeof Service>;
 export type WorkloadEntry = z.infer<typeof WorkloadEntry>;
 export type PendingWorkload = z.infer<typeof PendingWorkload>;
+export type UnmeshedPod = z.infer<typeof UnmeshedPod>;
 export type Source = z.infer<typeof Source>;
 export type Operation = z.infer<typeof Operation>;
 export type Rule = z.infer<typeof Rule>;

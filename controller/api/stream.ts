@@ -20,6 +20,7 @@ import {
   TrafficPolicy,
   WorkloadEntry,
   PendingWorkload,
+  UnmeshedPod,
   Kind,
   keyOf,
   keyString,
@@ -75,6 +76,12 @@ export const MeshConfig = z
      * sender that predates the kind: no pod is enrolled before its IP is published.
      */
     pendingWorkloads: z.array(PendingWorkload).optional(),
+    /**
+     * This node's pods that are not meshed (Kubernetes source only; never another node's): the CNI
+     * plugin's ADD for them is answered at once. Absent from a sender that predates the kind: every
+     * pod the agent does not know as a workload is held at ADD until the plugin's bound.
+     */
+    unmeshedPods: z.array(UnmeshedPod).optional(),
   })
   .strict();
 
@@ -154,6 +161,7 @@ export const LIST_OF_KIND = {
   TLSCertificate: "tlsCertificates",
   ExternalService: "externalServices",
   PendingWorkload: "pendingWorkloads",
+  UnmeshedPod: "unmeshedPods",
 } as const satisfies Record<Kind, keyof MeshConfig>;
 
 export class DeltaMismatchError extends Error {
@@ -226,6 +234,7 @@ export function applyDelta(config: MeshConfig, delta: MeshDelta): MeshConfig {
     TLSCertificate: [],
     ExternalService: [],
     PendingWorkload: [],
+    UnmeshedPod: [],
   };
   const rm: Record<Kind, Set<string>> = {
     Service: new Set(),
@@ -241,6 +250,7 @@ export function applyDelta(config: MeshConfig, delta: MeshDelta): MeshConfig {
     TLSCertificate: new Set(),
     ExternalService: new Set(),
     PendingWorkload: new Set(),
+    UnmeshedPod: new Set(),
   };
   for (const r of delta.upserts) up[r.kind].push(r);
   for (const k of delta.removals) rm[k.kind].add(keyString(k as ResourceKey));
@@ -293,5 +303,6 @@ export function applyDelta(config: MeshConfig, delta: MeshDelta): MeshConfig {
       up.PendingWorkload as PendingWorkload[],
       rm.PendingWorkload,
     ),
+    unmeshedPods: applyToList(config.unmeshedPods ?? [], up.UnmeshedPod as UnmeshedPod[], rm.UnmeshedPod),
   };
 }

@@ -7,7 +7,8 @@
 //   (agents route to anything, and a route applies wherever its clients run);
 // - AuthorizationPolicies and PeerAuthentications only to nodes with a workload they apply to;
 //   TLSCertificates (which may carry a private key) only to the nodes that run a Gateway naming them;
-//   PendingWorkloads (pods without an IP yet) only to their own node, like a policy view.
+//   PendingWorkloads (pods without an IP yet) and UnmeshedPods (pods not in the mesh, for the CNI
+//   plugin) only to their own node, like a policy view.
 // Resource JSON is computed once per resource (by the file source) and spliced, never re-serialised.
 //
 // Work is shared by "view": the set of scoped policies a node needs. A snapshot is assembled once
@@ -41,8 +42,10 @@ const SCOPED: ReadonlySet<Kind> = new Set([
   "PeerAuthentication",
   "PendingWorkload",
   "TLSCertificate",
+  "UnmeshedPod",
 ]);
-type ScopedKind = "AuthorizationPolicy" | "PeerAuthentication" | "PendingWorkload" | "TLSCertificate";
+type ScopedKind =
+  "AuthorizationPolicy" | "PeerAuthentication" | "PendingWorkload" | "TLSCertificate" | "UnmeshedPod";
 
 interface GlobalDiff {
   /** Changed or new keys of every kind. */
@@ -171,6 +174,7 @@ export class ConfigHub extends EventEmitter<HubEvents> {
     const policies =
       `,"authorizationPolicies":${pick("AuthorizationPolicy")},"peerAuthentications":${pick("PeerAuthentication")}` +
       `,"pendingWorkloads":${pick("PendingWorkload")},"tlsCertificates":${pick("TLSCertificate")}` +
+      `,"unmeshedPods":${pick("UnmeshedPod")}` +
       `,"trafficPolicies":`;
     const parts =
       encoding === "identity"

@@ -49,6 +49,7 @@ import type {
   Service,
   TLSCertificate,
   TrafficPolicy,
+  UnmeshedPod,
   WorkloadEntry,
 } from "../api/index.ts";
 import { rateLimitReferences } from "./rate-limit-refs.ts";
@@ -114,11 +115,15 @@ export class MeshModel {
   readonly tlsCertificates: readonly TLSCertificate[] = [];
   /** Pods scheduled without an IP yet (Kubernetes source): identities of their node, no endpoints. */
   readonly pendingWorkloads: readonly PendingWorkload[] = [];
+  /** Pods that are not meshed (Kubernetes source), by UID for their node's CNI plugin only. */
+  readonly unmeshedPods: readonly UnmeshedPod[] = [];
   readonly #byVipPort = new Map<string, Service>();
   readonly #byAddress = new Map<string, WorkloadEntry>();
   readonly #byNode = new Map<string, WorkloadEntry[]>();
   /** PendingWorkloads as the entries they become (address unknown), by node: identity and policy scope. */
   readonly #pendingByNode = new Map<string, { key: string; entry: WorkloadEntry }[]>();
+  /** UnmeshedPod keys by node: scoped like PendingWorkloads, no policy depends on them. */
+  readonly #unmeshedByNode = new Map<string, string[]>();
   /** Built on first use (the CSR path): 10,000 SPIFFE ID strings are not free for every version. */
   #byIdentity: Map<string, WorkloadEntry[]> | undefined;
   /** Gateway SPIFFE ID → the nodes that run it (ours only), built on first use like #byIdentity. */
@@ -154,6 +159,7 @@ export class MeshModel {
       TLSCertificate: this.tlsCertificates as TLSCertificate[],
       ExternalService: this.externalServices as ExternalService[],
       PendingWorkload: this.pendingWorkloads as PendingWorkload[],
+      UnmeshedPod: this.unmeshedPods as UnmeshedPod[],
     };
     for (const { resource: r } of map.values()) (lists[r.kind] as Resource[]).push(r);
     for (const s of this.services)
@@ -170,6 +176,7 @@ export class MeshModel {
         // No address yet; policies and identities do not depend on it.
         entry: entryOfPending(p, "0.0.0.0"),
       });
+    for (const u of this.unmeshedPods) push(this.#unmeshedByNode, u.spec.node, keyString(keyOf(u)));
     for (const p of [...this.authorizationPolicies, ...this.peerAuthentications])
       push(this.#policiesByNs, p.metadata.namespace, p);
     if (inherit)
@@ -263,6 +270,7 @@ export class MeshModel {
       const set = new Set<string>();
       const pending = this.#pendingByNode.get(node) ?? [];
       for (const p of pending) set.add(p.key);
+      for (const k of this.#unmeshedByNode.get(node) ?? []) set.add(k);
       // Root-namespace policies without selector apply to every workload, so every node has them.
       for (const w of [...this.workloadsOnNode(node), ...pending.map((p) => p.entry)]) {
         const { authorization, peerAuthentication } = this.policiesFor(w);
@@ -378,7 +386,8 @@ function inheritance(
   const changedNodes = new Set<string>();
   // Returns false when the change can affect every node.
   const local = (r: Resource, appearsOrGoes: boolean): boolean => {
-    if (r.kind === "WorkloadEntry" || r.kind === "PendingWorkload") changedNodes.add(r.spec.node);
+    if (r.kind === "WorkloadEntry" || r.kind === "PendingWorkload" || r.kind === "UnmeshedPod")
+      changedNodes.add(r.spec.node);
     // A Gateway's nodes get the TLSCertificates it names (old and new versions both pass here); one
     // that appears or goes changes the set of whichever node names it.
     if (r.kind === "Gateway") for (const n of gatewayNodes(r)) changedNodes.add(n);
@@ -388,6 +397,7 @@ function inheritance(
     return (
       r.kind === "WorkloadEntry" ||
       r.kind === "PendingWorkload" ||
+      r.kind === "UnmeshedPod" ||
       r.kind === "TrafficPolicy" ||
       r.kind === "HTTPRoute" ||
       r.kind === "GRPCRoute" ||

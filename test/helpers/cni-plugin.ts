@@ -12,7 +12,7 @@ export interface CniAddOptions {
   socket: string;
   /** CNI_NETNS: the sandbox's network namespace path. */
   netns: string;
-  /** The pod's IPv4 address as the previous plugin's result gives it (prevResult.ips). */
+  /** The pod's address as the previous plugin's result gives it (prevResult.ips, "/24" appended). */
   address: string;
   /** K8S_POD_UID, K8S_POD_NAMESPACE, K8S_POD_NAME in CNI_ARGS, as the kubelet passes them. */
   pod: { uid: string; namespace: string; name: string };
@@ -29,6 +29,11 @@ export interface CniOutcome {
 
 /** Runs ADD and resolves when the plugin exits (it blocks until the agent enrolled the pod). */
 export function cniAdd(o: CniAddOptions): Promise<CniOutcome> {
+  return cniRun("ADD", o);
+}
+
+/** Runs `command` (ADD, CHECK or DEL) with the same environment and network config as cniAdd. */
+export function cniRun(command: "ADD" | "CHECK" | "DEL", o: CniAddOptions): Promise<CniOutcome> {
   const id = o.containerId ?? "0123456789ab";
   const stdin = JSON.stringify({
     cniVersion: "1.0.0",
@@ -46,7 +51,7 @@ export function cniAdd(o: CniAddOptions): Promise<CniOutcome> {
     env: {
       // The plugin's shebang finds node on PATH, as on a node where the installer put it.
       PATH: `${join(process.execPath, "..")}:/usr/bin:/bin`,
-      CNI_COMMAND: "ADD",
+      CNI_COMMAND: command,
       CNI_CONTAINERID: id,
       CNI_NETNS: o.netns,
       CNI_IFNAME: "eth0",

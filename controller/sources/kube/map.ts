@@ -13,6 +13,11 @@
 // chained plugin holds until the pod is enrolled) becomes a PendingWorkload: its identity facts for
 // its node's agent, which enrolls it with the address from the CNI result. It never becomes an
 // endpoint; a pod with only IPv6 addresses is not meshed at all.
+// Not meshed: a scheduled pod of a namespace without the label, or labelled disabled, becomes an
+// UnmeshedPod (its UID and node, nothing else) for its node's agent, which then lets the CNI plugin's
+// ADD through at once. A pod whose namespace the controller has not seen yet is neither (the agent
+// holds it, fail closed): the namespace watch may lag the pod watch, and guessing "not meshed" would
+// let a pod of a just-created, labelled namespace start unmeshed.
 import type { KubernetesObject, V1Namespace, V1Pod, V1Service } from "@kubernetes/client-node";
 import { API_VERSION } from "../../api/index.ts";
 
@@ -82,13 +87,45 @@ function namedPorts(pod: V1Pod): Record<string, number> | undefined {
   return Object.keys(out).length > 0 ? out : undefined;
 }
 
+/** Why the pod is not in the mesh by its labels (the namespace's or its own), if it is not. */
+function optedOut(pod: V1Pod, ns: V1Namespace): string | undefined {
+  if (!namespaceEnrolled(ns)) return `namespace not labelled ${MESH_LABEL}=${MESH_ENABLED}`;
+  if (pod.metadata?.labels?.[MESH_LABEL] === MESH_DISABLED)
+    return `pod labelled ${MESH_LABEL}=${MESH_DISABLED}`;
+  return undefined;
+}
+
 /**
- * A pod as a WorkloadEntry, as a PendingWorkload while it is scheduled with no IP yet, or the reason
- * it is neither. Both carry the same metadata, identity, labels, cgroup and ports, so the entry the
+ * A pod that is not meshed as the UnmeshedPod its node's agent answers the CNI plugin with, or why it
+ * needs none: the plugin never runs for host-network pods, nor for finished or unscheduled ones.
+ */
+function unmeshedPod(pod: V1Pod, reason: string): Mapped {
+  const md = pod.metadata ?? {};
+  const phase = pod.status?.phase;
+  if (pod.spec?.hostNetwork) return { skip: `${reason}; pod uses the host network` };
+  if (phase === "Succeeded" || phase === "Failed") return { skip: `${reason}; pod ${phase.toLowerCase()}` };
+  if (!pod.spec?.nodeName || !md.uid) return { skip: `${reason}; pod not scheduled` };
+  return {
+    doc: {
+      apiVersion: API_VERSION,
+      kind: "UnmeshedPod",
+      metadata: { name: md.name, namespace: md.namespace },
+      spec: { podUid: md.uid, node: pod.spec.nodeName },
+    },
+  };
+}
+
+/**
+ * A pod as a WorkloadEntry, as a PendingWorkload while it is scheduled with no IP yet, as an
+ * UnmeshedPod when its labels keep it out of the mesh, or the reason it is none of these. Both carry the same metadata, identity, labels, cgroup and ports, so the entry the
  * agent builds from a PendingWorkload and the CNI result (controller/api/pending.ts) equals the one
  * sent once the IP is published, but for readiness.
  */
 export function mapPod(pod: V1Pod, ns: V1Namespace | undefined): Mapped {
+  // Unknown is not "not meshed": the agent holds the pod until the namespace is seen (re-mapped then).
+  if (!ns) return { skip: `namespace ${pod.metadata?.namespace ?? "?"} not seen yet` };
+  const out = optedOut(pod, ns);
+  if (out) return unmeshedPod(pod, out);
   const skip = podSkipReason(pod, ns);
   if (skip && skip !== NO_IP_YET) return { skip };
   const md = pod.metadata ?? {};

@@ -15,8 +15,8 @@ const cluster = new KubeCluster();
 
 type Doc = { kind: string; metadata: { name: string }; spec?: Record<string, unknown> };
 
-async function template(args: string[]): Promise<Doc[]> {
-  const out = await cluster.helm(["template", "nm", CHART, "--namespace", "nodemesh-system", ...args]);
+async function template(args: string[], namespace = "nodemesh-system"): Promise<Doc[]> {
+  const out = await cluster.helm(["template", "nm", CHART, "--namespace", namespace, ...args]);
   return parseAllDocuments(out)
     .map((d) => d.toJS() as Doc | null)
     .filter((d): d is Doc => d !== null);
@@ -61,6 +61,7 @@ describe("Helm chart", () => {
             hostNetwork: boolean;
             priorityClassName: string;
             containers: {
+              name: string;
               securityContext: { privileged: boolean; capabilities: { add: string[] } };
               readinessProbe: { httpGet: { port: number } };
             }[];
@@ -74,8 +75,9 @@ describe("Helm chart", () => {
     });
     const pod = ds.spec.template.spec;
     expect(pod).toMatchObject({ hostNetwork: true, priorityClassName: "system-node-critical" });
-    expect(pod.containers[0]?.securityContext.privileged).toBe(false);
-    expect(pod.containers[0]?.readinessProbe.httpGet.port).toBe(15021);
+    const agent = pod.containers.find((c) => c.name === "agent");
+    expect(pod.containers.every((c) => !c.securityContext.privileged)).toBe(true);
+    expect(agent?.readinessProbe.httpGet.port).toBe(15021);
     const deploy = docs.find((d) => d.kind === "Deployment");
     expect(deploy?.spec?.replicas).toBe(2);
   });
@@ -85,7 +87,7 @@ describe("Helm chart", () => {
     type Pod = {
       template: {
         spec: {
-          containers: { args: string[] }[];
+          containers: { name: string; args: string[] }[];
           volumes: { name: string; projected?: { sources: { serviceAccountToken?: object }[] } }[];
         };
       };
@@ -99,7 +101,9 @@ describe("Helm chart", () => {
       ]),
     );
     const agent = spec("DaemonSet").template.spec;
-    expect(agent.containers[0]?.args).toContain("--token-file=/var/run/secrets/nodemesh/token");
+    expect(agent.containers.find((c) => c.name === "agent")?.args).toContain(
+      "--token-file=/var/run/secrets/nodemesh/token",
+    );
     const token = agent.volumes.find((v) => v.name === "token");
     expect(token?.projected?.sources[0]?.serviceAccountToken).toMatchObject({
       audience: "nodemesh",
@@ -110,7 +114,7 @@ describe("Helm chart", () => {
     expect(sa).toContain("nm-nodemesh-agent");
   });
 
-  test("cni.enabled: an installer init container and sidecar with only the CNI host dirs, no capability; off by default", async () => {
+  test("cni.enabled (the default): an installer init container and sidecar with only the CNI host dirs, no capability; none when off", async () => {
     type Container = {
       name: string;
       args: string[];
@@ -130,10 +134,27 @@ describe("Helm chart", () => {
     const podOf = (docs: Doc[]) =>
       (docs.find((d) => d.kind === "DaemonSet")?.spec as unknown as { template: { spec: PodSpec } }).template
         .spec;
-    const off = podOf(await template([]));
+    const off = podOf(await template(["-f", join(CHART, "ci", "no-cni-values.yaml")]));
     expect(off.initContainers).toBeUndefined();
     expect(off.containers.map((c) => c.name)).toEqual(["agent"]);
     expect(off.volumes.some((v) => v.hostPath?.path === "/etc/cni/net.d")).toBe(false);
+    expect(off.containers[0]?.env?.some((e) => e.name === "NODEMESH_CNI_SOCKET")).toBe(false);
+
+    // The default: on, with the release namespace (where the agents themselves run) excluded.
+    const byDefault = podOf(await template([]));
+    const defaults = ["--enroll-timeout-ms=10000", "--exclude-namespaces=kube-system,nodemesh-system"];
+    expect(byDefault.initContainers?.map((c) => [c.name, c.args])).toEqual([
+      ["install-cni", ["cni-install", "--once", ...defaults]],
+    ]);
+    expect(byDefault.containers.map((c) => c.name)).toEqual(["cni-install", "agent"]);
+    const ds = (await template([])).find((d) => d.kind === "DaemonSet")?.spec as unknown as {
+      template: { metadata: { annotations: Record<string, string> } };
+    };
+    expect(ds.template.metadata.annotations["kubectl.kubernetes.io/default-container"]).toBe("agent");
+    const elsewhere = podOf(await template([], "mesh"));
+    expect(elsewhere.initContainers?.[0]?.args).toContain(
+      "--exclude-namespaces=kube-system,nodemesh-system,mesh",
+    );
 
     const on = podOf(await template(["-f", join(CHART, "ci", "cni-values.yaml")]));
     const flags = [

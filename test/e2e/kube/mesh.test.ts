@@ -12,6 +12,9 @@
 // spec.nodeName and no IP; the real plugin is run as a runtime runs it (env + prevResult with a lab
 // pod's address, the lab pod's netns) and returns once n2's agent has enrolled it; its certificate
 // goes to n2 only (the real CSR path); once the IP is published, traffic reaches it through the mesh.
+// Pods that are not meshed (an unlabelled namespace, a pod labelled disabled) pass ADD with nothing
+// enrolled; a UID the controller never names is held and fails at the bound; labelling the namespace
+// makes its pod one that ADD holds, and removing the label lets it through again.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -26,7 +29,7 @@ import { eventually } from "../../helpers/mesh-fixture.ts";
 import { MESH_CRDS, ROUTE_CRDS, crdYaml } from "../../../controller/sources/kube/crds.ts";
 import { opensslRoot } from "../../helpers/openssl-certs.ts";
 import { opensslServerCert } from "../../helpers/server-certs.ts";
-import { cniAdd } from "../../helpers/cni-plugin.ts";
+import { cniAdd, cniRun } from "../../helpers/cni-plugin.ts";
 import { KubeCluster, tlsSecretYaml } from "./cluster.ts";
 
 const run = promisify(execFile);
@@ -398,5 +401,85 @@ spec: {selector: {app: late}, ports: [{name: http, port: 80, targetPort: http, a
     await eventually("n2 counts the request to the late pod over mutual TLS", async () =>
       counted.test((await lab.exec("n2", ["curl", "-s", "127.0.0.1:15020/metrics"])).stdout),
     );
+  });
+
+  test("CNI ADD: pods that are not meshed pass with nothing enrolled; unknown ones are held and fail closed; labels move pods live", async () => {
+    await cluster.kubectl(["create", "namespace", "plain"]);
+    await cluster.kubectl(["-n", "plain", "create", "serviceaccount", "bare"]);
+    await cluster.kubectl(["-n", "shop", "create", "serviceaccount", "optout"]);
+    const optout = apiPod("shop", "optout", "n2", "optout").replace(
+      "labels: {app: optout}",
+      "labels: {app: optout, nodemesh.io/mesh: disabled}",
+    );
+    await cluster.kubectl(["apply", "-f", "-"], yaml([apiPod("plain", "bare", "n2", "bare"), optout]));
+    const uidOf = async (ns: string, name: string) =>
+      (await cluster.kubectl(["-n", ns, "get", "pod", name, "-o", "jsonpath={.metadata.uid}"])).trim();
+    const sandbox = lab.pod(2, 2);
+    const cni = (ns: string, name: string, uid: string, enrollTimeoutMs: number, address = "10.99.0.5") => ({
+      socket: join(dir, "cni-n2.sock"),
+      netns: sandbox.netnsPath,
+      address,
+      pod: { uid, namespace: ns, name },
+      enrollTimeoutMs,
+      containerId: `c-${name}`,
+    });
+    const bare = cni("plain", "bare", await uidOf("plain", "bare"), 60_000);
+    const workloadsOf = async (node: string) =>
+      (
+        JSON.parse((await lab.exec(node, ["curl", "-s", "127.0.0.1:15000/config_dump"])).stdout) as {
+          workloads: { uid: string }[];
+        }
+      ).workloads.map((w) => w.uid);
+
+    // A minute's bound: ADD returns well before it only because the controller names them not meshed
+    // (an unknown pod would be refused at the bound, a meshed one enrolled).
+    for (const o of [bare, cni("shop", "optout", await uidOf("shop", "optout"), 60_000)]) {
+      const out = await cniAdd(o);
+      expect(out.code, `${out.stdout}\n${out.stderr}`).toBe(0);
+      expect(JSON.parse(out.stdout)).toMatchObject({ ips: [{ address: `${o.address}/24` }] });
+      expect((await cniRun("CHECK", o)).code).toBe(0);
+    }
+    const enrolled = await workloadsOf("n2");
+    expect(enrolled).not.toContain("plain/bare");
+    expect(enrolled).not.toContain("shop/optout");
+    // DEL forgets the sandbox's hint, as a kubelet tearing the sandbox down does.
+    expect((await cniRun("DEL", bare)).code).toBe(0);
+
+    // A UID the controller never names (no such pod): held, then refused at the bound with the reason.
+    const ghost = await cniAdd(cni("plain", "ghost", "00000000-dead-beef-0000-000000000000", 1_500));
+    expect(ghost.code).not.toBe(0);
+    expect(JSON.parse(ghost.stdout)).toMatchObject({
+      code: 100,
+      msg: expect.stringMatching(
+        /pod plain\/ghost \(uid 00000000-dead.*\) is not enrolled in the mesh: not enrolled after 1500 ms: the controller's config does not name this pod on node n2 yet/,
+      ),
+    });
+
+    // Labelled, the namespace's pod is meshed: n2's agent holds it (CHECK no longer passes), and an
+    // ADD it cannot enroll (the runtime gave it no IPv4 address) fails closed at the bound.
+    await cluster.kubectl(["label", "namespace", "plain", "nodemesh.io/mesh=enabled"]);
+    const v6 = { ...bare, address: "fd00::5", enrollTimeoutMs: 1_500 };
+    await eventually(
+      "n2's agent sees plain/bare as meshed",
+      async () => (await cniRun("CHECK", v6)).code !== 0,
+    );
+    const held = await cniAdd(v6);
+    expect(held.code).not.toBe(0);
+    expect(JSON.parse(held.stdout)).toMatchObject({
+      code: 7,
+      msg: expect.stringMatching(/pod plain\/bare .* cannot be enrolled in the mesh: .*no IPv4 address/),
+      details: expect.stringMatching(/not enrolled after 1500 ms/),
+    });
+    expect(await workloadsOf("n2")).not.toContain("plain/bare");
+
+    // The label removed: not meshed again, so the same ADD passes.
+    await cluster.kubectl(["label", "namespace", "plain", "nodemesh.io/mesh-"]);
+    await eventually(
+      "n2's agent sees plain/bare as not meshed",
+      async () => (await cniRun("CHECK", v6)).code === 0,
+    );
+    const again = await cniAdd({ ...v6, enrollTimeoutMs: 60_000 });
+    expect(again.code, again.stdout).toBe(0);
+    expect((await cniRun("DEL", v6)).code).toBe(0);
   });
 });

@@ -4,12 +4,19 @@
 // CNI socket, and succeeds once the agent has enrolled the pod with the address from prevResult.
 // Then the ordinary entry (the published IP) arrives and nothing is re-enrolled; a published IP
 // that differs wins. ADD for a pod no identity arrives for fails with a CNI error (fail closed).
+// A pod the controller names not meshed (an UnmeshedPod) passes ADD at once and is not enrolled; one
+// it has not named yet is held until it does (then passes, or is enrolled), or fails at the bound.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import type { MeshConfig, PendingWorkload, WorkloadEntry } from "../../../controller/api/index.ts";
+import type {
+  MeshConfig,
+  PendingWorkload,
+  UnmeshedPod,
+  WorkloadEntry,
+} from "../../../controller/api/index.ts";
 import { CniServer } from "../../../agent/node/cni-server.ts";
 import { StaticConfigSource } from "../../../agent/state/source.ts";
 import { cniAdd } from "../../helpers/cni-plugin.ts";
@@ -52,6 +59,13 @@ const entry = (address: string): WorkloadEntry => ({
   },
 });
 
+const unmeshed = (uid: string, name: string, node = "node-a"): UnmeshedPod => ({
+  ...HEADER,
+  kind: "UnmeshedPod",
+  metadata: { name, namespace: "default" },
+  spec: { podUid: uid, node },
+});
+
 const dir = mkdtempSync(join(tmpdir(), "nm-cni-pending-"));
 const socket = join(dir, "cni.sock");
 const ca = createTestCa();
@@ -63,15 +77,16 @@ const source = new StaticConfigSource(config("1", { workloads: [], pendingWorklo
 const dp = new RecordingDatapath({ hbonePort: 0 });
 const log = pino({ level: "silent" });
 let agent: Agent;
+const sawHint = new Set<string>();
 let server: CniServer;
 
-/** The plugin as the runtime runs it, for this file's pod (default/late). */
-const add = (uid: string, address: string, enrollTimeoutMs: number) =>
+/** The plugin as the runtime runs it, for pod default/<name> (this file's pod: default/late). */
+const add = (uid: string, address: string, enrollTimeoutMs: number, name = "late") =>
   cniAdd({
     socket,
     netns: NETNS,
     address,
-    pod: { uid, namespace: "default", name: "late" },
+    pod: { uid, namespace: "default", name },
     enrollTimeoutMs,
   });
 
@@ -83,7 +98,13 @@ beforeAll(async () => {
     log,
   });
   await agent.start();
-  server = new CniServer({ socketPath: socket, pods: agent.pods, log, pollMs: 5 });
+  // The agent's own PodEnrollment, with the ADDs that reached it recorded (so a test knows one is held).
+  const pods = agent.pods;
+  const spy = {
+    ...pods,
+    hintPod: (...a: Parameters<typeof pods.hintPod>) => (sawHint.add(a[0]), pods.hintPod(...a)),
+  };
+  server = new CniServer({ socketPath: socket, pods: spy, log, pollMs: 5 });
   await server.listen();
 });
 
@@ -149,4 +170,68 @@ describe("CNI ADD before the pod's IP is published", () => {
     });
     expect(dp.enrolls.some((e) => e.address === "127.0.9.9")).toBe(false);
   });
+
+  test("a pod the controller names not meshed passes ADD at once and is not enrolled", async () => {
+    const uid = "7a7a7a7a-0000-0000-0000-000000000001";
+    source.set(config("4", { workloads: [entry("127.0.9.8")], unmeshedPods: [unmeshed(uid, "plain")] }));
+    await agent.settled();
+    const before = dp.enrolls.length;
+    // A bound of a minute: only the "not meshed" answer can end ADD within the test's timeout.
+    const out = await add(uid, "127.0.9.20", 60_000, "plain");
+    expect(out.code, out.stdout).toBe(0);
+    expect(JSON.parse(out.stdout)).toMatchObject({ ips: [{ address: "127.0.9.20/24" }] });
+    await agent.settled();
+    expect(dp.enrolls).toHaveLength(before);
+    expect(agent.configDump()).toMatchObject({ workloads: [{ uid: "default/late" }] });
+    // Another node's UnmeshedPod opens nothing here: held, then refused at the bound.
+    const other = "7a7a7a7a-0000-0000-0000-000000000002";
+    source.set(
+      config("5", { workloads: [entry("127.0.9.8")], unmeshedPods: [unmeshed(other, "else", "node-b")] }),
+    );
+    await agent.settled();
+    const refused = await add(other, "127.0.9.21", 200, "else");
+    expect(refused.code, refused.stdout).not.toBe(0);
+    expect(JSON.parse(refused.stdout)).toMatchObject({
+      code: 100,
+      msg: expect.stringMatching(
+        /not enrolled after 200 ms: the controller's config does not name this pod on node node-a yet/,
+      ),
+    });
+  });
+
+  test("a pod the controller has not named yet is held; named not meshed while ADD waits, it passes", async () => {
+    const uid = "7a7a7a7a-0000-0000-0000-000000000003";
+    source.set(config("6", { workloads: [entry("127.0.9.8")] }));
+    await agent.settled();
+    const pending = add(uid, "127.0.9.22", 60_000, "slow");
+    let answered = false;
+    void pending.then(() => (answered = true));
+    // ADD reached the agent, which does not know the pod: it holds it (a minute's bound).
+    await waitFor(() => sawHint.has(uid));
+    expect(agent.pods.membership(uid)).toEqual({ state: "unknown" });
+    expect(answered).toBe(false);
+    source.set(config("7", { workloads: [entry("127.0.9.8")], unmeshedPods: [unmeshed(uid, "slow")] }));
+    const out = await pending;
+    expect(out.code, out.stdout).toBe(0);
+  });
+
+  test("a pod the controller has not named yet is held; named meshed while ADD waits, it is enrolled", async () => {
+    const uid = "7a7a7a7a-0000-0000-0000-000000000004";
+    const pendingAdd = add(uid, "127.0.9.23", 60_000, "joins");
+    await waitFor(() => sawHint.has(uid));
+    const p: PendingWorkload = {
+      ...pendingPod,
+      metadata: { ...meta, name: "joins", annotations: { ...meta.annotations, "nodemesh.io/pod-uid": uid } },
+      spec: { ...pendingPod.spec, podUid: uid, cgroup: "/kubepods.slice/joins" },
+    };
+    source.set(config("8", { workloads: [entry("127.0.9.8")], pendingWorkloads: [p] }));
+    const out = await pendingAdd;
+    expect(out.code, out.stdout).toBe(0);
+    expect(dp.enrolls.at(-1)).toEqual({ uid: "default/joins", address: "127.0.9.23", netns: NETNS });
+  });
 });
+
+async function waitFor(cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 1000 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
+  expect(cond()).toBe(true);
+}

@@ -1,7 +1,8 @@
 // nodemesh-cni end to end without root: the plugin (run in-process and as the executable shim the
 // runtime calls) against the agent's CniServer on a unix socket in a temp dir, with a fake agent
 // whose enrolment the test controls. ADD blocks until enrolled, passes prevResult through, fails
-// with CNI error JSON when the agent refuses, times out or is absent; DEL forgets; CHECK asks.
+// with CNI error JSON when the agent refuses, times out or is absent; DEL forgets; CHECK asks. A pod
+// the controller names not meshed passes at once, with nothing enrolled, even without an IPv4 address.
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -9,6 +10,7 @@ import { join } from "node:path";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { CniServer, type PodEnrollment } from "../../../agent/node/cni-server.ts";
+import type { PodMembership } from "../../../agent/node/membership.ts";
 import { runPlugin } from "../../../cni/nodemesh-cni.ts";
 
 const UID = "0b9e2c3a-1111-2222-3333-444455556666";
@@ -23,6 +25,8 @@ class FakeAgent implements PodEnrollment {
   readonly hints = new Map<string, string>();
   readonly enrolled = new Map<string, string>();
   enrollAfterMs: number | undefined = 0;
+  /** What the controller's config says of each pod; absent: nothing yet. */
+  readonly named = new Map<string, PodMembership["state"]>();
   hintPod(uid: string, netns: string): void {
     this.hints.set(uid, netns);
     const after = this.enrollAfterMs;
@@ -34,6 +38,10 @@ class FakeAgent implements PodEnrollment {
   whyNotEnrolled(uid: string, netns?: string): string | undefined {
     const at = this.enrolled.get(uid);
     return at !== undefined && (netns === undefined || netns === at) ? undefined : "no workload for this pod";
+  }
+  membership(uid: string): PodMembership {
+    const state = this.named.get(uid);
+    return state === undefined || state === "unknown" ? { state: "unknown" } : { state };
   }
 }
 
@@ -118,6 +126,62 @@ describe("nodemesh-cni against the agent's socket", () => {
     expect(JSON.parse(out.stdout)).toEqual(prevResult);
   });
 
+  test("a pod the controller names not meshed passes ADD and CHECK at once, nothing enrolled, IPv4 or not", async () => {
+    agent.enrolled.clear();
+    agent.enrollAfterMs = undefined;
+    agent.named.set(UID, "unmeshed");
+    try {
+      // The bound is far away: only the "not meshed" answer can end the wait this fast (no timing asserted).
+      const out = await runPlugin(env("ADD"), config({ enrollTimeoutMs: 60_000 }));
+      expect(out).toEqual({ stdout: `${JSON.stringify(prevResult)}\n`, exitCode: 0 });
+      expect(agent.enrolled.has(UID)).toBe(false);
+      expect(await runPlugin(env("CHECK"), config())).toEqual({ stdout: "", exitCode: 0 });
+      const v6 = { ...prevResult, ips: [{ address: "fd00::5/64", interface: 0 }] };
+      const out6 = await runPlugin(env("ADD"), config({ prevResult: v6, enrollTimeoutMs: 60_000 }));
+      expect(out6.exitCode, out6.stdout).toBe(0);
+      expect(JSON.parse(out6.stdout)).toEqual(v6);
+    } finally {
+      agent.named.delete(UID);
+    }
+  });
+
+  test("a pod the controller has not named is held; at the bound ADD fails with the reason", async () => {
+    agent.enrolled.clear();
+    agent.enrollAfterMs = undefined;
+    const out = await runPlugin(env("ADD"), config({ enrollTimeoutMs: 100 }));
+    expect(out.exitCode).toBe(1);
+    expect(JSON.parse(out.stdout)).toMatchObject({
+      code: 100,
+      msg: expect.stringMatching(/not enrolled after 100 ms/),
+    });
+    // Named later, while ADD waits: it then passes.
+    setTimeout(() => agent.named.set(UID, "unmeshed"), 50);
+    try {
+      const late = await runPlugin(env("ADD"), config({ enrollTimeoutMs: 60_000 }));
+      expect(late.exitCode, late.stdout).toBe(0);
+    } finally {
+      agent.named.delete(UID);
+    }
+  });
+
+  test("a meshed pod without an IPv4 address fails with the address problem, the agent's reason in details", async () => {
+    agent.enrolled.clear();
+    agent.enrollAfterMs = undefined;
+    agent.named.set(UID, "meshed");
+    try {
+      const v6 = { ...prevResult, ips: [{ address: "fd00::5/64", interface: 0 }] };
+      const out = await runPlugin(env("ADD"), config({ prevResult: v6, enrollTimeoutMs: 100 }));
+      expect(out.exitCode).toBe(1);
+      expect(JSON.parse(out.stdout)).toMatchObject({
+        code: 7,
+        msg: expect.stringMatching(/pod shop\/web-1 .* cannot be enrolled in the mesh: .*no IPv4 address/),
+        details: expect.stringMatching(/not enrolled after 100 ms: no workload/),
+      });
+    } finally {
+      agent.named.delete(UID);
+    }
+  });
+
   test("VERSION lists the supported versions", async () => {
     const out = await runPlugin({ CNI_COMMAND: "VERSION" }, '{"cniVersion":"1.1.0"}');
     expect(JSON.parse(out.stdout)).toEqual({
@@ -139,7 +203,7 @@ describe("nodemesh-cni against the agent's socket", () => {
         p.stdin.end(stdin);
       });
     const add = await run("ADD", config());
-    expect(add.code).toBe(0);
+    expect(add.code, add.stdout).toBe(0);
     expect(JSON.parse(add.stdout)).toEqual(prevResult);
     const bad = await run("ADD", "{not json");
     expect(bad.code).toBe(1);

@@ -4,7 +4,7 @@ import { describe, expect, test } from "vitest";
 import { podIPv4 } from "../../../cni/prev-result.ts";
 import { CniError } from "../../../cni/protocol.ts";
 import { runPlugin, type Send } from "../../../cni/nodemesh-cni.ts";
-import type { CniRequest } from "../../../cni/wire.ts";
+import type { CniAnswer, CniRequest } from "../../../cni/wire.ts";
 import { parseRequest } from "../../../cni/wire.ts";
 
 describe("prevResult", () => {
@@ -69,16 +69,26 @@ describe("ADD sends the address and the pod's names; a bad result fails ADD", ()
     expect(parseRequest(JSON.stringify(sent[0]))).toEqual(sent[0]);
   });
 
-  test("no IPv4 in prevResult: error 7, the agent is never asked", async () => {
-    let asked = false;
-    const send: Send = async () => {
-      asked = true;
-      return { ok: true };
+  test("no IPv4 in prevResult: the agent decides; a refusal is error 7 naming the address", async () => {
+    const sent: CniRequest[] = [];
+    let answer: CniAnswer = { ok: true, notMeshed: true };
+    const send: Send = async (_s, req) => {
+      sent.push(req);
+      return answer;
     };
-    const out = await runPlugin(env, stdin({ cniVersion: "1.0.0", ips: [{ address: "fd00::9/64" }] }), send);
+    const v6 = stdin({ cniVersion: "1.0.0", ips: [{ address: "fd00::9/64" }] });
+    // Not meshed (an IPv6-only pod of an unlabelled namespace): the address does not matter.
+    expect((await runPlugin(env, v6, send)).exitCode).toBe(0);
+    expect(sent[0]).toMatchObject({ op: "add", facts: { namespace: "shop", name: "web-1" } });
+    expect(sent[0]?.op === "add" && sent[0].facts?.address).toBe(undefined);
+    answer = { ok: false, error: "not enrolled after 10000 ms: no address" };
+    const out = await runPlugin(env, v6, send);
     expect(out.exitCode).toBe(1);
-    expect(JSON.parse(out.stdout)).toMatchObject({ code: 7, msg: expect.stringMatching(/no IPv4 address/) });
-    expect(asked).toBe(false);
+    expect(JSON.parse(out.stdout)).toMatchObject({
+      code: 7,
+      msg: expect.stringMatching(/cannot be enrolled in the mesh: .*no IPv4 address/),
+      details: "not enrolled after 10000 ms: no address",
+    });
   });
 
   test("the agent's parser refuses bad facts", () => {

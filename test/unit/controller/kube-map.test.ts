@@ -80,14 +80,41 @@ describe("pods", () => {
     expect(doc(mapPod(pod(), enrolled))["spec"]).toMatchObject({ ready: true });
   });
 
+  const disabled = { app: "web", "nodemesh.io/mesh": "disabled" };
   test.each([
-    ["namespace not enrolled", pod(), plain, /namespace not labelled/],
+    ["of a namespace without the label", pod(), plain],
     [
-      "opted out",
-      pod({ labels: { app: "web", "nodemesh.io/mesh": "disabled" } }),
-      enrolled,
-      /opted|disabled/,
+      "of a namespace labelled otherwise",
+      pod(),
+      { metadata: { name: "shop", labels: { "nodemesh.io/mesh": "no" } } },
     ],
+    ["labelled disabled in an enrolled namespace", pod({ labels: disabled }), enrolled],
+    ["not meshed, before its IP is published", { ...pod(), status: { phase: "Pending" } }, plain],
+    ["not meshed and not ready", pod({ ready: false }), plain],
+  ])("a scheduled pod %s is an UnmeshedPod: UID and node only", (_name, p, ns) => {
+    const r = validateDocument(doc(mapPod(p, ns)), "kube", 1);
+    expect(r.ok && r.resource).toEqual({
+      apiVersion: "nodemesh.io/v1alpha1",
+      kind: "UnmeshedPod",
+      metadata: { name: "web-1", namespace: "shop" },
+      spec: { podUid: UID, node: "node-a" },
+    });
+  });
+
+  test.each([
+    ["host-network", { ...pod(), spec: { ...pod().spec, hostNetwork: true } } as V1Pod, /host network/],
+    ["finished", pod({ phase: "Failed" }), /failed/],
+    ["unscheduled", pod({ node: "" }), /not scheduled/],
+  ])("a %s pod that is not meshed needs no UnmeshedPod (the CNI plugin never runs for it)", (_n, p, why) => {
+    const m = mapPod(p, plain);
+    expect("skip" in m && m.skip).toMatch(why);
+  });
+
+  test("a pod whose namespace the controller has not seen is neither meshed nor not meshed (held)", () => {
+    expect(mapPod(pod(), undefined)).toEqual({ skip: "namespace shop not seen yet" });
+  });
+
+  test.each([
     ["no IPv4", pod({ ip: "fd00::1" }), enrolled, /IPv4/],
     ["finished", pod({ phase: "Succeeded" }), enrolled, /succeeded/],
     ["unscheduled", pod({ node: "" }), enrolled, /not scheduled/],

@@ -70,12 +70,13 @@ describe("the Kubernetes source", () => {
   });
 
   test("unscheduled, IPv6-only and not-enrolled pods are no PendingWorkload", () => {
+    expect(parsed(scheduled(), "PendingWorkload").kind).toBe("PendingWorkload");
     expect(mapPod({ ...scheduled(), spec: { containers: [] } }, enrolled)).toEqual({
       skip: "pod not scheduled",
     });
     expect(mapPod(scheduled("fd00::1"), enrolled)).toMatchObject({ skip: expect.stringMatching(/IPv4/) });
     expect(mapPod(scheduled(), { metadata: { name: "shop" } })).toMatchObject({
-      skip: expect.stringMatching(/namespace/),
+      doc: { kind: "UnmeshedPod" },
     });
   });
 });
@@ -167,7 +168,7 @@ describe("the agent's config with CNI hints", () => {
       { ...hint, name: "web-2" },
       /runtime says uid .* is pod shop\/web-2, but the controller's pod with that uid is shop\/web-1/,
     ],
-    [{ netns: "/n" }, /sent no pod address/],
+    [{ netns: "/n" }, /sent no IPv4 address/],
   ])("a bad hint is refused with the reason: %j", (h, why) => {
     const out = withHintedPods(base([], [pending()]), new Map([[UID, h]]), "node-a");
     expect(out.config.workloads).toEqual([]);

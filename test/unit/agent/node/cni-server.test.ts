@@ -19,6 +19,7 @@ function pods(enrolled: () => boolean, calls: string[] = []): PodEnrollment {
     hintPod: (uid, netns) => void calls.push(`hint ${uid} ${netns}`),
     forgetPod: (uid) => void calls.push(`forget ${uid}`),
     whyNotEnrolled: () => (enrolled() ? undefined : "not yet"),
+    membership: () => ({ state: "meshed" }),
   };
 }
 

@@ -17,12 +17,15 @@ const CLI = join(ROOT, "bin/nodemesh.js");
 const NODE = [process.execPath, "--disable-warning=ExperimentalWarning"];
 export const CONTROLLER_PORT = 15012;
 /**
- * Node flags of the agent process (a DaemonSet sets the same). A smaller young generation: the agent's
- * allocations are short-lived buffers and stream wrappers, and the default (up to 16 MiB per
- * semi-space) only grows RSS (about -5 MiB idle, -16 MiB after load on the bench lab agent). The
- * compile cache is turned on by the launcher, bin/nodemesh.js.
+ * Node flags of the agent process (the chart sets the same through NODE_OPTIONS). A 4 MiB young
+ * generation: the agent's allocations are short-lived buffers and stream wrappers, and V8's default
+ * (up to 16 MiB per semi-space) only grows RSS. 1 MiB, used before, made scavenges so frequent that the
+ * HTTP path lost a quarter of its throughput per core (bench, 2026-12-02, mesh-http max rps per proxy
+ * core: 1074 and 1017 at 1 MiB, 1306 and 1660 at 4 MiB; L4 CPU per request unchanged; RSS +5 MiB idle,
+ * +10 MiB after load; docs/benchmarks.md "Young generation"). The compile cache is turned on by the
+ * launcher, bin/nodemesh.js.
  */
-export const AGENT_NODE_FLAGS = ["--max-semi-space-size=1"];
+export const AGENT_NODE_FLAGS = ["--max-semi-space-size=4"];
 /**
  * Node flags of the controller: a 4 MiB young generation keeps its RSS under the 200 MiB budget with
  * 10,000 workloads and 100 agents (bench/controller.ts measures it with the same flag); the default lets

@@ -22,6 +22,20 @@ async function template(args: string[], namespace = "nodemesh-system"): Promise<
     .filter((d): d is Doc => d !== null);
 }
 
+/** NODE_OPTIONS of the agent container (DaemonSet) and of the controller (Deployment). */
+function nodeOptionsOf(docs: Doc[]): { agent: string | undefined; controller: string | undefined } {
+  type Pod = {
+    spec: {
+      template: { spec: { containers: { name: string; env?: { name: string; value?: string }[] }[] } };
+    };
+  };
+  const of = (kind: string, container: string) =>
+    (docs.find((d) => d.kind === kind) as unknown as Pod | undefined)?.spec.template.spec.containers
+      .find((c) => c.name === container)
+      ?.env?.find((e) => e.name === "NODE_OPTIONS")?.value;
+  return { agent: of("DaemonSet", "agent"), controller: of("Deployment", "controller") };
+}
+
 describe("Helm chart", () => {
   beforeAll(async () => {
     await cluster.start();
@@ -80,6 +94,18 @@ describe("Helm chart", () => {
     expect(agent?.readinessProbe.httpGet.port).toBe(15021);
     const deploy = docs.find((d) => d.kind === "Deployment");
     expect(deploy?.spec?.replicas).toBe(2);
+    // Both run with a 4 MiB young generation (docs/benchmarks.md "Young generation"), overridable.
+    expect(nodeOptionsOf(docs)).toEqual({
+      agent: "--max-semi-space-size=4",
+      controller: "--max-semi-space-size=4",
+    });
+    const tuned = await template([
+      "--set",
+      "agent.nodeOptions=--max-semi-space-size=8",
+      "--set",
+      "controller.nodeOptions=",
+    ]);
+    expect(nodeOptionsOf(tuned)).toEqual({ agent: "--max-semi-space-size=8", controller: undefined });
   });
 
   test("agents authenticate by TokenReview: controller flags, projected token file on the agent", async () => {

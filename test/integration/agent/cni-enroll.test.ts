@@ -64,7 +64,9 @@ describe("enrolment hinted by the CNI plugin", () => {
     // Not ready: enrolled (captured) but not an endpoint of the echo Service.
     expect(agent.view()?.servicePort("default/echo:80")?.endpoints).toEqual([]);
 
-    expect(agent.pods.whyNotEnrolled(UID2)).toMatch(/config has no workload for this pod on node node-a/);
+    expect(agent.pods.whyNotEnrolled(UID2)).toMatch(
+      /config does not name this pod on node node-a yet, neither as a workload nor as not meshed/,
+    );
     agent.pods.hintPod(UID2, "/var/run/netns/cni-p2");
     await agent.settled();
     source.set(

@@ -42,10 +42,13 @@ COPY --from=build /src/demo/ demo/
 # Warm Node's compile cache (bin/nodemesh.js enables it) so no pod pays for type stripping at start;
 # the root filesystem is read-only at run time, and a cache that is only read is enough.
 ENV NODE_COMPILE_CACHE=/opt/nodemesh/.compile-cache NODE_ENV=production
-# (`--help` exits non-zero by design for the controller; loading the modules is what counts.)
+# (`--help` exits non-zero by design for the controller; loading the modules is what counts. The
+# controller imports its Kubernetes modules only with --source kube, so they are loaded on their own.)
 RUN node bin/nodemesh.js help >/dev/null \
  && (node bin/nodemesh.js controller --help >/dev/null 2>&1 || true) \
  && (node bin/nodemesh.js agent --help >/dev/null 2>&1 || true) \
+ && node --disable-warning=ExperimentalWarning --input-type=module \
+      -e 'for (const m of ["source", "leader", "token-review"]) await import(`/opt/nodemesh/controller/sources/kube/${m}.ts`)' \
  && chmod -R a+rX /opt/nodemesh/.compile-cache
 USER 65532:65532
 ENTRYPOINT ["node", "--disable-warning=ExperimentalWarning", "bin/nodemesh.js"]

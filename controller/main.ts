@@ -23,9 +23,9 @@ import { DEFAULT_MAX_REMOVAL_PERCENT } from "./config-guard.ts";
 import { DEFAULT_SESSION_LIMITS as L, resolveSessionLimits } from "./distribution/limits.ts";
 import type { SessionLimits } from "./distribution/limits.ts";
 import { ConfigError } from "./errors.ts";
-import { LeaderElector } from "./sources/kube/leader.ts";
-import { KubeSource, loadKubeConfig } from "./sources/kube/source.ts";
-import { TokenReviewAuthenticator } from "./sources/kube/token-review.ts";
+// The Kubernetes modules are imported only with --source kube: @kubernetes/client-node keeps ~35 MiB
+// of module text and code in the heap, a third of a file-source controller's RSS (bench/controller.ts).
+import type { LeaderElector } from "./sources/kube/leader.ts";
 import type { Source } from "./sources/source.ts";
 import { DEFAULT_SETTLE_MS } from "./file-settle.ts";
 import { DEFAULT_REBALANCE_MS } from "./ratelimit/balancer.ts";
@@ -304,10 +304,10 @@ export async function controllerMain(argv: string[]): Promise<void> {
   });
   if (opts.nodeTokens.size === 0 && opts.nodeAuth.kind === "tokens")
     log.warn("no --node-token given: no agent can authenticate");
-  let kube: ReturnType<typeof kubeSource> | undefined;
+  let kube: Awaited<ReturnType<typeof kubeSource>> | undefined;
   if (opts.sourceKind === "kube") {
     try {
-      kube = kubeSource(opts.kubeconfig, log);
+      kube = await kubeSource(opts.kubeconfig, log);
     } catch (err) {
       log.error({ err: (err as Error).message }, "cannot load the kubeconfig; check --kubeconfig");
       process.exitCode = 2;
@@ -316,7 +316,7 @@ export async function controllerMain(argv: string[]): Promise<void> {
   }
   const reviewer =
     kube && opts.nodeAuth.kind === "tokenreview"
-      ? new TokenReviewAuthenticator({
+      ? new (await import("./sources/kube/token-review.ts")).TokenReviewAuthenticator({
           kubeConfig: kube.kubeConfig,
           agentServiceAccount: opts.nodeAuth.agentServiceAccount,
         })
@@ -354,10 +354,12 @@ export async function controllerMain(argv: string[]): Promise<void> {
  * The Kubernetes source and its leader election: every replica watches and serves agents; only the
  * Lease holder writes status and Events. POD_NAME and POD_NAMESPACE come from the downward API.
  */
-function kubeSource(
+async function kubeSource(
   kubeconfig: string | undefined,
   log: Logger,
-): { source: Source; leader: LeaderElector; kubeConfig: KubeConfig } {
+): Promise<{ source: Source; leader: LeaderElector; kubeConfig: KubeConfig }> {
+  const { KubeSource, loadKubeConfig } = await import("./sources/kube/source.ts");
+  const { LeaderElector } = await import("./sources/kube/leader.ts");
   const kubeConfig = loadKubeConfig(kubeconfig);
   const identity = process.env.POD_NAME ?? hostname();
   const source = new KubeSource({

@@ -8,6 +8,9 @@
 // The stream is requested with `accept-encoding: deflate`; a controller that answers with
 // `content-encoding: deflate` sends one endless zlib stream (controller/distribution/deflate.ts),
 // inflated here with sync flushes; one that does not sends plain NDJSON, handled as before.
+// The stream is also requested with `nodemesh-features: workload-rows`: a controller that knows it
+// sends a snapshot's workloads as compact rows (controller/api/workload-rows.ts), expanded here
+// into the same WorkloadEntry objects before validation; an older one sends `workloads`.
 // The same stream carries the global rate limit: `sendDemand` writes this node's demand report, and
 // the controller's shares arrive as "shares" events (controller/api/global-ratelimit.ts).
 // Imports nothing from the controller but controller/api (the shared wire schema).
@@ -34,7 +37,6 @@ import {
   PATH_CSR,
   PATH_STREAM,
   ServerMessage,
-  applyDelta,
 } from "../../controller/api/index.ts";
 import type {
   DemandReport,
@@ -42,7 +44,13 @@ import type {
   NodeAddressBook,
   RateLimitShares,
 } from "../../controller/api/index.ts";
+import {
+  FEATURE_WORKLOAD_ROWS,
+  HEADER_FEATURES,
+  expandWorkloadRows,
+} from "../../controller/api/workload-rows.ts";
 import { NodeToken } from "./node-token.ts";
+import { WorkloadPositions } from "./workload-positions.ts";
 
 const STREAM_WINDOW = 1 << 20;
 const SESSION_WINDOW = 2 << 20;
@@ -72,6 +80,8 @@ export interface ControllerClientOptions {
   validate?: boolean;
   /** Ask for the deflate-encoded stream (default true; false: plain NDJSON). */
   compression?: boolean;
+  /** Ask for snapshots with `workloadRows` (default true; false: `workloads` objects, as older agents). */
+  workloadRows?: boolean;
 }
 
 export interface ConfigChange {
@@ -135,6 +145,8 @@ export class ControllerClient extends EventEmitter<Events> {
   #resync = false;
   #decoder: { write(chunk: Buffer): void; close(): void } | undefined;
   #lastApply: ApplyTiming | undefined;
+  /** Where each held workload sits, so a delta of changed workloads is no pass over all of them. */
+  readonly #positions = new WorkloadPositions();
   #rescan: NodeJS.Timeout | undefined;
 
   constructor(opts: ControllerClientOptions) {
@@ -297,6 +309,7 @@ export class ControllerClient extends EventEmitter<Events> {
     };
     if (this.#config && !this.#resync) headers[HEADER_VERSION] = this.#config.version;
     if (this.#opts.compression !== false) headers["accept-encoding"] = "deflate";
+    if (this.#opts.workloadRows !== false) headers[HEADER_FEATURES] = FEATURE_WORKLOAD_ROWS;
     this.#resync = false;
     const stream = session.request(headers, { endStream: false });
     this.#stream = stream;
@@ -433,6 +446,7 @@ export class ControllerClient extends EventEmitter<Events> {
     let msg: ServerMessage;
     try {
       const raw: unknown = JSON.parse(line);
+      expandWorkloadRows(raw);
       msg = this.#opts.validate === false ? (raw as ServerMessage) : ServerMessage.parse(raw);
     } catch (err) {
       this.#log.error({ err: (err as Error).message }, "invalid message from the controller; resyncing");
@@ -455,7 +469,7 @@ export class ControllerClient extends EventEmitter<Events> {
     } else {
       if (!this.#config) return this.#forceResync();
       try {
-        next = applyDelta(this.#config, msg.delta);
+        next = this.#positions.apply(this.#config, msg.delta);
       } catch (err) {
         if (!(err instanceof DeltaMismatchError)) throw err;
         this.#log.warn({ err: err.message }, "delta does not apply; resyncing");
@@ -464,6 +478,9 @@ export class ControllerClient extends EventEmitter<Events> {
       change = { version: next.version, full: false };
     }
     this.#config = freeze(next);
+    // With the snapshot, not on the first delta: 100 agents that synced together then each pay it
+    // on their own sync, rather than all on the first change (bench/controller.ts).
+    if (change.full) this.#positions.prepare(next.workloads);
     this.#lastApply = {
       version: next.version,
       receivedAt: performance.timeOrigin + receivedAt,

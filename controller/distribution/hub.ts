@@ -22,7 +22,10 @@
 import { EventEmitter } from "node:events";
 import { randomBytes } from "node:crypto";
 import type { Kind, ResourceKey } from "../api/index.ts";
+import { modelDelta } from "../model/model.ts";
 import type { MeshModel } from "../model/model.ts";
+import { entryDelta } from "../model/incremental.ts";
+import { workloadRow } from "../api/workload-rows.ts";
 import { deflatedSegment, encodePiece, storedBlocks } from "./deflate.ts";
 
 /** How a session's response body is encoded: plain NDJSON, or one zlib stream (deflate.ts). */
@@ -72,8 +75,10 @@ interface SharedPieces {
 
 interface VersionCache {
   pieces: Partial<Record<StreamEncoding, SharedPieces>>;
-  /** view → the whole snapshot line, per encoding. */
-  snapshots: Map<string, Partial<Record<StreamEncoding, (string | Buffer)[]>>>;
+  /** The workloads as `workloadRows` (controller/api/workload-rows.ts), per encoding, once asked for. */
+  rows: Partial<Record<StreamEncoding, Buffer>>;
+  /** view → the whole snapshot line, per encoding (`<encoding>+rows` with workload rows). */
+  snapshots: Map<string, Partial<Record<string, (string | Buffer)[]>>>;
 }
 
 /** A view's cache key: the node's scoped policy keys (the Set objects are shared between nodes
@@ -147,9 +152,15 @@ export class ConfigHub extends EventEmitter<HubEvents> {
    * The full configuration as `node` sees it, as the pieces of one NDJSON line (newline included),
    * encoded for the session. The pieces are shared by every session of this version and view (the
    * HTTP/2 stream keeps a reference to a written Buffer instead of copying it), so 100 agents
-   * syncing at once hold one copy, not 100.
+   * syncing at once hold one copy, not 100. With `rows` (the agent sent the workload-rows feature),
+   * the workloads go as `workloadRows`.
    */
-  snapshotParts(v: Version, node: string, encoding: StreamEncoding = "identity"): (string | Buffer)[] {
+  snapshotParts(
+    v: Version,
+    node: string,
+    encoding: StreamEncoding = "identity",
+    rows = false,
+  ): (string | Buffer)[] {
     const cache = this.#versionCache(v);
     const scoped = v.model.policyKeysForNode(node);
     const view = viewKey(scoped);
@@ -158,9 +169,12 @@ export class ConfigHub extends EventEmitter<HubEvents> {
       byEnc = {};
       cache.snapshots.set(view, byEnc);
     }
-    const cached = byEnc[encoding];
+    const slot = rows ? `${encoding}+rows` : encoding;
+    const cached = byEnc[slot];
     if (cached) return cached;
     const shared = this.#pieces(v, cache, encoding);
+    const workloadsKey = rows ? `,"workloadRows":` : `,"workloads":`;
+    const workloads = rows ? this.#rows(v, cache, encoding) : shared.workloads;
     const pick = (kind: Kind) => {
       const out: string[] = [];
       for (const k of scoped) if (kindOf(k) === kind) out.push(v.model.entries.get(k)?.json ?? "null");
@@ -181,8 +195,8 @@ export class ConfigHub extends EventEmitter<HubEvents> {
         ? [
             head,
             shared.services,
-            `,"workloads":`,
-            shared.workloads,
+            workloadsKey,
+            workloads,
             policies,
             shared.trafficPolicies,
             `,"httpRoutes":`,
@@ -202,8 +216,8 @@ export class ConfigHub extends EventEmitter<HubEvents> {
         : [
             storedBlocks(head),
             shared.services,
-            storedBlocks(`,"workloads":`),
-            shared.workloads,
+            storedBlocks(workloadsKey),
+            workloads,
             encodePiece(policies),
             shared.trafficPolicies,
             storedBlocks(`,"httpRoutes":`),
@@ -220,8 +234,20 @@ export class ConfigHub extends EventEmitter<HubEvents> {
             shared.externalServices,
             storedBlocks("}}\n"),
           ];
-    byEnc[encoding] = parts;
+    byEnc[slot] = parts;
     return parts;
+  }
+
+  /** The version's workloads as one `workloadRows` array, encoded (built on first use). */
+  #rows(v: Version, cache: VersionCache, encoding: StreamEncoding): Buffer {
+    const have = cache.rows[encoding];
+    if (have) return have;
+    const out: string[] = [];
+    for (const w of v.model.workloads) out.push(JSON.stringify(workloadRow(w)));
+    const json = `[${out.join(",")}]`;
+    const bytes = encoding === "identity" ? Buffer.from(json) : deflatedSegment(json);
+    cache.rows[encoding] = bytes;
+    return bytes;
   }
 
   /** snapshotParts() as one string without the newline (tests, debugging). */
@@ -274,7 +300,7 @@ export class ConfigHub extends EventEmitter<HubEvents> {
   #versionCache(v: Version): VersionCache {
     let c = this.#cache.get(v);
     if (!c) {
-      c = { pieces: {}, snapshots: new Map() };
+      c = { pieces: {}, rows: {}, snapshots: new Map() };
       this.#cache.set(v, c);
     }
     return c;
@@ -321,15 +347,11 @@ export class ConfigHub extends EventEmitter<HubEvents> {
     const id = `${from.id}>${to.id}`;
     let d = this.#diffs.get(id);
     if (d) return d;
-    const changed = new Set<string>();
+    // A model built from the other one knows its delta: no pass over 10,000 entries per change.
+    const known = modelDelta(to.model, from.model) ?? entryDelta(to.model.entries, from.model.entries);
+    const changed = known.changed;
     const removed: ResourceKey[] = [];
-    for (const [k, e] of to.model.entries) {
-      const old = from.model.entries.get(k);
-      if (!old || (old !== e && old.json !== e.json)) changed.add(k);
-    }
-    for (const k of from.model.entries.keys()) {
-      if (!to.model.entries.has(k) && !SCOPED.has(kindOf(k))) removed.push(parseKey(k));
-    }
+    for (const k of known.removed) if (!SCOPED.has(kindOf(k))) removed.push(parseKey(k));
     const bundleChanged =
       from.trustBundle.length !== to.trustBundle.length ||
       from.trustBundle.some((p, i) => p !== to.trustBundle[i]);

@@ -3,7 +3,9 @@
 // header that disagrees is refused). Routes:
 //   POST /v1/stream  → AgentSession (NDJSON both ways; see controller/api/stream.ts). An agent
 //                      that sends `accept-encoding: deflate` gets `content-encoding: deflate`
-//                      (deflate.ts); any other gets plain NDJSON, as before.
+//                      (deflate.ts); any other gets plain NDJSON, as before. One that sends
+//                      `nodemesh-features: workload-rows` gets its snapshots' workloads as rows
+//                      (controller/api/workload-rows.ts); any other gets `workloads`.
 //   POST /v1/csr     → the CA, restricted to identities placed on the caller's node
 // A connection must authenticate within a deadline, in a bounded pool (admission.ts); HTTP/2
 // settings and connection counts are bounded (limits.ts); authenticated sessions are PINGed so a
@@ -19,6 +21,7 @@ import type { AddressInfo, Socket } from "node:net";
 import type { Logger } from "pino";
 import { CsrRequest, HEADER_VERSION, NDJSON, PATH_CSR, PATH_STREAM } from "../api/index.ts";
 import type { CsrResponse, DemandReport, ErrorBody, NodeAddressBook, RateLimitShares } from "../api/index.ts";
+import { FEATURE_WORKLOAD_ROWS, HEADER_FEATURES, hasFeature } from "../api/workload-rows.ts";
 import type { CertificateAuthority } from "../ca/ca.ts";
 import { CsrRejectedError } from "../errors.ts";
 import type { CsrRejectReason } from "../errors.ts";
@@ -260,6 +263,7 @@ export class StreamServer {
       { hub, metrics, log, heartbeatMs, gate: this.#gate },
       typeof resume === "string" && resume ? resume : undefined,
       encoding,
+      hasFeature(headers[HEADER_FEATURES], FEATURE_WORKLOAD_ROWS),
     );
     session.onAck = (n, v, e) => this.onAck?.(n, v, e);
     session.onDemand = (n, r) => this.onDemand?.(n, r);

@@ -86,6 +86,7 @@ export class AgentSession {
   #reportsAddresses = false;
   readonly #gate: SnapshotGate;
   readonly #encoding: StreamEncoding;
+  readonly #workloadRows: boolean;
   #gateState: "none" | "waiting" | "held" = "none";
   /** Bytes held in the gate while in state "held". */
   #gateBytes = 0;
@@ -107,6 +108,8 @@ export class AgentSession {
     },
     resumeFrom: string | undefined,
     encoding: StreamEncoding = "identity",
+    /** The agent reads `workloadRows` in snapshots (controller/api/workload-rows.ts). */
+    workloadRows = false,
   ) {
     this.node = node;
     this.#stream = stream;
@@ -116,6 +119,7 @@ export class AgentSession {
     this.#resumeFrom = resumeFrom;
     this.#gate = deps.gate;
     this.#encoding = encoding;
+    this.#workloadRows = workloadRows;
     if (encoding !== "identity") stream.write(ZLIB_HEADER);
     this.#hub.on("publish", this.#onPublish);
     stream.setEncoding("utf8");
@@ -159,7 +163,7 @@ export class AgentSession {
       this.#log.info({ from: from.id, to: target.id }, "agent resumed with a delta");
     } else {
       if (this.#gateState === "waiting") return;
-      line = this.#hub.snapshotParts(target, this.node, this.#encoding);
+      line = this.#hub.snapshotParts(target, this.node, this.#encoding, this.#workloadRows);
       if (this.#gateState === "none") {
         const bytes = sizeOf(line);
         if (!this.#gate.tryAcquire(bytes)) {

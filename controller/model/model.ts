@@ -53,6 +53,14 @@ import type {
   WorkloadEntry,
 } from "../api/index.ts";
 import { rateLimitReferences } from "./rate-limit-refs.ts";
+import {
+  addressesStayUnique,
+  entryDelta,
+  touchedWorkloads,
+  warningsDependOnWorkloads,
+  workloadsOnly,
+} from "./incremental.ts";
+import type { EntryDelta } from "./incremental.ts";
 
 /** A validated resource with where it came from and its JSON (computed once, reused on the wire). */
 export interface SourcedResource {
@@ -319,12 +327,96 @@ export interface BuildResult {
  * Cross-document checks, then the model. Errors reject; warnings are reported and accepted.
  * With `previous` (the model being served), the new model keeps the per-node policy sets of the
  * nodes that the difference cannot affect: a change of workloads only touches their nodes (old and
- * new), while a changed Service or scoped policy can change every node's set.
+ * new), while a changed Service or scoped policy can change every node's set. When only
+ * WorkloadEntries changed, the checks that cannot change are skipped (incremental.ts): same result
+ * as the full build (test/unit/controller/model-incremental.test.ts compares both), in a fraction
+ * of the time at 10,000 workloads.
  */
 export function buildModel(
   entries: readonly SourcedResource[],
   opts: ModelOptions = {},
   previous?: MeshModel,
+): BuildResult {
+  return (previous && buildIncrementally(entries, opts, previous)) ?? buildFully(entries, opts, previous);
+}
+
+/** Warnings of each model by entry key (only entries that have some), for the next incremental build. */
+const warningsByKey = new WeakMap<MeshModel, ReadonlyMap<string, readonly ConfigIssue[]>>();
+/** Each model's difference from the model it was built from (see modelDelta). */
+const deltas = new WeakMap<MeshModel, { from: WeakRef<MeshModel>; delta: EntryDelta }>();
+
+/**
+ * What changed from `from` to `model`, when `model` was built from `from` (buildModel's `previous`);
+ * undefined otherwise. The distribution diffs versions with it instead of comparing every entry.
+ */
+export function modelDelta(model: MeshModel, from: MeshModel): EntryDelta | undefined {
+  const d = deltas.get(model);
+  return d && d.from.deref() === from ? d.delta : undefined;
+}
+
+/** danglingReferences over every entry, in order, remembering each entry's warnings. */
+function checkReferences(
+  model: MeshModel,
+  entries: ReadonlyMap<string, SourcedResource>,
+  warnings: ConfigIssue[],
+  reuse?: (e: SourcedResource) => readonly ConfigIssue[] | undefined,
+): void {
+  const byKey = new Map<string, readonly ConfigIssue[]>();
+  for (const e of entries.values()) {
+    if (e.resource.kind === "WorkloadEntry") continue; // no reference to check
+    const start = warnings.length;
+    const reused = reuse?.(e);
+    if (reused) warnings.push(...reused);
+    else danglingReferences(model, e, warnings);
+    if (warnings.length > start) byKey.set(e.key, warnings.slice(start));
+  }
+  warningsByKey.set(model, byKey);
+}
+
+/**
+ * The build when only WorkloadEntries changed since `previous` (see incremental.ts); undefined
+ * when the full build must decide: another kind changed, a name is duplicated, an address is
+ * claimed twice, or an ExternalService might now shadow a workload.
+ */
+function buildIncrementally(
+  entries: readonly SourcedResource[],
+  opts: ModelOptions,
+  previous: MeshModel,
+): BuildResult | undefined {
+  const root = opts.rootNamespace ?? DEFAULT_ROOT_NAMESPACE;
+  if (previous.trustDomain !== (opts.trustDomain ?? DEFAULT_TRUST_DOMAIN) || previous.rootNamespace !== root)
+    return undefined;
+  const previousWarnings = warningsByKey.get(previous);
+  if (!previousWarnings || previous.externalServices.length > 0) return undefined;
+  const seen = new Map<string, SourcedResource>();
+  for (const e of entries) {
+    if (seen.has(e.key)) return undefined;
+    seen.set(e.key, e);
+  }
+  const delta = entryDelta(seen, previous.entries);
+  if (!workloadsOnly(delta) || !addressesStayUnique(delta, seen, previous)) return undefined;
+  const changedNodes = new Set<string>();
+  const touched = new Set<string>();
+  for (const w of touchedWorkloads(delta, seen, previous.entries)) {
+    changedNodes.add(w.spec.node);
+    touched.add(w.metadata.namespace);
+  }
+  const model = new MeshModel(new KeyedEntries(seen), opts, { from: previous, changedNodes });
+  deltas.set(model, { from: new WeakRef(previous), delta });
+  const warnings: ConfigIssue[] = [];
+  checkReferences(model, seen, warnings, (e) =>
+    previous.entries.get(e.key) === e && !warningsDependOnWorkloads(e.resource, touched, root)
+      ? (previousWarnings.get(e.key) ?? [])
+      : undefined,
+  );
+  return { model, errors: [], warnings };
+}
+
+/** Every check over every entry: the first model, and any change the incremental build gives up on. */
+function buildFully(
+  entries: readonly SourcedResource[],
+  opts: ModelOptions,
+  previous: MeshModel | undefined,
 ): BuildResult {
   const errors: ConfigIssue[] = [];
   const warnings: ConfigIssue[] = [];
@@ -368,7 +460,8 @@ export function buildModel(
   externalServiceConflicts(seen, (x, path, message) => errors.push(issue(x, path, message)));
   if (errors.length > 0) return { model: undefined, errors, warnings };
   const model = new MeshModel(new KeyedEntries(seen), opts, inheritance(seen, opts, previous));
-  for (const e of seen.values()) danglingReferences(model, e, warnings);
+  if (previous) deltas.set(model, { from: new WeakRef(previous), delta: entryDelta(seen, previous.entries) });
+  checkReferences(model, seen, warnings);
   return { model, errors, warnings };
 }
 

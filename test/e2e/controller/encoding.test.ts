@@ -1,15 +1,18 @@
 // The config stream's deflate encoding over the real TLS stream: negotiated per agent, a plain
 // client still gets plain NDJSON, both hold the same configuration through snapshot and deltas.
+// Likewise the snapshot's workload rows (controller/api/workload-rows.ts): only for an agent that
+// sends the feature header; the "plain" agent here is an older one (neither deflate nor rows).
 import { writeFileSync } from "node:fs";
 import http2 from "node:http2";
 import { constants, createInflate } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import type { ControllerClient } from "../../../agent/control/client.ts";
 import { HEADER_NODE, PATH_STREAM } from "../../../controller/api/index.ts";
+import { HEADER_FEATURES, expandWorkloadRows } from "../../../controller/api/workload-rows.ts";
 import { BASE_CONFIG, Harness, TOKENS, waitForConfig, workloadYaml } from "./harness.ts";
 
 /** Opens the stream by hand; resolves with the response headers and the first line, decoded. */
-function firstLine(h: Harness, acceptEncoding: string | undefined) {
+function firstLine(h: Harness, acceptEncoding: string | undefined, features?: string) {
   return new Promise<{ encoding: unknown; line: string }>((resolve, reject) => {
     const s = http2.connect(`https://127.0.0.1:${h.port}`, { ca: h.app?.ca.trustBundle ?? [] });
     s.on("error", reject);
@@ -19,6 +22,7 @@ function firstLine(h: Harness, acceptEncoding: string | undefined) {
       authorization: `Bearer ${TOKENS["node-a"]}`,
       [HEADER_NODE]: "node-a",
       ...(acceptEncoding ? { "accept-encoding": acceptEncoding } : {}),
+      ...(features ? { [HEADER_FEATURES]: features } : {}),
     });
     req.on("response", (headers) => {
       const encoding = headers["content-encoding"];
@@ -47,7 +51,7 @@ describe("config stream encoding", () => {
   beforeAll(async () => {
     await h.startController();
     zipped = h.client("node-a");
-    plain = h.client("node-b", undefined, { compression: false });
+    plain = h.client("node-b", undefined, { compression: false, workloadRows: false });
     zipped.start();
     plain.start();
   });
@@ -63,6 +67,16 @@ describe("config stream encoding", () => {
       type: "snapshot",
       config: { version: h.app?.hub.current?.id },
     });
+  });
+
+  test("workload rows only for agents that ask for them; the same config either way", async () => {
+    const rows = await firstLine(h, "deflate", "workload-rows");
+    const objects = await firstLine(h, "deflate");
+    expect(rows.line).toContain(`"workloadRows":`);
+    expect(objects.line).not.toContain(`"workloadRows":`);
+    const expanded: unknown = JSON.parse(rows.line);
+    expandWorkloadRows(expanded);
+    expect(expanded).toEqual(JSON.parse(objects.line));
   });
 
   test("a compressed and a plain agent follow snapshot and deltas alike", async () => {

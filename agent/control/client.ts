@@ -45,10 +45,11 @@ import type {
   RateLimitShares,
 } from "../../controller/api/index.ts";
 import {
+  FEATURE_UNMESHED_PODS,
   FEATURE_WORKLOAD_ROWS,
   HEADER_FEATURES,
-  expandWorkloadRows,
-} from "../../controller/api/workload-rows.ts";
+} from "../../controller/api/features.ts";
+import { expandWorkloadRows } from "../../controller/api/workload-rows.ts";
 import { NodeToken } from "./node-token.ts";
 import { WorkloadPositions } from "./workload-positions.ts";
 
@@ -309,7 +310,10 @@ export class ControllerClient extends EventEmitter<Events> {
     };
     if (this.#config && !this.#resync) headers[HEADER_VERSION] = this.#config.version;
     if (this.#opts.compression !== false) headers["accept-encoding"] = "deflate";
-    if (this.#opts.workloadRows !== false) headers[HEADER_FEATURES] = FEATURE_WORKLOAD_ROWS;
+    headers[HEADER_FEATURES] =
+      this.#opts.workloadRows !== false
+        ? `${FEATURE_WORKLOAD_ROWS},${FEATURE_UNMESHED_PODS}`
+        : FEATURE_UNMESHED_PODS;
     this.#resync = false;
     const stream = session.request(headers, { endStream: false });
     this.#stream = stream;

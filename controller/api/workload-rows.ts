@@ -13,9 +13,7 @@
 import { API_VERSION } from "./resources.ts";
 import type { WorkloadEntry } from "./resources.ts";
 
-/** Request header: optional features the agent understands, comma-separated. */
-export const HEADER_FEATURES = "nodemesh-features";
-export const FEATURE_WORKLOAD_ROWS = "workload-rows";
+export { FEATURE_WORKLOAD_ROWS, HEADER_FEATURES, hasFeature } from "./features.ts";
 
 /** [name, namespace, address, serviceAccount, node, labels, netns, cgroup, ports, ready]; trailing absent values left out. */
 export type WorkloadRow = unknown[];
@@ -35,12 +33,6 @@ const SPEC_KEYS = new Set([
 function onlyKeys(o: object, allowed: ReadonlySet<string>): boolean {
   for (const k of Object.keys(o)) if (!allowed.has(k)) return false;
   return true;
-}
-
-/** Whether the comma-separated `header` lists `feature`. */
-export function hasFeature(header: string | string[] | undefined, feature: string): boolean {
-  const all = Array.isArray(header) ? header.join(",") : (header ?? "");
-  return all.split(",").some((f) => f.trim().toLowerCase() === feature);
 }
 
 /** The row of `w`, or `w` itself when a row cannot hold all of it. */

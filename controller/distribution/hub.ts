@@ -8,7 +8,8 @@
 // - AuthorizationPolicies and PeerAuthentications only to nodes with a workload they apply to;
 //   TLSCertificates (which may carry a private key) only to the nodes that run a Gateway naming them;
 //   PendingWorkloads (pods without an IP yet) and UnmeshedPods (pods not in the mesh, for the CNI
-//   plugin) only to their own node, like a policy view.
+//   plugin) only to their own node, like a policy view; UnmeshedPods only to sessions whose agent
+//   announced the kind (controller/api/features.ts): an older agent's strict schema would refuse them.
 // Resource JSON is computed once per resource (by the file source) and spliced, never re-serialised.
 //
 // Work is shared by "view": the set of scoped policies a node needs. A snapshot is assembled once
@@ -84,6 +85,19 @@ interface VersionCache {
 /** A view's cache key: the node's scoped policy keys (the Set objects are shared between nodes
  * and inherited between models, so the string is built once per Set). */
 const viewKeys = new WeakMap<ReadonlySet<string>, string>();
+const filteredViews = new WeakMap<ReadonlySet<string>, ReadonlySet<string>>();
+
+/** `set` without UnmeshedPod keys unless `keep` (cached per set, so viewKey's cache still applies). */
+function withoutUnmeshed(set: ReadonlySet<string>, keep: boolean): ReadonlySet<string> {
+  if (keep) return set;
+  let out = filteredViews.get(set);
+  if (!out) {
+    out = new Set([...set].filter((k) => kindOf(k) !== "UnmeshedPod"));
+    filteredViews.set(set, out);
+  }
+  return out;
+}
+
 function viewKey(set: ReadonlySet<string>): string {
   let k = viewKeys.get(set);
   if (k === undefined) {
@@ -153,13 +167,15 @@ export class ConfigHub extends EventEmitter<HubEvents> {
    * encoded for the session. The pieces are shared by every session of this version and view (the
    * HTTP/2 stream keeps a reference to a written Buffer instead of copying it), so 100 agents
    * syncing at once hold one copy, not 100. With `rows` (the agent sent the workload-rows feature),
-   * the workloads go as `workloadRows`.
+   * the workloads go as `workloadRows`. Without `unmeshedPods` (an agent that predates the kind) the
+   * snapshot has no `unmeshedPods` field: its strict schema would refuse the whole config.
    */
   snapshotParts(
     v: Version,
     node: string,
     encoding: StreamEncoding = "identity",
     rows = false,
+    unmeshedPods = true,
   ): (string | Buffer)[] {
     const cache = this.#versionCache(v);
     const scoped = v.model.policyKeysForNode(node);
@@ -169,7 +185,7 @@ export class ConfigHub extends EventEmitter<HubEvents> {
       byEnc = {};
       cache.snapshots.set(view, byEnc);
     }
-    const slot = rows ? `${encoding}+rows` : encoding;
+    const slot = `${encoding}${rows ? "+rows" : ""}${unmeshedPods ? "" : "-unmeshed"}`;
     const cached = byEnc[slot];
     if (cached) return cached;
     const shared = this.#pieces(v, cache, encoding);
@@ -188,7 +204,7 @@ export class ConfigHub extends EventEmitter<HubEvents> {
     const policies =
       `,"authorizationPolicies":${pick("AuthorizationPolicy")},"peerAuthentications":${pick("PeerAuthentication")}` +
       `,"pendingWorkloads":${pick("PendingWorkload")},"tlsCertificates":${pick("TLSCertificate")}` +
-      `,"unmeshedPods":${pick("UnmeshedPod")}` +
+      (unmeshedPods ? `,"unmeshedPods":${pick("UnmeshedPod")}` : "") +
       `,"trafficPolicies":`;
     const parts =
       encoding === "identity"
@@ -259,23 +275,35 @@ export class ConfigHub extends EventEmitter<HubEvents> {
   }
 
   /** One NDJSON line: what `node` needs to go from `from` to `to` (possibly no resource at all). */
-  deltaMessage(from: Version, to: Version, node: string): string {
-    return this.#deltaLine(from, to, node).text;
+  deltaMessage(from: Version, to: Version, node: string, unmeshedPods = true): string {
+    return this.#deltaLine(from, to, node, unmeshedPods).text;
   }
 
   /** deltaMessage() with its newline, encoded for the session (shared by the nodes of a view). */
-  deltaBytes(from: Version, to: Version, node: string, encoding: StreamEncoding): string | Buffer {
-    const line = this.#deltaLine(from, to, node);
+  deltaBytes(
+    from: Version,
+    to: Version,
+    node: string,
+    encoding: StreamEncoding,
+    unmeshedPods = true,
+  ): string | Buffer {
+    const line = this.#deltaLine(from, to, node, unmeshedPods);
     if (encoding === "identity") return `${line.text}\n`;
     line.deflate ??= encodePiece(`${line.text}\n`);
     return line.deflate;
   }
 
-  #deltaLine(from: Version, to: Version, node: string): { text: string; deflate?: Buffer } {
+  /** `unmeshedPods` false: no UnmeshedPod upsert or removal (an agent that predates the kind). */
+  #deltaLine(
+    from: Version,
+    to: Version,
+    node: string,
+    unmeshedPods: boolean,
+  ): { text: string; deflate?: Buffer } {
     const d = this.#diff(from, to);
-    const oldScoped = from.model.policyKeysForNode(node);
-    const newScoped = to.model.policyKeysForNode(node);
-    const key = `${viewKey(oldScoped)}|${viewKey(newScoped)}`;
+    const oldScoped = withoutUnmeshed(from.model.policyKeysForNode(node), unmeshedPods);
+    const newScoped = withoutUnmeshed(to.model.policyKeysForNode(node), unmeshedPods);
+    const key = `${viewKey(oldScoped)}|${viewKey(newScoped)}${unmeshedPods ? "" : "|-unmeshed"}`;
     let line = d.lines.get(key);
     if (line) return line;
     const upserts: string[] = [];

@@ -21,7 +21,12 @@ import type { AddressInfo, Socket } from "node:net";
 import type { Logger } from "pino";
 import { CsrRequest, HEADER_VERSION, NDJSON, PATH_CSR, PATH_STREAM } from "../api/index.ts";
 import type { CsrResponse, DemandReport, ErrorBody, NodeAddressBook, RateLimitShares } from "../api/index.ts";
-import { FEATURE_WORKLOAD_ROWS, HEADER_FEATURES, hasFeature } from "../api/workload-rows.ts";
+import {
+  FEATURE_UNMESHED_PODS,
+  FEATURE_WORKLOAD_ROWS,
+  HEADER_FEATURES,
+  hasFeature,
+} from "../api/features.ts";
 import type { CertificateAuthority } from "../ca/ca.ts";
 import { CsrRejectedError } from "../errors.ts";
 import type { CsrRejectReason } from "../errors.ts";
@@ -264,6 +269,7 @@ export class StreamServer {
       typeof resume === "string" && resume ? resume : undefined,
       encoding,
       hasFeature(headers[HEADER_FEATURES], FEATURE_WORKLOAD_ROWS),
+      hasFeature(headers[HEADER_FEATURES], FEATURE_UNMESHED_PODS),
     );
     session.onAck = (n, v, e) => this.onAck?.(n, v, e);
     session.onDemand = (n, r) => this.onDemand?.(n, r);

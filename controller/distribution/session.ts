@@ -87,6 +87,7 @@ export class AgentSession {
   readonly #gate: SnapshotGate;
   readonly #encoding: StreamEncoding;
   readonly #workloadRows: boolean;
+  readonly #unmeshedPods: boolean;
   #gateState: "none" | "waiting" | "held" = "none";
   /** Bytes held in the gate while in state "held". */
   #gateBytes = 0;
@@ -110,6 +111,8 @@ export class AgentSession {
     encoding: StreamEncoding = "identity",
     /** The agent reads `workloadRows` in snapshots (controller/api/workload-rows.ts). */
     workloadRows = false,
+    /** The agent knows UnmeshedPods (controller/api/features.ts); older ones must never see one. */
+    unmeshedPods = false,
   ) {
     this.node = node;
     this.#stream = stream;
@@ -120,6 +123,7 @@ export class AgentSession {
     this.#gate = deps.gate;
     this.#encoding = encoding;
     this.#workloadRows = workloadRows;
+    this.#unmeshedPods = unmeshedPods;
     if (encoding !== "identity") stream.write(ZLIB_HEADER);
     this.#hub.on("publish", this.#onPublish);
     stream.setEncoding("utf8");
@@ -146,7 +150,7 @@ export class AgentSession {
     if (!target || target === this.#sent) return;
     let line: string | Buffer | (string | Buffer)[];
     if (this.#sent) {
-      line = this.#hub.deltaBytes(this.#sent, target, this.node, this.#encoding);
+      line = this.#hub.deltaBytes(this.#sent, target, this.node, this.#encoding, this.#unmeshedPods);
       this.#metrics.pushes.inc({ type: "delta" });
     } else if (this.#resumeFrom !== undefined && this.#hub.find(this.#resumeFrom)) {
       const from = this.#hub.find(this.#resumeFrom) as Version;
@@ -158,12 +162,18 @@ export class AgentSession {
         this.#log.info({ version: target.id }, "agent resumed at the current version");
         return;
       }
-      line = this.#hub.deltaBytes(from, target, this.node, this.#encoding);
+      line = this.#hub.deltaBytes(from, target, this.node, this.#encoding, this.#unmeshedPods);
       this.#metrics.pushes.inc({ type: "delta" });
       this.#log.info({ from: from.id, to: target.id }, "agent resumed with a delta");
     } else {
       if (this.#gateState === "waiting") return;
-      line = this.#hub.snapshotParts(target, this.node, this.#encoding, this.#workloadRows);
+      line = this.#hub.snapshotParts(
+        target,
+        this.node,
+        this.#encoding,
+        this.#workloadRows,
+        this.#unmeshedPods,
+      );
       if (this.#gateState === "none") {
         const bytes = sizeOf(line);
         if (!this.#gate.tryAcquire(bytes)) {

@@ -5,8 +5,8 @@
 // turns them back.
 import type { V1Namespace, V1Pod } from "@kubernetes/client-node";
 import { describe, expect, test } from "vitest";
-import { applyDelta, validateDocument } from "../../../controller/api/index.ts";
-import type { MeshConfig, MeshDelta, Resource } from "../../../controller/api/index.ts";
+import { MeshConfig, applyDelta, validateDocument } from "../../../controller/api/index.ts";
+import type { MeshDelta, Resource } from "../../../controller/api/index.ts";
 import { ConfigHub } from "../../../controller/distribution/hub.ts";
 import type { Version } from "../../../controller/distribution/hub.ts";
 import { buildModel, sourced } from "../../../controller/model/model.ts";
@@ -86,6 +86,40 @@ describe("UnmeshedPods", () => {
       for (const r of delta(hub, on, offAgain, node).upserts)
         if (r.kind === "UnmeshedPod") expect(r.spec.node).toBe(node);
     }
+  });
+
+  test("an agent that predates the kind (no unmeshed-pods feature) never sees one, in snapshots or deltas", () => {
+    const oldSnapshot = (v: Version, node: string) =>
+      JSON.parse(
+        hub
+          .snapshotParts(v, node, "identity", false, false)
+          .map((x) => x.toString())
+          .join(""),
+      ) as { config: Record<string, unknown> };
+    // The schema of an agent from before UnmeshedPods: the same strict object without the field.
+    const OldMeshConfig = MeshConfig.omit({ unmeshedPods: true });
+    for (const node of NODES) {
+      for (const v of [off, on, offAgain]) {
+        const c = oldSnapshot(v, node).config;
+        expect(c).not.toHaveProperty("unmeshedPods");
+        expect(OldMeshConfig.safeParse(c).success).toBe(true);
+      }
+      for (const [from, to] of [
+        [off, on],
+        [on, offAgain],
+      ] as const) {
+        const d = (JSON.parse(hub.deltaMessage(from, to, node, false)) as { delta: MeshDelta }).delta;
+        expect([...d.upserts.map((r) => r.kind), ...d.removals.map((k) => k.kind)]).not.toContain(
+          "UnmeshedPod",
+        );
+      }
+    }
+    // Its workloads and pending pods still move as for a current agent.
+    expect(names(delta(hub, off, on, "node-a").upserts)).toEqual(
+      names((JSON.parse(hub.deltaMessage(off, on, "node-a", false)) as { delta: MeshDelta }).delta.upserts),
+    );
+    // A current agent's snapshot of the same version still has them.
+    expect(uids(snapshot(hub, off, "node-a"))).toHaveLength(2);
   });
 
   test("an UnmeshedPod carries nothing but its names, UID and node", () => {

@@ -28,7 +28,7 @@ import { SessionPool } from "./proxy/tunnel/session-pool.ts";
 import { sessionIdleMs } from "./proxy/tunnel/settings.ts";
 import { EndpointStates } from "./balance/endpoint-state.ts";
 import { AppClients } from "./http/app-client.ts";
-import { serveInboundRequest } from "./http/inbound.ts";
+import { serveInboundRequest, type InboundHttpDeps } from "./http/inbound.ts";
 import { reportInbound } from "./http/inbound-report.ts";
 import { HttpOutbound } from "./http/outbound.ts";
 import { GatewayRole } from "./gateway/role.ts";
@@ -219,6 +219,14 @@ export function createAgent(deps: AgentDeps): Agent {
       }),
     egress: egress.direct,
   });
+  // Built once: every inbound request is served with the same dependencies (not an object per request).
+  const inboundHttp: InboundHttpDeps = {
+    view: currentView,
+    apps,
+    limiter,
+    onDone: (r) => reportInbound(requests, currentView(), r),
+    ...(tracingIn ? { tracing: tracingIn } : {}),
+  };
   const peerNodes = new HostPeerNodes();
   const unsubscribeNodes = deps.nodeBook?.onNodes((m) => peerNodes.setNodeBook(m.nodes));
   const inboundDeps = {
@@ -232,16 +240,7 @@ export function createAgent(deps: AgentDeps): Agent {
     connectApp: (uid: string, address: string, port: number, source?: string) =>
       datapath.connectApp(uid, address, port, source),
     onRequest: (...args: [string, ServerHttp2Stream, IncomingHttpHeaders, string | undefined, string]) =>
-      serveInboundRequest(
-        {
-          view: currentView,
-          apps,
-          limiter,
-          onDone: (r) => reportInbound(requests, currentView(), r),
-          tracing: tracingIn,
-        },
-        ...args,
-      ),
+      serveInboundRequest(inboundHttp, ...args),
   };
 
   identities.on("svid", (id, svid) => {

@@ -25,16 +25,12 @@ interface Index {
   readonly unmeshed: ReadonlyMap<string, { readonly namespace: string; readonly name: string }>;
 }
 
-const indexes = new WeakMap<MeshConfig, Map<string, Index>>();
+/** One agent asks for one node: the index of a config is kept for the node it was built for. */
+const indexes = new WeakMap<MeshConfig, Index & { readonly node: string }>();
 
 function indexOf(config: MeshConfig, node: string): Index {
-  let byNode = indexes.get(config);
-  if (!byNode) {
-    byNode = new Map();
-    indexes.set(config, byNode);
-  }
-  let ix = byNode.get(node);
-  if (ix) return ix;
+  const have = indexes.get(config);
+  if (have?.node === node) return have;
   const meshed = new Set<string>();
   for (const w of config.workloads) {
     const uid = w.metadata.annotations?.[POD_UID_ANNOTATION];
@@ -44,8 +40,8 @@ function indexOf(config: MeshConfig, node: string): Index {
   const unmeshed = new Map<string, { namespace: string; name: string }>();
   for (const u of config.unmeshedPods ?? [])
     if (u.spec.node === node && !meshed.has(u.spec.podUid)) unmeshed.set(u.spec.podUid, u.metadata);
-  ix = { meshed, unmeshed };
-  byNode.set(node, ix);
+  const ix = { node, meshed, unmeshed };
+  indexes.set(config, ix);
   return ix;
 }
 

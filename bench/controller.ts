@@ -385,6 +385,8 @@ const pctOf = (list: number[], p: number) => {
 };
 const pct = (p: number) => pctOf(delays, p);
 
+// VmHWM before the burst: separates the changes' old-generation growth from the CSRs' garbage.
+const rssBeforeCsrs = rssMiB();
 const csrStart = now();
 const csrReplies = await ask({ type: "csr", count: Math.ceil(CSRS / WORKERS) });
 const signed = csrReplies.reduce((a, r) => a + (r.count ?? 0), 0);
@@ -415,6 +417,7 @@ const rows: [string, string, string][] = [
   ["  wall p99, all agents on these 2 cores", `${pctOf(wallDelays, 99).toFixed(1)} ms`, "(info)"],
   [`CSR signings per second (${CSR_IN_FLIGHT} in flight)`, `${csrPerSec.toFixed(0)} /s`, ""],
   ["controller RSS when ready (before agents)", `${rssAtReady.rss.toFixed(0)} MiB`, ""],
+  ["  peak before the CSR burst", `${rssBeforeCsrs.peak.toFixed(0)} MiB`, "(info)"],
   [
     "controller RSS after sync / peak",
     `${rssAfterSync.rss.toFixed(0)} / ${rssEnd.peak.toFixed(0)} MiB`,

@@ -1,6 +1,6 @@
 // Keys and CSRs for workload identities. Keys are generated on the node (async, off the event loop) and
 // never leave it; the CSR carries the SPIFFE ID as a URI SAN in an extensionRequest with an empty subject
-// (X.509-SVID profile). RSA 2048 because the controller's CA (node-forge) only parses RSA keys.
+// (X.509-SVID profile). RSA 2048 because the controller's CA (controller/ca/csr.ts) accepts RSA keys only.
 //
 // The PKCS#10 DER is written by hand and signed with node:crypto (RSASSA-PKCS1-v1_5, deterministic, so
 // the bytes are exactly those node-forge produced): node-forge cost an idle agent ~6 MiB of RSS for two
@@ -8,7 +8,7 @@
 import { createPrivateKey, createPublicKey, generateKeyPair, sign } from "node:crypto";
 
 export interface KeyAndCsr {
-  /** PKCS#1 PEM: accepted by node:tls and node-forge alike. */
+  /** PKCS#1 PEM, as node:tls takes it. */
   readonly keyPem: string;
   readonly csrPem: string;
 }

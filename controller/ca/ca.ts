@@ -7,13 +7,27 @@
 // (unknown_token is decided before, by the server, from the bearer token.)
 // Leaf profile (SPIFFE X.509-SVID): empty subject, critical URI SAN only, cA=false, keyUsage
 // digitalSignature+keyEncipherment (critical), EKU serverAuth+clientAuth, NotBefore now−5 min.
-import { X509Certificate, generateKeyPairSync } from "node:crypto";
-import forge from "node-forge";
+// Keys, signatures and their verification run in OpenSSL (node:crypto); the ASN.1 is a strict DER
+// reader and writer of our own (der.ts, csr.ts, x509.ts). node-forge parsed, verified and encoded in
+// JavaScript, and its garbage was 20–40 MiB of the controller's peak RSS in a 1,000-CSR burst.
+import { X509Certificate, createPrivateKey, generateKeyPairSync } from "node:crypto";
+import type { KeyObject } from "node:crypto";
 import { parseSpiffeId } from "../api/index.ts";
 import { CsrRejectedError } from "../errors.ts";
+import { parseCsr, verifyCsr } from "./csr.ts";
+import type { GeneralName } from "./csr.ts";
 import type { CaRoot } from "./root.ts";
-import { randomSerial } from "./root.ts";
-import { signTbs } from "./sign.ts";
+import {
+  authorityKeyIdentifier,
+  basicConstraints,
+  extKeyUsageServerClient,
+  issuerInfo,
+  keyUsage,
+  name,
+  signCertificate,
+  subjectAltName,
+} from "./x509.ts";
+import type { IssuerInfo, San } from "./x509.ts";
 
 /** Backdating absorbs clock skew between controller and agents (Istio uses 2 min; we allow 5). */
 export const NOT_BEFORE_BACKDATE_MS = 5 * 60_000;
@@ -38,25 +52,26 @@ export interface Issued {
   identity: string;
 }
 
-interface AltName {
-  type: number;
-  value?: string;
-  ip?: string;
-}
+const GN_URI = 6;
+const EMPTY_NAME = name([]);
+const OID_COMMON_NAME = "2.5.4.3";
+/** Leaf key usage bits: digitalSignature (0) and keyEncipherment (2). */
+const LEAF_KEY_USAGE = [0, 2];
 
 export class CertificateAuthority {
   readonly trustDomain: string;
   readonly svidTtlMs: number;
   #root: CaRoot;
-  #issuer: forge.pki.Certificate;
-  #skid: string | undefined;
+  #issuer: IssuerInfo;
+  /** The root's key, parsed once (parsing the PEM per signature cost ~0.1 ms and garbage). */
+  #key: KeyObject;
 
   constructor(root: CaRoot, opts: { trustDomain: string; svidTtlMs?: number }) {
     this.trustDomain = opts.trustDomain;
     this.svidTtlMs = opts.svidTtlMs ?? DEFAULT_SVID_TTL_MS;
     this.#root = root;
-    this.#issuer = forge.pki.certificateFromPem(root.certPem);
-    this.#skid = this.#subjectKeyId();
+    this.#issuer = issuerInfo(root.certPem);
+    this.#key = createPrivateKey(root.keyPem);
   }
 
   get trustBundle(): string[] {
@@ -68,37 +83,24 @@ export class CertificateAuthority {
 
   /** Swaps the signing root and bundle (rotation); certificates already issued stay valid. */
   setRoot(root: CaRoot): void {
+    const issuer = issuerInfo(root.certPem);
+    const key = createPrivateKey(root.keyPem);
     this.#root = root;
-    this.#issuer = forge.pki.certificateFromPem(root.certPem);
-    this.#skid = this.#subjectKeyId();
+    this.#issuer = issuer;
+    this.#key = key;
   }
 
   signWorkload(req: SignRequest, placement: Placement, now = Date.now()): Issued {
-    let csr: forge.pki.CertificateSigningRequest;
-    try {
-      csr = forge.pki.certificationRequestFromPem(req.csrPem);
-    } catch (err) {
-      throw new CsrRejectedError(
-        "malformed_csr",
-        `csr is not a PKCS#10 RSA request: ${(err as Error).message}`,
-      );
-    }
-    let verified = false;
-    try {
-      verified = csr.verify();
-    } catch {
-      verified = false;
-    }
-    if (!verified)
-      throw new CsrRejectedError("bad_signature", "csr signature does not verify with its public key");
-    const sans = csrSans(csr);
+    const csr = parseCsr(req.csrPem);
+    verifyCsr(csr);
+    const sans = csr.sans;
     if (sans.length > 1) {
       throw new CsrRejectedError(
         "extra_sans",
         `csr has ${sans.length} subject alternative names; an SVID has exactly one URI SAN`,
       );
     }
-    const uri = sans[0]?.type === 6 ? sans[0].value : undefined;
+    const uri = uriOf(sans[0]);
     if (uri === undefined)
       throw new CsrRejectedError("san_mismatch", "csr has no URI SAN; it must carry the SPIFFE ID");
     const identity = req.identity ?? uri;
@@ -122,12 +124,7 @@ export class CertificateAuthority {
       );
     }
     const notAfter = new Date(now + this.svidTtlMs);
-    const pem = this.#issue(csr.publicKey as forge.pki.PublicKey, now, notAfter, [
-      { name: "basicConstraints", cA: false, critical: true },
-      { name: "keyUsage", digitalSignature: true, keyEncipherment: true, critical: true },
-      { name: "extKeyUsage", serverAuth: true, clientAuth: true },
-      { name: "subjectAltName", altNames: [{ type: 6, value: identity }], critical: true },
-    ]);
+    const pem = this.#issue(csr.spki, now, notAfter, EMPTY_NAME, [{ uri: identity }], true);
     return { certChain: [pem], trustBundle: this.trustBundle, expiresAt: notAfter.toISOString(), identity };
   }
 
@@ -139,60 +136,49 @@ export class CertificateAuthority {
   ): { certPem: string; keyPem: string } {
     const { privateKey, publicKey } = generateKeyPairSync("rsa", {
       modulusLength: 2048,
-      publicKeyEncoding: { type: "spki", format: "pem" },
+      publicKeyEncoding: { type: "spki", format: "der" },
       privateKeyEncoding: { type: "pkcs8", format: "pem" },
     });
-    const altNames: AltName[] = [
-      ...names.dns.map((value) => ({ type: 2, value })),
-      ...names.ips.map((ip) => ({ type: 7, ip })),
-    ];
-    const certPem = this.#issue(
-      forge.pki.publicKeyFromPem(publicKey),
-      now,
-      new Date(now + ttlMs),
-      [
-        { name: "basicConstraints", cA: false, critical: true },
-        { name: "keyUsage", digitalSignature: true, keyEncipherment: true, critical: true },
-        { name: "extKeyUsage", serverAuth: true, clientAuth: true },
-        { name: "subjectAltName", altNames },
-      ],
-      [{ name: "commonName", value: names.dns[0] ?? names.ips[0] ?? "nodemesh-controller" }],
-    );
+    const sans: San[] = [...names.dns.map((dns) => ({ dns })), ...names.ips.map((ip) => ({ ip }))];
+    const cn = names.dns[0] ?? names.ips[0] ?? "nodemesh-controller";
+    const subject = name([{ oid: OID_COMMON_NAME, value: cn }]);
+    const certPem = this.#issue(publicKey, now, new Date(now + ttlMs), subject, sans, false);
     return { certPem, keyPem: privateKey };
   }
 
+  /** Leaf profile: CA:FALSE, digitalSignature+keyEncipherment, serverAuth+clientAuth, the SANs, AKI. */
   #issue(
-    publicKey: forge.pki.PublicKey,
+    spki: Buffer,
     now: number,
     notAfter: Date,
-    extensions: object[],
-    subject: forge.pki.CertificateField[] = [],
+    subject: Buffer,
+    sans: San[],
+    sanCritical: boolean,
   ): string {
-    const cert = forge.pki.createCertificate();
-    cert.publicKey = publicKey;
-    cert.serialNumber = randomSerial();
-    cert.validity.notBefore = new Date(now - NOT_BEFORE_BACKDATE_MS);
-    cert.validity.notAfter = notAfter;
-    cert.setSubject(subject);
-    cert.setIssuer(this.#issuer.subject.attributes);
-    const aki = this.#skid ? [{ name: "authorityKeyIdentifier", keyIdentifier: this.#skid }] : [];
-    cert.setExtensions([...extensions, ...aki]);
-    signTbs(cert, this.#root.keyPem);
-    return forge.pki.certificateToPem(cert).replace(/\r\n/g, "\n");
-  }
-
-  #subjectKeyId(): string | undefined {
-    const ext = this.#issuer.getExtension("subjectKeyIdentifier") as { subjectKeyIdentifier?: string } | null;
-    // forge exposes the id as hex; authorityKeyIdentifier wants the raw bytes.
-    return ext?.subjectKeyIdentifier ? forge.util.hexToBytes(ext.subjectKeyIdentifier) : undefined;
+    const keyId = this.#issuer.keyId;
+    return signCertificate(
+      {
+        issuer: this.#issuer.subject,
+        subject,
+        spki,
+        notBefore: new Date(now - NOT_BEFORE_BACKDATE_MS),
+        notAfter,
+        extensions: [
+          basicConstraints(false),
+          keyUsage(LEAF_KEY_USAGE),
+          extKeyUsageServerClient(),
+          subjectAltName(sans, sanCritical),
+          ...(keyId ? [authorityKeyIdentifier(keyId)] : []),
+        ],
+      },
+      this.#key,
+    );
   }
 }
 
-function csrSans(csr: forge.pki.CertificateSigningRequest): AltName[] {
-  const attr = csr.getAttribute({ name: "extensionRequest" }) as {
-    extensions?: { name: string; altNames?: AltName[] }[];
-  } | null;
-  return attr?.extensions?.find((e) => e.name === "subjectAltName")?.altNames ?? [];
+/** The URI of a URI GeneralName (IA5String, checked ASCII by the parser); undefined for other types. */
+function uriOf(gn: GeneralName | undefined): string | undefined {
+  return gn?.type === GN_URI ? gn.value.toString("latin1") : undefined;
 }
 
 /** For tests and docs: a certificate's URI SANs via node:crypto. */

@@ -2,12 +2,18 @@
 // from files the operator gives. The trust bundle is the signing root plus any extra roots
 // (`extra-roots.pem` in the CA directory, or --ca-extra-roots), which is how rotation works: trust
 // the new root everywhere first, then sign with it, then drop the old one (docs/identity.md).
-import { X509Certificate, createPrivateKey, generateKeyPairSync, randomBytes } from "node:crypto";
+import { X509Certificate, createPrivateKey, generateKeyPairSync } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import forge from "node-forge";
 import { ConfigError } from "../errors.ts";
-import { signTbs } from "./sign.ts";
+import {
+  basicConstraints,
+  keyUsage,
+  name,
+  signCertificate,
+  subjectAltName,
+  subjectKeyIdentifier,
+} from "./x509.ts";
 
 export const ROOT_CERT_FILE = "ca-cert.pem";
 export const ROOT_KEY_FILE = "ca-key.pem";
@@ -33,41 +39,37 @@ export interface RootSource {
   extraRootsFile?: string;
 }
 
-export function randomSerial(): string {
-  const b = randomBytes(16);
-  b[0] = (b[0] ?? 0) & 0x7f; // positive INTEGER
-  return b.toString("hex");
-}
+/** Root key usage bits: digitalSignature (0), keyCertSign (5), cRLSign (6). */
+const ROOT_KEY_USAGE = [0, 5, 6];
 
-/** A self-signed RSA-2048 root (keys from node:crypto, certificate built with node-forge). */
+/** A self-signed RSA-2048 root (keys and signature from node:crypto, DER from x509.ts). */
 export function generateRoot(trustDomain: string, now = Date.now()): { certPem: string; keyPem: string } {
   const { privateKey, publicKey } = generateKeyPairSync("rsa", {
     modulusLength: 2048,
-    publicKeyEncoding: { type: "spki", format: "pem" },
+    publicKeyEncoding: { type: "spki", format: "der" },
     privateKeyEncoding: { type: "pkcs8", format: "pem" },
   });
-  const cert = forge.pki.createCertificate();
-  cert.publicKey = forge.pki.publicKeyFromPem(publicKey);
-  cert.serialNumber = randomSerial();
-  cert.validity.notBefore = new Date(now - 5 * 60_000);
-  cert.validity.notAfter = new Date(now + ROOT_LIFETIME_MS);
-  const subject = [
-    { name: "organizationName", value: "nodemesh" },
-    {
-      name: "commonName",
-      value: `nodemesh root CA ${trustDomain} ${new Date(now).toISOString().slice(0, 10)}`,
-    },
-  ];
-  cert.setSubject(subject);
-  cert.setIssuer(subject);
-  cert.setExtensions([
-    { name: "basicConstraints", cA: true, critical: true },
-    { name: "keyUsage", keyCertSign: true, cRLSign: true, digitalSignature: true, critical: true },
-    { name: "subjectKeyIdentifier" },
-    { name: "subjectAltName", altNames: [{ type: 6, value: `spiffe://${trustDomain}` }] },
+  const subject = name([
+    { oid: "2.5.4.10", value: "nodemesh" },
+    { oid: "2.5.4.3", value: `nodemesh root CA ${trustDomain} ${new Date(now).toISOString().slice(0, 10)}` },
   ]);
-  signTbs(cert, privateKey);
-  return { certPem: forge.pki.certificateToPem(cert).replace(/\r\n/g, "\n"), keyPem: privateKey };
+  const certPem = signCertificate(
+    {
+      issuer: subject,
+      subject,
+      spki: publicKey,
+      notBefore: new Date(now - 5 * 60_000),
+      notAfter: new Date(now + ROOT_LIFETIME_MS),
+      extensions: [
+        basicConstraints(true),
+        keyUsage(ROOT_KEY_USAGE),
+        subjectKeyIdentifier(publicKey),
+        subjectAltName([{ uri: `spiffe://${trustDomain}` }], false),
+      ],
+    },
+    createPrivateKey(privateKey),
+  );
+  return { certPem, keyPem: privateKey };
 }
 
 /** Splits a PEM bundle into certificates, each checked to parse. */
@@ -125,7 +127,7 @@ export function loadRoot(src: RootSource, trustDomain: string): CaRoot {
     throw new ConfigError("the CA key does not match the CA certificate; check --ca-cert/--ca-key");
   }
   if (createPrivateKey(keyPem).asymmetricKeyType !== "rsa") {
-    throw new ConfigError("the CA key must be RSA (node-forge builds the certificates)");
+    throw new ConfigError("the CA key must be RSA (the CA signs with sha256WithRSAEncryption)");
   }
   const signing = splitPemBundle(certPem, "CA certificate")[0] ?? certPem;
   const extras = extra ? splitPemBundle(readOrThrow(extra, "extra roots file"), extra) : [];

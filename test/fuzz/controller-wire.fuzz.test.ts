@@ -10,6 +10,7 @@ import { describe, expect, test } from "vitest";
 import { buildCsr } from "../../agent/identity/csr.ts";
 import { ClientMessage, CsrRequest, formatSpiffeId, parseSpiffeId } from "../../controller/api/index.ts";
 import { CertificateAuthority } from "../../controller/ca/ca.ts";
+import { DerError, checkTree, readRoot } from "../../controller/ca/der.ts";
 import { generateRoot, splitPemBundle } from "../../controller/ca/root.ts";
 import { CSR_REJECT_REASONS, ConfigError, CsrRejectedError } from "../../controller/errors.ts";
 import { bearerToken, decide } from "../../controller/distribution/node-auth.ts";
@@ -132,6 +133,29 @@ describe("fuzz: the CA's CSR decoding", () => {
           },
         ),
         fuzz(300),
+      );
+    },
+    FUZZ_TIMEOUT_MS,
+  );
+
+  test(
+    "the strict DER reader refuses damaged or random DER with a DerError only",
+    () => {
+      fc.assert(
+        fc.property(
+          fc.oneof(
+            damagedDer,
+            fc.uint8Array({ maxLength: 300 }).map((b) => Buffer.from(b)),
+          ),
+          (der) => {
+            try {
+              checkTree(der, readRoot(der));
+            } catch (err) {
+              expect(err).toBeInstanceOf(DerError);
+            }
+          },
+        ),
+        fuzz(500),
       );
     },
     FUZZ_TIMEOUT_MS,

@@ -7,6 +7,10 @@
 //   L7 (HTTP/1.1 keep-alive):
 //   (b) mesh-http     the same agents, port declared `appProtocol: http` with one HTTPRoute
 //   (c) haproxy-http  the same HAProxies in HTTP mode, HTTP/2 between them
+//   (d) node-relay    two bare Node processes (node:http -> node:http2 over mTLS -> node:http): the floor
+//                     of an L7 proxy on Node's own stacks (bench/node-relay.ts)
+//   and for L4, node-relay-tcp: the same processes carrying each TCP connection in an HTTP/2 CONNECT
+//                     stream (HBONE's shape), the floor of the L4 mesh on Node's stacks
 // The mesh runs last: once it is up, its redirection captures the client's connections. Both mesh
 // paths share one mesh (bench/mesh-path.ts). If it fails to start, the mesh rows are reported as
 // "not available (<reason>)" and the rest runs.
@@ -16,7 +20,8 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Lab } from "../lab/index.ts";
 import type { HaproxyMode } from "./haproxy-config.ts";
-import { startHaproxy } from "./haproxy.ts";
+import { startHaproxy, type HaproxyPath } from "./haproxy.ts";
+import { startNodeRelay } from "./node-relay-path.ts";
 import { emptyResult, Measurer } from "./measure.ts";
 import type { Durations, PathResult, PathUnderTest } from "./measure.ts";
 import { MESH_PATHS, startBenchMesh } from "./mesh-path.ts";
@@ -35,6 +40,8 @@ export const PATH_NAMES = [
   "direct",
   "haproxy",
   "haproxy-http",
+  "node-relay",
+  "node-relay-tcp",
   "mesh",
   "mesh-http",
   "mesh-http-layers",
@@ -74,15 +81,27 @@ export async function runDataplane(opts: DataplaneOptions = {}): Promise<PathRes
       await m.waitReady(direct);
       results.push(await m.measure(direct));
     }
-    for (const [name, mode] of HAPROXY_PATHS) {
+    const peers: [PathName, () => Promise<HaproxyPath>, boolean][] = [
+      ...HAPROXY_PATHS.map(
+        ([name, mode]) =>
+          [name, () => startHaproxy(lab, serverAddr, mode), mode === "http"] as [
+            PathName,
+            () => Promise<HaproxyPath>,
+            boolean,
+          ],
+      ),
+      ["node-relay-tcp", () => startNodeRelay(lab, serverAddr, "tcp"), false],
+      ["node-relay", () => startNodeRelay(lab, serverAddr, "http"), true],
+    ];
+    for (const [name, start, http] of peers) {
       if (!wanted(name)) continue;
-      const hap = await startHaproxy(lab, serverAddr, mode);
+      const hap = await start();
       try {
         const path: PathUnderTest = {
           name,
           target: hap.target,
           proxies: hap.proxies,
-          ...(mode === "http" ? { conns: ["keepalive"] as const } : {}),
+          ...(http ? { conns: ["keepalive"] as const } : {}),
         };
         await m.waitReady(path);
         results.push(await m.measure(path));
@@ -171,7 +190,16 @@ async function tuneLab(lab: Lab): Promise<void> {
     hosts.map((h) =>
       lab.exec(
         h,
-        ["sysctl", "-q", "-w", "net.ipv4.tcp_tw_reuse=1", "net.ipv4.ip_local_port_range=1024 65000"],
+        [
+          "sysctl",
+          "-q",
+          "-w",
+          "net.ipv4.tcp_tw_reuse=1",
+          "net.ipv4.ip_local_port_range=1024 65000",
+          // The wide range would let the client's ports of the paths measured before the mesh sit on the
+          // agent's in-pod listener ports, and its bind then fails (EADDRINUSE) when the mesh starts.
+          "net.ipv4.ip_local_reserved_ports=15000-15021",
+        ],
         { check: true },
       ),
     ),

@@ -59,7 +59,7 @@ export async function makeLeaf(dir: string, name: string, san: string, usage: st
   await run("sh", ["-c", `cat "$0" "$1" > "$2"`, f("crt"), f("key"), f("pem")]);
 }
 
-async function makeCerts(dir: string): Promise<void> {
+export async function makeCerts(dir: string): Promise<void> {
   await makeCa(dir);
   for (const n of ["n1", "n2"]) await makeLeaf(dir, n, `DNS:${n}`, "serverAuth,clientAuth");
 }

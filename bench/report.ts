@@ -39,6 +39,32 @@ export const L7_TABLE: TableSpec = {
   cpuPer: 1_000,
 };
 
+/**
+ * The L7 floor: the mesh beside two bare Node relays (bench/node-relay.ts: node:http -> node:http2 over
+ * mTLS -> node:http, no mesh logic). mesh-http/node-relay is what the mesh's own code costs; node-relay
+ * against haproxy-http (L7 table of the same run) is what Node's HTTP stacks cost.
+ */
+export const L7_FLOOR_TABLE: TableSpec = {
+  title:
+    "L7 floor: the mesh beside bare Node relays (node:http -> node:http2 + mTLS -> node:http, no mesh logic)",
+  baseline: "direct",
+  mesh: "mesh-http",
+  peer: "node-relay",
+  conns: ["keepalive"],
+  cpuPer: 1_000,
+};
+
+/** The L4 floor: the mesh beside the same bare relays carrying TCP in HTTP/2 CONNECT streams. */
+export const L4_FLOOR_TABLE: TableSpec = {
+  title:
+    "L4 floor: the mesh beside bare Node relays (node:net -> HTTP/2 CONNECT + mTLS -> node:net, no mesh logic)",
+  baseline: "direct",
+  mesh: "mesh",
+  peer: "node-relay-tcp",
+  conns: ["keepalive", "new"],
+  cpuPer: 10_000,
+};
+
 /** Issue 8's cost of the resilience layers: the same route with every layer configured, none firing. */
 export const LAYERS_TABLE: TableSpec = {
   title:
@@ -150,9 +176,13 @@ export function tablesFor(results: readonly PathResult[]): TableSpec[] {
   const has = (t: TableSpec) => results.some((r) => r.name === t.mesh || r.name === t.peer);
   const l7 = has(L7_TABLE);
   const layers = results.some((r) => r.name === LAYERS_TABLE.mesh);
+  const floor = results.some((r) => r.name === L7_FLOOR_TABLE.peer);
+  const floor4 = results.some((r) => r.name === L4_FLOOR_TABLE.peer);
   return [
     ...(has(L4_TABLE) || !l7 ? [L4_TABLE] : []),
+    ...(floor4 ? [L4_FLOOR_TABLE] : []),
     ...(l7 ? [L7_TABLE] : []),
+    ...(floor ? [L7_FLOOR_TABLE] : []),
     ...(layers ? [LAYERS_TABLE] : []),
   ];
 }
@@ -310,12 +340,15 @@ function medianCheck(target: string, ratios: readonly number[], ok: (v: number) 
 
 /** The targets of the tables that `tablesFor()` renders. */
 export function checkAllTargets(results: readonly PathResult[]): TargetCheck[] {
+  // The floor tables are for reading: the targets are the mesh's against HAProxy, checked once each.
   return tablesFor(results).flatMap((t) =>
     t === L7_TABLE
       ? checkL7Targets(results)
       : t === LAYERS_TABLE
         ? checkLayersTargets(results)
-        : checkTargets(results),
+        : t === L4_TABLE
+          ? checkTargets(results)
+          : [],
   );
 }
 

@@ -3,7 +3,7 @@
 // owned by their areas, run as child processes when present and print their own tables.
 //   npm run bench -- [--quick] [--only dataplane|ingress|controller|connect-redirect|soak] [--json <file>]
 // The soak (bench/soak.ts, 30 minutes; --quick 3) runs only with `--only soak`.
-//                    [--paths direct,haproxy,haproxy-http,mesh,mesh-http,mesh-http-layers]   (data-plane paths; default all)
+//                    [--paths direct,haproxy,haproxy-http,node-relay,mesh,mesh-http,mesh-http-layers]   (data-plane paths; default all)
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { writeFile } from "node:fs/promises";

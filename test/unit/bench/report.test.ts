@@ -7,7 +7,9 @@ import {
   checkL7Targets,
   checkLayersTargets,
   dataplaneRows,
+  L4_FLOOR_TABLE,
   L4_TABLE,
+  L7_FLOOR_TABLE,
   L7_TABLE,
   renderDataplane,
   tablesFor,
@@ -81,6 +83,20 @@ describe("L7 report", () => {
     expect(tablesFor([direct])).toEqual([L4_TABLE]);
     expect(tablesFor([direct, hapHttp])).toEqual([L7_TABLE]);
     expect(tablesFor([direct, haproxy, hapHttp])).toEqual([L4_TABLE, L7_TABLE]);
+    // The floors (bare Node relays) follow the table of their layer, beside the mesh path.
+    const relay = result("node-relay", 0.7, 8, 4000);
+    const relayTcp = result("node-relay-tcp", 0.4, 2.2, 30000, true);
+    expect(tablesFor([direct, haproxy, relayTcp, hapHttp, relay])).toEqual([
+      L4_TABLE,
+      L4_FLOOR_TABLE,
+      L7_TABLE,
+      L7_FLOOR_TABLE,
+    ]);
+    const floor = renderDataplane([direct, relay, result("mesh-http", 0.9, 11, 2300)]);
+    expect(floor).toContain("mesh-http/node-relay");
+    expect(dataplaneRows([direct, relay], L7_FLOOR_TABLE).map((r) => r.label)).toContain(
+      "max keep-alive: rps per proxy core",
+    );
     const text = renderDataplane([direct, haproxy, hapHttp, meshDown]);
     const [l4, l7] = text.split("\n\nL7: ");
     expect(l4).toMatch(/^L4: /);
@@ -99,6 +115,9 @@ describe("L7 report", () => {
     expect(none.every((c) => c.ok === undefined && c.value === "not measured")).toBe(true);
     expect(checkAllTargets([direct, hapHttp]).map((c) => c.target)).toEqual(none.map((c) => c.target));
     expect(checkAllTargets([direct, haproxy, hapHttp])).toHaveLength(9 + 3);
+    // The floor tables add no targets of their own (the L4 ones were printed once per table).
+    const floors = [result("node-relay", 0.7, 8, 4000), result("node-relay-tcp", 0.4, 2.2, 30000, true)];
+    expect(checkAllTargets([direct, haproxy, hapHttp, ...floors])).toHaveLength(9 + 3);
   });
 });
 

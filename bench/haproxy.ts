@@ -64,15 +64,23 @@ export async function makeCerts(dir: string): Promise<void> {
   for (const n of ["n1", "n2"]) await makeLeaf(dir, n, `DNS:${n}`, "serverAuth,clientAuth");
 }
 
-/** Starts both HAProxy processes in `mode`; the server is at `server` (host:port) behind node 2. */
-export async function startHaproxy(lab: Lab, server: string, mode: HaproxyMode): Promise<HaproxyPath> {
-  const dir = await mkdtemp(join(tmpdir(), "nodemesh-bench-haproxy-"));
+/** A temporary directory and the processes of a peer path; `stop()` ends them and removes the directory. */
+export async function peerProcesses(
+  prefix: string,
+): Promise<{ dir: string; procs: LabProcess[]; stop(): Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
   const procs: LabProcess[] = [];
   const stop = async () => {
     for (const p of procs) p.kill("SIGTERM");
     await Promise.all(procs.map((p) => p.exited));
     await rm(dir, { recursive: true, force: true });
   };
+  return { dir, procs, stop };
+}
+
+/** Starts both HAProxy processes in `mode`; the server is at `server` (host:port) behind node 2. */
+export async function startHaproxy(lab: Lab, server: string, mode: HaproxyMode): Promise<HaproxyPath> {
+  const { dir, procs, stop } = await peerProcesses("nodemesh-bench-haproxy-");
   try {
     await makeCerts(dir);
     const n1 = lab.node(1);

@@ -19,7 +19,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Lab } from "../lab/index.ts";
-import type { HaproxyMode } from "./haproxy-config.ts";
 import { startHaproxy, type HaproxyPath } from "./haproxy.ts";
 import { startNodeRelay } from "./node-relay-path.ts";
 import { emptyResult, Measurer } from "./measure.ts";
@@ -53,10 +52,6 @@ export const QUICK_DURATIONS: Durations = { warmup: 0.5, duration: 2, maxDuratio
 
 const SERVER = fileURLToPath(new URL("./bench-server.ts", import.meta.url));
 const SERVER_PORT = 8080;
-const HAPROXY_PATHS: readonly (readonly [PathName, HaproxyMode])[] = [
-  ["haproxy", "tcp"],
-  ["haproxy-http", "http"],
-];
 
 /** Runs the chosen paths and returns one result per path (mesh paths possibly unavailable). */
 export async function runDataplane(opts: DataplaneOptions = {}): Promise<PathResult[]> {
@@ -81,19 +76,14 @@ export async function runDataplane(opts: DataplaneOptions = {}): Promise<PathRes
       await m.waitReady(direct);
       results.push(await m.measure(direct));
     }
-    const peers: [PathName, () => Promise<HaproxyPath>, boolean][] = [
-      ...HAPROXY_PATHS.map(
-        ([name, mode]) =>
-          [name, () => startHaproxy(lab, serverAddr, mode), mode === "http"] as [
-            PathName,
-            () => Promise<HaproxyPath>,
-            boolean,
-          ],
-      ),
-      ["node-relay-tcp", () => startNodeRelay(lab, serverAddr, "tcp"), false],
-      ["node-relay", () => startNodeRelay(lab, serverAddr, "http"), true],
+    // The peer paths, each a pair of processes in the HAProxies' places; the HTTP ones run keep-alive only.
+    const peers: { name: PathName; http: boolean; start: () => Promise<HaproxyPath> }[] = [
+      { name: "haproxy", http: false, start: () => startHaproxy(lab, serverAddr, "tcp") },
+      { name: "haproxy-http", http: true, start: () => startHaproxy(lab, serverAddr, "http") },
+      { name: "node-relay-tcp", http: false, start: () => startNodeRelay(lab, serverAddr, "tcp") },
+      { name: "node-relay", http: true, start: () => startNodeRelay(lab, serverAddr, "http") },
     ];
-    for (const [name, start, http] of peers) {
+    for (const { name, start, http } of peers) {
       if (!wanted(name)) continue;
       const hap = await start();
       try {

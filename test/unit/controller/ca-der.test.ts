@@ -24,7 +24,7 @@ import {
 } from "../../../controller/ca/der.ts";
 import { generateRoot } from "../../../controller/ca/root.ts";
 import { ipBytes } from "../../../controller/ca/x509.ts";
-import { CsrRejectedError } from "../../../controller/errors.ts";
+import { rejection } from "../../helpers/csr-rejection.ts";
 
 const WEB = "spiffe://cluster.local/ns/shop/sa/web";
 const rsa = (modulusLength: number) =>
@@ -67,15 +67,6 @@ function csr(p: CsrParts = {}): string {
   return `-----BEGIN CERTIFICATE REQUEST-----\n${der.toString("base64")}\n-----END CERTIFICATE REQUEST-----\n`;
 }
 
-function rejection(fn: () => unknown): CsrRejectedError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof CsrRejectedError) return err;
-    throw err;
-  }
-  throw new Error("expected a rejection");
-}
 const malformed = (pem: string) => {
   const e = rejection(() => parseCsr(pem));
   expect(e.reason).toBe("malformed_csr");

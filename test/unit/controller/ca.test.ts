@@ -10,7 +10,7 @@ import { afterAll, describe, expect, test } from "vitest";
 import { buildCsr } from "../../../agent/identity/csr.ts";
 import { CertificateAuthority } from "../../../controller/ca/ca.ts";
 import { EXTRA_ROOTS_FILE, generateRoot, loadRoot } from "../../../controller/ca/root.ts";
-import { CsrRejectedError } from "../../../controller/errors.ts";
+import { rejection } from "../../helpers/csr-rejection.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "nodemesh-ca-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -38,16 +38,6 @@ function csrWithSans(altNames: { type: number; value?: string; ip?: string }[]):
     forge.md.sha256.create(),
   );
   return forge.pki.certificationRequestToPem(csr);
-}
-
-function rejection(fn: () => unknown): CsrRejectedError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof CsrRejectedError) return err;
-    throw err;
-  }
-  throw new Error("expected a rejection");
 }
 
 describe("root", () => {

@@ -106,6 +106,10 @@ interface Enrolled {
   readonly netns: string | undefined;
 }
 
+/** Backoff of the retries of failed enrolments (a pod's process holding an in-pod port, say). */
+const ENROL_RETRY_MIN_MS = 1000;
+const ENROL_RETRY_MAX_MS = 30_000;
+
 export function createAgent(deps: AgentDeps): Agent {
   const { settings, datapath } = deps;
   const log = deps.log ?? createLogger(settings.logLevel);
@@ -143,6 +147,13 @@ export function createAgent(deps: AgentDeps): Agent {
     deps.podPlacer ??
     new PodPlacer({ locator: podLocatorOptionsFromEnv(), log: log.child({ part: "node" }) });
   const enrolled = new Map<string, Enrolled>();
+  /**
+   * Local workloads of the applied config whose enrolment failed, and why: retried with backoff. The
+   * datapath holds them (their meshed connects refused) where it can, so they never bypass the mesh.
+   */
+  const unenrolled = new Map<string, string>();
+  let retryTimer: NodeJS.Timeout | undefined;
+  let retryDelayMs = ENROL_RETRY_MIN_MS;
   /** Pod UID → what the CNI plugin said at ADD (agent/node/pending-pods.ts); cleared by DEL. */
   const cniHints = new Map<string, CniPodHint>();
   /** From the last apply: hints not used, and why; workloads enrolled from a hint. */
@@ -343,23 +354,24 @@ export function createAgent(deps: AgentDeps): Agent {
         e.workload = w;
       }
     }
+    for (const uid of [...unenrolled.keys()]) {
+      if (wanted.has(uid)) continue;
+      unenrolled.delete(uid);
+      await datapath.release(uid); // drops a hold: the workload left the mesh
+    }
     for (const [uid, w] of wanted) {
       const mtls = planOf(next, w);
       const e = enrolled.get(uid);
       try {
-        if (!e) await enroll(w, mtls);
+        if (!e) await enrollOrNote(w, mtls);
         else if (e.mtlsStale || !samePlan(e.mtls, mtls)) {
           await changeMtls(e, mtls);
         }
       } catch (err) {
-        log.error(
-          { err, workload: uid },
-          e
-            ? "cannot apply peer authentication; the previous enforcement stays"
-            : "cannot enroll workload; a previous agent's enrollment, if any, keeps it refused, else its traffic is not captured",
-        );
+        log.error({ err, workload: uid }, "cannot apply peer authentication; the previous enforcement stays");
       }
     }
+    scheduleEnrolRetry();
     endpoints.retain((key) => next.servicePort(key) !== undefined);
     resilience.retain(next);
     try {
@@ -370,6 +382,51 @@ export function createAgent(deps: AgentDeps): Agent {
     const closed = connections.recheck((c) => evaluateAuthz(next.authorizationPoliciesFor(c.uid), c.request));
     log.info({ version: next.version, workloads: enrolled.size, closedByPolicy: closed }, "config applied");
     applied = true;
+  }
+
+  /** enroll(), with a failure noted for the retry instead of thrown. */
+  async function enrollOrNote(w: WorkloadInfo, mtls: MtlsPlan): Promise<void> {
+    try {
+      await enroll(w, mtls);
+      if (unenrolled.delete(w.uid)) log.info({ workload: w.uid }, "enrolment succeeded on retry");
+    } catch (err) {
+      const first = !unenrolled.has(w.uid);
+      unenrolled.set(w.uid, (err as Error).message);
+      const msg =
+        "cannot enroll workload; its meshed connects stay refused (held in the kernel, or a previous agent's " +
+        "enrollment) where the datapath can hold it, and enrolment is retried";
+      if (first) log.error({ err, workload: w.uid }, msg);
+      else log.debug({ err, workload: w.uid }, msg);
+    }
+  }
+
+  /** Retries the failed enrolments of the applied config, backing off from 1 s to 30 s while they fail. */
+  function scheduleEnrolRetry(): void {
+    if (retryTimer || stopping) return;
+    if (unenrolled.size === 0) {
+      retryDelayMs = ENROL_RETRY_MIN_MS;
+      return;
+    }
+    retryTimer = setTimeout(() => {
+      retryTimer = undefined;
+      chain = chain
+        .then(retryEnrolments)
+        .catch((err: unknown) => log.error({ err }, "enrolment retry failed"));
+    }, retryDelayMs);
+    retryTimer.unref();
+    retryDelayMs = Math.min(retryDelayMs * 2, ENROL_RETRY_MAX_MS);
+  }
+
+  async function retryEnrolments(): Promise<void> {
+    const v = view;
+    if (stopping || !v) return;
+    const wanted = new Map(v.localWorkloads().map((w) => [w.uid, w]));
+    for (const uid of [...unenrolled.keys()]) {
+      const w = wanted.get(uid);
+      if (!w || enrolled.has(uid)) unenrolled.delete(uid);
+      else await enrollOrNote(w, planOf(v, w));
+    }
+    scheduleEnrolRetry();
   }
 
   async function changeMtls(e: Enrolled, mtls: MtlsPlan): Promise<void> {
@@ -564,6 +621,7 @@ export function createAgent(deps: AgentDeps): Agent {
     async stop() {
       if (stopping) return;
       stopping = true;
+      clearTimeout(retryTimer);
       unsubscribe?.();
       unsubscribeNodes?.();
       globalRateLimits.stop();
@@ -642,6 +700,11 @@ export function createAgent(deps: AgentDeps): Agent {
           authorizationPolicies: v
             ?.authorizationPoliciesFor(e.workload.uid)
             .map((p) => `${p.metadata.namespace}/${p.metadata.name}`),
+        })),
+        notEnrolled: [...unenrolled].map(([uid, error]) => ({
+          uid,
+          error,
+          held: datapath.heldWorkloads?.().includes(uid) ?? false,
         })),
         services: v
           ?.services()

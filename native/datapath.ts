@@ -32,6 +32,12 @@ export interface EnrollOptions {
   /** The port of the in-pod outbound listener (127.0.0.1:<port> in the pod's netns). */
   outboundPort?: number;
   /**
+   * Hold the workload instead of redirecting it: its connects to meshed destinations are refused
+   * (EPERM) in the kernel, for a pod whose in-pod listener cannot be opened (fail closed). Stored as
+   * outbound port 0; `outboundPort` must then be absent.
+   */
+  refuse?: boolean;
+  /**
    * PeerAuthentication STRICT, enforced in the kernel (netns enrollment only): TCP SYNs reaching the
    * workload's own listeners from outside its namespace are dropped; see native/bpf/ingress.bpf.c.
    * The workload's default; `ports` overrides it port by port.
@@ -42,6 +48,7 @@ export interface EnrollOptions {
 }
 export interface WorkloadEntry {
   id: bigint;
+  /** 0: held, its meshed connects are refused (EnrollOptions.refuse). */
   outboundPort: number;
   strict: boolean;
   /** The per-port exceptions the kernel holds for it, by port (netns enrollments only). */
@@ -112,6 +119,12 @@ export class Datapath {
   }
 
   #port(opts: EnrollOptions | undefined): number {
+    if (opts?.refuse === true) {
+      if (opts.outboundPort !== undefined)
+        throw invalid("an enrollment that refuses the pod's connects takes no outbound port");
+      return 0;
+    }
+    if (opts?.refuse !== undefined && opts.refuse !== false) throw invalid("refuse must be a boolean");
     return check.checkPort(opts?.outboundPort ?? this.#ctx.defaultOutboundPort, "outbound port");
   }
 

@@ -53,8 +53,15 @@ export interface KernelEnrollment {
 }
 
 export interface Datapath {
+  /**
+   * Where it fails for a workload whose namespace it can reach, a datapath that can (ebpf.ts) holds the
+   * workload instead: its meshed connects are refused until a later enroll() succeeds or release().
+   */
   enroll(w: LocalWorkload): Promise<EnrolledListeners>;
+  /** Releases an enrolled or held workload. */
   release(uid: string): Promise<void>;
+  /** Workloads held because their enroll() failed (see enroll). */
+  heldWorkloads?(): string[];
   /** Destinations whose connects are redirected; everything else bypasses the agent. Replaces the set. */
   setMeshedDestinations(dsts: readonly Destination[]): void;
   /**

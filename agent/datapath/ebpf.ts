@@ -6,6 +6,8 @@
 // Invariants:
 // - A workload is enrolled in the kernel only after both its listeners exist, and unenrolled before they
 //   close, so a redirected connect never meets a closed port because of ordering on our side.
+// - A workload whose listeners cannot be opened is held in the kernel instead (outbound port 0): its
+//   meshed connects are refused, never sent around the mesh, until a later enroll() succeeds.
 // - close() keeps the kernel state (pins): while the agent restarts, a pod's meshed connects never escape
 //   the mesh; the next agent re-adopts the pins and re-enrolls. With the node's socket keeper
 //   (kept-listeners.ts) the in-pod listeners survive too, so those connects wait in their accept queues
@@ -81,6 +83,8 @@ export class EbpfDatapath implements Datapath {
   readonly #opts: EbpfDatapathOptions;
   readonly #native: NativeLayer;
   readonly #enrolled = new Map<string, Enrolled>();
+  /** Netns cookies of workloads held in the kernel because their listeners could not be opened (#hold). */
+  readonly #held = new Map<string, bigint>();
   /** Cookies a previous agent enrolled; pruned once this agent has enrolled its own workloads. */
   readonly #inherited: Set<bigint>;
   /** Set on agent shutdown: releases keep the kernel enrollment so the next agent takes over seamlessly. */
@@ -148,7 +152,8 @@ export class EbpfDatapath implements Datapath {
     const path = resolveNetnsPath(w.netns);
     if (!existsSync(path))
       throw new DatapathError(`network namespace ${path} of workload ${w.uid} does not exist`);
-    const { outbound, inbound, forget } = await this.#listeners(path);
+    const listeners = await this.#listeners(path).catch((err: unknown) => this.#hold(w.uid, path, plan, err));
+    const { outbound, inbound, forget } = listeners;
     try {
       const netns = this.#native.openNetns(path);
       const { netnsCookie } = await this.#dp
@@ -158,6 +163,9 @@ export class EbpfDatapath implements Datapath {
           throw err;
         });
       this.#inherited.delete(netnsCookie);
+      const heldCookie = this.#held.get(w.uid);
+      this.#held.delete(w.uid);
+      if (heldCookie !== undefined && heldCookie !== netnsCookie) this.#dp.unenrollNetns(heldCookie);
       const sourceUnavailable = routeReplies(netns);
       this.#enrolled.set(w.uid, {
         outbound,
@@ -177,7 +185,46 @@ export class EbpfDatapath implements Datapath {
     }
   }
 
+  /**
+   * The in-pod listeners could not be opened (a process of the pod holds the port, say): the pod is
+   * enrolled in the kernel as held, so its meshed connects are refused instead of going around the
+   * mesh, with its PeerAuthentication still enforced; the next enroll() replaces the hold. Always
+   * throws: the listeners' error, saying what the pod's traffic gets meanwhile.
+   */
+  async #hold(uid: string, path: string, plan: MtlsPlan, err: unknown): Promise<never> {
+    const why = (err as Error).message;
+    try {
+      const { netnsCookie } = await this.#dp.enrollNetns(path, { refuse: true, ...kernelPlan(plan) });
+      this.#inherited.delete(netnsCookie);
+      const before = this.#held.get(uid);
+      // A recreated sandbox: the old namespace's hold would match nothing, but would stay in the map.
+      if (before !== undefined && before !== netnsCookie) this.#dp.unenrollNetns(before);
+      this.#held.set(uid, netnsCookie);
+    } catch (holdErr) {
+      throw new DatapathError(
+        `cannot open the in-pod listeners of workload ${uid} (${why}), nor hold its connects in the kernel ` +
+          `(${(holdErr as Error).message})`,
+        { cause: err },
+      );
+    }
+    throw new DatapathError(
+      `cannot open the in-pod listeners of workload ${uid}: ${why}; its connects to meshed destinations ` +
+        "are refused until they open",
+      { cause: err },
+    );
+  }
+
+  /** Workloads held in the kernel (#hold), whose meshed connects are refused. */
+  heldWorkloads(): string[] {
+    return [...this.#held.keys()];
+  }
+
   async release(uid: string): Promise<void> {
+    const heldCookie = this.#held.get(uid);
+    if (heldCookie !== undefined) {
+      this.#held.delete(uid);
+      if (!this.#keepEnrollment) this.#dp.unenrollNetns(heldCookie);
+    }
     const e = this.#enrolled.get(uid);
     if (!e) return;
     this.#enrolled.delete(uid);

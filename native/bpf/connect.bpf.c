@@ -7,6 +7,10 @@
  * agent listens through an in-pod socket. The original destination is remembered by socket
  * cookie; sockops re-keys it once the connection is established.
  *
+ * An enrolled workload whose in-pod listener could not be opened is held with outbound port 0: its
+ * connects to meshed destinations are refused (EPERM) instead of going around the mesh (fail closed).
+ * So is a connect whose original destination cannot be remembered.
+ *
  * Never redirected: non-TCP sockets, sockets carrying the agent's or its delivery mark (loop avoidance),
  * loopback destinations (which also makes a second agent instance skip what the first one
  * already rewrote).
@@ -68,12 +72,14 @@ int nm_connect4(struct bpf_sock_addr *ctx)
 	}
 	if (!wl || !nm_is_meshed(ip4, port))
 		return 1;
+	if (!wl->outbound_port)
+		return 0;
 
 	orig.ip4 = ip4;
 	orig.port = port;
 	cookie = bpf_get_socket_cookie(ctx);
 	if (bpf_map_update_elem(&nm_orig_sock, &cookie, &orig, BPF_ANY))
-		return 1; /* cannot remember it: let the connection go direct */
+		return 0; /* cannot remember it: refuse rather than let it go around the mesh */
 	ctx->user_ip4 = bpf_htonl(0x7f000001);
 	ctx->user_port = wl->outbound_port;
 	return 1;

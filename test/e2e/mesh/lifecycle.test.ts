@@ -155,6 +155,67 @@ describe("workloads joining and leaving", () => {
   });
 });
 
+describe("a workload whose in-pod listener port is taken", () => {
+  const without = () => ({
+    ...fx.spec,
+    pods: Object.fromEntries(Object.entries(fx.spec.pods).filter(([p]) => p !== "n2p1")),
+  });
+  const notEnrolled = async () =>
+    (
+      JSON.parse(await fx.mesh.agentHttp("n2", 15000, "/config_dump")) as {
+        notEnrolled: { uid: string; held: boolean }[];
+      }
+    ).notEnrolled.filter((w) => w.uid.endsWith("legacy-n2p1"));
+  /** The errno of a plain connect() from the pod to the VIP, or "connected". */
+  const connectFromPod = async () => {
+    const script = `require("node:net").connect(80, "${VIP}").on("connect", function () { console.log("connected"); this.destroy(); }).on("error", (e) => console.log(e.code))`;
+    const r = await fx.lab.exec(fx.lab.host("n2p1"), [process.execPath, "-e", script]);
+    return r.stdout.trim();
+  };
+
+  it("is held (its meshed connects refused, not unmeshed), released with the config, enrolled once the port frees", async () => {
+    fx.mesh.writeConfig(meshConfigForLab(fx.lab, without()));
+    await eventually("legacy-n2p1 released on n2", async () => {
+      const dump = await fx.mesh.agentHttp("n2", 15000, "/config_dump");
+      return !dump.includes("legacy-n2p1");
+    });
+    // A process of the pod's own holds the agent's outbound capture port (no SO_REUSEPORT).
+    const squatter = fx.lab.spawn("n2p1", [
+      process.execPath,
+      "-e",
+      `require("node:net").createServer((s) => s.end("squatter\\n")).listen(15001, "127.0.0.1", () => console.log("squatting"))`,
+    ]);
+    try {
+      await squatter.waitForOutput("squatting");
+      fx.mesh.writeConfig(meshConfigForLab(fx.lab, fx.spec));
+      await eventually("legacy-n2p1 held", async () => (await notEnrolled()).some((w) => w.held));
+      // Refused in the kernel at connect(): neither sent around the mesh nor to the squatter.
+      expect(await connectFromPod()).toBe("EPERM");
+      const out = await fx.curl("n2p1", `http://${VIP}/`);
+      expect(out.code).toBe(7);
+      expect(out.body).not.toContain("squatter");
+
+      // Taken out of the mesh by the config: the hold goes with it.
+      fx.mesh.writeConfig(meshConfigForLab(fx.lab, without()));
+      await eventually("legacy-n2p1 no longer held", async () => (await notEnrolled()).length === 0);
+      expect(await connectFromPod()).not.toBe("EPERM");
+
+      fx.mesh.writeConfig(meshConfigForLab(fx.lab, fx.spec));
+      await eventually("legacy-n2p1 held again", async () => (await notEnrolled()).some((w) => w.held));
+    } finally {
+      squatter.kill("SIGKILL");
+      await squatter.exited;
+    }
+    // The agent's retry enrolls it (no config change needed).
+    await eventually(
+      "legacy-n2p1 enrolled by the retry",
+      async () => (await fx.curl("n2p1", `http://${VIP}/`, ["--fail"])).code === 0,
+      30_000,
+    );
+    expect(await notEnrolled()).toEqual([]);
+  });
+});
+
 describe("agent crash", () => {
   /** Tunnel sockets from node 1 (its address or its pods') on a pod's 15008 listener, by TCP state. */
   async function tunnelSockets(pod: string, state: "established" | "close-wait"): Promise<string[]> {

@@ -294,7 +294,7 @@ describe("per-port peer authentication in the kernel", () => {
 });
 
 describe("restart with a workload the new agent cannot enroll", () => {
-  it("keeps the previous agent's kernel enforcement of that workload instead of pruning it (no fail open)", async () => {
+  it("holds that workload in the kernel with its STRICT enforcement (no fail open), and enrolls it once its port frees", async () => {
     const echo = fx.lab.pod(2, 2);
     const plaintext = () =>
       fx.lab.exec(fx.lab.node(1), ["curl", "-sS", "--max-time", "2", `http://${echo.address}:8080/plain`]);
@@ -320,22 +320,30 @@ describe("restart with a workload the new agent cannot enroll", () => {
       await blocker.waitForOutput("blocking");
       await fx.mesh.restartAgent("n2"); // the old process is gone: this only starts the new agent
       await agent.process.waitForOutput('"msg":"agent ready"', 30_000);
-      expect(agent.process.output).toMatch(
-        /"keptInheritedEnrollments":1,"workloads":\["default\/echo-n2p2"\]/,
+      const failed = fx
+        .agentLog("n2")
+        .find(
+          (l) => l.workload === "default/echo-n2p2" && String(l.msg).startsWith("cannot enroll workload"),
+        );
+      expect((failed?.err as { message?: string } | undefined)?.message).toMatch(
+        /cannot open the in-pod listeners of workload default\/echo-n2p2: .*EADDRINUSE.*refused until they open/,
       );
-      // Still enrolled with the old agent's STRICT: plaintext is dropped, not let through.
+      const dump = JSON.parse(await fx.mesh.agentHttp("n2", 15000, "/config_dump")) as {
+        notEnrolled: { uid: string; held: boolean }[];
+      };
+      expect(dump.notEnrolled).toMatchObject([{ uid: "default/echo-n2p2", held: true }]);
+      // Held with its own STRICT: plaintext is dropped, not let through.
       expect((await plaintext()).code).toBe(28);
     } finally {
       blocker.kill("SIGKILL");
       await blocker.exited;
     }
-    // The next config enrolls it for real, and mesh traffic reaches it again.
-    fx.applyExtra([policy("after-blocker", "DENY", ["cluster.local/ns/default/sa/nobody"])]);
+    // The agent retries the enrolment (no config change needed), and mesh traffic reaches it again.
     await eventually(
-      "echo-n2p2 served by the new agent",
+      "echo-n2p2 enrolled by the retry and served",
       async () => (await fx.curl("n1p1", `http://${echo.address}:8080/`, ["--fail"])).code === 0,
+      30_000,
     );
     expect((await plaintext()).code).toBe(28);
-    fx.applyExtra([]);
   });
 });

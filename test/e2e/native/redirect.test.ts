@@ -96,6 +96,31 @@ describe("connect redirection", () => {
     expect(await curl(a, `http://${b.address}:9090/`)).toBe(`direct:${b.name}:9090`);
   });
 
+  it("refuses a held pod's meshed connects (EPERM), leaves the rest alone, and redirects again once enrolled", async () => {
+    try {
+      await dp!.enrollNetns(a.netnsPath, { refuse: true });
+      expect(dp!.workloads().netns.map((w) => w.outboundPort)).toContain(0);
+      const held = await runIn(a, "curl", ["-sS", "--max-time", "5", `http://${b.address}:8080/`]);
+      expect(held.code, held.stdout).toBe(7); // refused at connect(): no SYN left the pod
+      expect(held.stderr).toMatch(/not permitted|couldn't connect/i);
+      const node = await runIn(a, process.execPath, [
+        "-e",
+        `require("node:net").connect(80, "${VIP_A}").on("error", (e) => console.log(e.code))`,
+      ]);
+      expect(node.stdout.trim()).toBe("EPERM");
+      expect(await curl(a, `http://${b.address}:9090/`)).toBe(`direct:${b.name}:9090`);
+      await expect(dp!.enrollNetns(a.netnsPath, { refuse: true, outboundPort: 15001 })).rejects.toMatchObject(
+        {
+          code: "NODEMESH_ERR_NATIVE_INVALID_ARGUMENT",
+        },
+      );
+    } finally {
+      await dp!.enrollNetns(a.netnsPath);
+    }
+    const reply = JSON.parse(await curl(a, `http://${b.address}:8080/`)) as CaptureReply;
+    expect(reply).toMatchObject({ pod: a.name, orig: `${b.address}:8080` });
+  });
+
   it("leaves a pod that is not enrolled alone", async () => {
     // a's address is meshed on every port, but b is not enrolled.
     expect(await curl(b, `http://${a.address}:8081/`)).toBe(`direct:${a.name}:8081`);

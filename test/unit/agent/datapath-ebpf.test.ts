@@ -82,7 +82,10 @@ describe("EbpfDatapath.pruneInherited after a hand-over", () => {
       ports: [1n, 2n, 3n].map((c): [bigint, number, number] => [c, 7070, PORT_PERMISSIVE]),
     });
     const dp = await EbpfDatapath.open(OPTS, layer(k, cookies, new Set([a])));
-    await expect(dp.enroll(workload("ns/a", a))).rejects.toThrow(/address in use/);
+    // a's listeners cannot be opened, nor can it be held: the kernel map rejects the write.
+    k.failWhen = (op, key) => (op === "updateWorkload" && key === "1" ? -28 : 0);
+    await expect(dp.enroll(workload("ns/a", a))).rejects.toThrow(/address in use.*nor hold its connects/);
+    k.failWhen = () => 0;
     await dp.enroll(workload("ns/b", b));
 
     const result = await dp.pruneInherited([
@@ -91,7 +94,7 @@ describe("EbpfDatapath.pruneInherited after a hand-over", () => {
     ]);
     expect(result).toEqual({ pruned: 1, kept: [{ uid: "ns/a", netnsCookie: 1n }], unresolved: [] });
     // a keeps the previous agent's enforcement exactly; c is gone with its port entry.
-    expect(k.netns.get(1n)?.flags).toBe(STRICT_FLAG);
+    expect(k.netns.get(1n)).toEqual({ outboundPort: 15001, flags: STRICT_FLAG });
     expect(k.ports.get("1:7070")).toBe(PORT_PERMISSIVE);
     expect(k.netns.has(3n)).toBe(false);
     expect(k.ports.has("3:7070")).toBe(false);
@@ -99,6 +102,49 @@ describe("EbpfDatapath.pruneInherited after a hand-over", () => {
     expect(k.ports.has("2:7070")).toBe(false);
     expect(k.drops(2n, 8080)).toBe(false);
     expect(k.drops(2n, 7070)).toBe(true);
+  });
+
+  it("holds a workload whose listeners cannot be opened, then enrolls it once they can", async () => {
+    const cookies = new Map<string, bigint>();
+    const a = netns("a", 1n, cookies);
+    const k = new FakeKernel({ netns: [[1n, 15001, STRICT_FLAG]], ports: [[1n, 7070, PORT_PERMISSIVE]] });
+    const busy = new Set([a]);
+    const dp = await EbpfDatapath.open(OPTS, layer(k, cookies, busy));
+    await expect(dp.enroll(workload("ns/a", a))).rejects.toMatchObject({
+      code: "NODEMESH_ERR_DATAPATH",
+      message: expect.stringMatching(
+        /^cannot open the in-pod listeners of workload ns\/a: bind in .*: address in use; its connects to meshed destinations are refused until they open$/,
+      ),
+    });
+    // Held: outbound port 0 (connect4 refuses), with this workload's own PeerAuthentication.
+    expect(k.netns.get(1n)).toEqual({ outboundPort: 0, flags: STRICT_FLAG });
+    expect(k.drops(1n, 7070)).toBe(true);
+    expect(k.drops(1n, 8080)).toBe(false);
+    expect(dp.heldWorkloads()).toEqual(["ns/a"]);
+    expect(dp.kernelEnrollment("ns/a")).toBeUndefined();
+    // Not inherited any more: a prune keeps it whatever the config says, until it is released.
+    expect(await dp.pruneInherited([])).toEqual({ pruned: 0, kept: [], unresolved: [] });
+    expect(k.netns.has(1n)).toBe(true);
+
+    busy.clear();
+    await dp.enroll(workload("ns/a", a));
+    expect(k.netns.get(1n)).toEqual({ outboundPort: 15001, flags: STRICT_FLAG });
+    expect(dp.heldWorkloads()).toEqual([]);
+    await dp.release("ns/a");
+    expect(k.netns.size + k.ports.size).toBe(0);
+  });
+
+  it("releases a held workload from the kernel, and moves a hold to a recreated sandbox", async () => {
+    const cookies = new Map<string, bigint>();
+    const [a, a2] = [netns("a", 1n, cookies), netns("a2", 2n, cookies)];
+    const k = new FakeKernel();
+    const dp = await EbpfDatapath.open(OPTS, layer(k, cookies, new Set([a, a2])));
+    await expect(dp.enroll(workload("ns/a", a))).rejects.toThrow(/refused until they open/);
+    await expect(dp.enroll(workload("ns/a", a2))).rejects.toThrow(/refused until they open/);
+    expect([...k.netns.keys()]).toEqual([2n]);
+    await dp.release("ns/a");
+    expect(k.netns.size + k.ports.size).toBe(0);
+    expect(dp.heldWorkloads()).toEqual([]);
   });
 
   it("prunes nothing when a placed workload's netns is unknown or cannot be resolved (fail closed)", async () => {

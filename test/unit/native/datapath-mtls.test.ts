@@ -19,6 +19,20 @@ describe("Datapath per-port mTLS", () => {
     ]);
   });
 
+  it("holds a workload (refuse: outbound port 0) with its plan, and refuses a refuse with a port", async () => {
+    const k = new FakeKernel();
+    const dp = k.datapath(cookies);
+    await dp.enrollNetns(NS, { refuse: true, strict: true });
+    expect(dp.workloads().netns).toEqual([{ id: COOKIE, outboundPort: 0, strict: true, ports: [] }]);
+    expect(k.drops(COOKIE, 8080)).toBe(true);
+    await expect(dp.enrollNetns(NS, { refuse: true, outboundPort: 15001 })).rejects.toMatchObject({
+      code: "NODEMESH_ERR_NATIVE_INVALID_ARGUMENT",
+      message: "an enrollment that refuses the pod's connects takes no outbound port",
+    });
+    await dp.enrollNetns(NS, { strict: true });
+    expect(k.netns.get(COOKIE)).toEqual({ outboundPort: 15001, flags: STRICT_FLAG });
+  });
+
   it("a PERMISSIVE workload with a STRICT port drops plaintext on that port only", async () => {
     const k = new FakeKernel();
     await k.datapath(cookies).enrollNetns(NS, { strict: false, ports: [{ port: 9090, strict: true }] });

@@ -106,12 +106,24 @@ export type San = { uri: string } | { dns: string } | { ip: string };
 export function subjectAltName(sans: readonly San[], critical: boolean): Buffer {
   const names = sans.map((s) =>
     "uri" in s
-      ? tlv(contextTag(6, false), Buffer.from(s.uri, "ascii"))
+      ? tlv(contextTag(6, false), ia5(s.uri, "URI"))
       : "dns" in s
-        ? tlv(contextTag(2, false), Buffer.from(s.dns, "ascii"))
+        ? tlv(contextTag(2, false), ia5(s.dns, "DNS name"))
         : tlv(contextTag(7, false), ipBytes(s.ip)),
   );
   return extension("2.5.29.17", critical, sequence(...names));
+}
+
+/**
+ * A SAN string as IA5String bytes. Buffer's "ascii" encoding would drop the high bit of anything else
+ * without a word, issuing a certificate for another name than asked.
+ */
+function ia5(value: string, what: string): Buffer {
+  if (!/^[\x21-\x7e]+$/.test(value))
+    throw new ConfigError(
+      `subjectAltName ${what} ${JSON.stringify(value)} must be printable ASCII without spaces (IA5String)`,
+    );
+  return Buffer.from(value, "ascii");
 }
 
 /** subjectKeyIdentifier: SHA-1 of the subjectPublicKey bits (RFC 5280 §4.2.1.2 method 1). */

@@ -23,7 +23,7 @@ import {
   whole,
 } from "../../../controller/ca/der.ts";
 import { generateRoot } from "../../../controller/ca/root.ts";
-import { ipBytes } from "../../../controller/ca/x509.ts";
+import { ipBytes, subjectAltName } from "../../../controller/ca/x509.ts";
 import { rejection } from "../../helpers/csr-rejection.ts";
 
 const WEB = "spiffe://cluster.local/ns/shop/sa/web";
@@ -397,5 +397,16 @@ describe("certificates: the bytes node-forge wrote", () => {
     }
     expect(ipBytes("::ffff:10.0.0.1").toString("hex")).toBe("00000000000000000000ffff0a000001");
     expect(() => ipBytes("not-an-ip")).toThrow(/not-an-ip is not an IP address/);
+  });
+});
+
+describe("subjectAltName strings", () => {
+  test("refuses a name that is not printable ASCII instead of mangling it", () => {
+    expect(() => subjectAltName([{ dns: "bücher.example" }], false)).toThrow(
+      'subjectAltName DNS name "bücher.example" must be printable ASCII without spaces (IA5String)',
+    );
+    expect(() => subjectAltName([{ uri: "spiffe://td/ns/a b" }], false)).toThrow(/URI .*\(IA5String\)/);
+    const der = subjectAltName([{ uri: "spiffe://td/ns/a/sa/b" }, { dns: "x.example" }], false);
+    expect(der.includes(Buffer.from("spiffe://td/ns/a/sa/b"))).toBe(true);
   });
 });

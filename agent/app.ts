@@ -354,21 +354,18 @@ export function createAgent(deps: AgentDeps): Agent {
         e.workload = w;
       }
     }
-    for (const uid of [...unenrolled.keys()]) {
-      if (wanted.has(uid)) continue;
-      unenrolled.delete(uid);
-      await datapath.release(uid); // drops a hold: the workload left the mesh
-    }
+    await releaseUnwanted(wanted);
     for (const [uid, w] of wanted) {
       const mtls = planOf(next, w);
       const e = enrolled.get(uid);
-      try {
-        if (!e) await enrollOrNote(w, mtls);
-        else if (e.mtlsStale || !samePlan(e.mtls, mtls)) {
-          await changeMtls(e, mtls);
-        }
-      } catch (err) {
-        log.error({ err, workload: uid }, "cannot apply peer authentication; the previous enforcement stays");
+      if (!e) await enrollOrNote(w, mtls);
+      else if (e.mtlsStale || !samePlan(e.mtls, mtls)) {
+        await changeMtls(e, mtls).catch((err: unknown) =>
+          log.error(
+            { err, workload: uid },
+            "cannot apply peer authentication; the previous enforcement stays",
+          ),
+        );
       }
     }
     scheduleEnrolRetry();
@@ -382,6 +379,15 @@ export function createAgent(deps: AgentDeps): Agent {
     const closed = connections.recheck((c) => evaluateAuthz(next.authorizationPoliciesFor(c.uid), c.request));
     log.info({ version: next.version, workloads: enrolled.size, closedByPolicy: closed }, "config applied");
     applied = true;
+  }
+
+  /** Forgets the failed enrolments of workloads no longer wanted here, and drops their holds. */
+  async function releaseUnwanted(wanted: ReadonlyMap<string, WorkloadInfo>): Promise<void> {
+    for (const uid of [...unenrolled.keys()]) {
+      if (wanted.has(uid)) continue;
+      unenrolled.delete(uid);
+      await datapath.release(uid);
+    }
   }
 
   /** enroll(), with a failure noted for the retry instead of thrown. */
@@ -421,8 +427,10 @@ export function createAgent(deps: AgentDeps): Agent {
     const v = view;
     if (stopping || !v) return;
     const wanted = new Map(v.localWorkloads().map((w) => [w.uid, w]));
+    await releaseUnwanted(wanted);
     for (const uid of [...unenrolled.keys()]) {
       const w = wanted.get(uid);
+      // Enrolled meanwhile from a CNI hint, which does not go through enrollOrNote.
       if (!w || enrolled.has(uid)) unenrolled.delete(uid);
       else await enrollOrNote(w, planOf(v, w));
     }

@@ -119,12 +119,13 @@ export class Datapath {
   }
 
   #port(opts: EnrollOptions | undefined): number {
-    if (opts?.refuse === true) {
-      if (opts.outboundPort !== undefined)
+    const refuse: unknown = opts?.refuse ?? false;
+    if (typeof refuse !== "boolean") throw invalid("refuse must be a boolean");
+    if (refuse) {
+      if (opts?.outboundPort !== undefined)
         throw invalid("an enrollment that refuses the pod's connects takes no outbound port");
       return 0;
     }
-    if (opts?.refuse !== undefined && opts.refuse !== false) throw invalid("refuse must be a boolean");
     return check.checkPort(opts?.outboundPort ?? this.#ctx.defaultOutboundPort, "outbound port");
   }
 

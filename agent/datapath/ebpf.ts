@@ -152,8 +152,9 @@ export class EbpfDatapath implements Datapath {
     const path = resolveNetnsPath(w.netns);
     if (!existsSync(path))
       throw new DatapathError(`network namespace ${path} of workload ${w.uid} does not exist`);
-    const listeners = await this.#listeners(path).catch((err: unknown) => this.#hold(w.uid, path, plan, err));
-    const { outbound, inbound, forget } = listeners;
+    const { outbound, inbound, forget } = await this.#listeners(path).catch((err: unknown) =>
+      this.#hold(w.uid, path, plan, err),
+    );
     try {
       const netns = this.#native.openNetns(path);
       const { netnsCookie } = await this.#dp
@@ -163,9 +164,7 @@ export class EbpfDatapath implements Datapath {
           throw err;
         });
       this.#inherited.delete(netnsCookie);
-      const heldCookie = this.#held.get(w.uid);
-      this.#held.delete(w.uid);
-      if (heldCookie !== undefined && heldCookie !== netnsCookie) this.#dp.unenrollNetns(heldCookie);
+      this.#setHold(w.uid, netnsCookie, undefined);
       const sourceUnavailable = routeReplies(netns);
       this.#enrolled.set(w.uid, {
         outbound,
@@ -196,10 +195,7 @@ export class EbpfDatapath implements Datapath {
     try {
       const { netnsCookie } = await this.#dp.enrollNetns(path, { refuse: true, ...kernelPlan(plan) });
       this.#inherited.delete(netnsCookie);
-      const before = this.#held.get(uid);
-      // A recreated sandbox: the old namespace's hold would match nothing, but would stay in the map.
-      if (before !== undefined && before !== netnsCookie) this.#dp.unenrollNetns(before);
-      this.#held.set(uid, netnsCookie);
+      this.#setHold(uid, netnsCookie, netnsCookie);
     } catch (holdErr) {
       throw new DatapathError(
         `cannot open the in-pod listeners of workload ${uid} (${why}), nor hold its connects in the kernel ` +
@@ -212,6 +208,17 @@ export class EbpfDatapath implements Datapath {
         "are refused until they open",
       { cause: err },
     );
+  }
+
+  /**
+   * Records the workload's hold (`held`, or none) now that `current` is its namespace in the kernel. A hold
+   * of another namespace (a recreated sandbox) is removed: it would match nothing but stay in the map.
+   */
+  #setHold(uid: string, current: bigint, held: bigint | undefined): void {
+    const before = this.#held.get(uid);
+    if (before !== undefined && before !== current) this.#dp.unenrollNetns(before);
+    if (held === undefined) this.#held.delete(uid);
+    else this.#held.set(uid, held);
   }
 
   /** Workloads held in the kernel (#hold), whose meshed connects are refused. */

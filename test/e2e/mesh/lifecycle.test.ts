@@ -131,17 +131,22 @@ describe("agent restart", () => {
   });
 });
 
+/** Takes pod n2p1 out of the config and waits until node 2's agent has dropped it. */
+async function withoutN2p1(): Promise<void> {
+  const spec = {
+    ...fx.spec,
+    pods: Object.fromEntries(Object.entries(fx.spec.pods).filter(([p]) => p !== "n2p1")),
+  };
+  fx.mesh.writeConfig(meshConfigForLab(fx.lab, spec));
+  await eventually("legacy-n2p1 released on n2", async () => {
+    const dump = await fx.mesh.agentHttp("n2", 15000, "/config_dump");
+    return !dump.includes("legacy-n2p1");
+  });
+}
+
 describe("workloads joining and leaving", () => {
   it("releases a workload removed from the config and enrolls it again when it comes back", async () => {
-    const without = {
-      ...fx.spec,
-      pods: Object.fromEntries(Object.entries(fx.spec.pods).filter(([p]) => p !== "n2p1")),
-    };
-    fx.mesh.writeConfig(meshConfigForLab(fx.lab, without));
-    await eventually("legacy-n2p1 released on n2", async () => {
-      const dump = await fx.mesh.agentHttp("n2", 15000, "/config_dump");
-      return !dump.includes("legacy-n2p1");
-    });
+    await withoutN2p1();
     // No longer enrolled: its connect to the VIP is not redirected, and the VIP is routed nowhere.
     const out = await fx.curl("n2p1", `http://${VIP}/`);
     expect(out.code).toBe(7);
@@ -156,10 +161,6 @@ describe("workloads joining and leaving", () => {
 });
 
 describe("a workload whose in-pod listener port is taken", () => {
-  const without = () => ({
-    ...fx.spec,
-    pods: Object.fromEntries(Object.entries(fx.spec.pods).filter(([p]) => p !== "n2p1")),
-  });
   const notEnrolled = async () =>
     (
       JSON.parse(await fx.mesh.agentHttp("n2", 15000, "/config_dump")) as {
@@ -174,11 +175,7 @@ describe("a workload whose in-pod listener port is taken", () => {
   };
 
   it("is held (its meshed connects refused, not unmeshed), released with the config, enrolled once the port frees", async () => {
-    fx.mesh.writeConfig(meshConfigForLab(fx.lab, without()));
-    await eventually("legacy-n2p1 released on n2", async () => {
-      const dump = await fx.mesh.agentHttp("n2", 15000, "/config_dump");
-      return !dump.includes("legacy-n2p1");
-    });
+    await withoutN2p1();
     // A process of the pod's own holds the agent's outbound capture port (no SO_REUSEPORT).
     const squatter = fx.lab.spawn("n2p1", [
       process.execPath,
@@ -196,8 +193,8 @@ describe("a workload whose in-pod listener port is taken", () => {
       expect(out.body).not.toContain("squatter");
 
       // Taken out of the mesh by the config: the hold goes with it.
-      fx.mesh.writeConfig(meshConfigForLab(fx.lab, without()));
-      await eventually("legacy-n2p1 no longer held", async () => (await notEnrolled()).length === 0);
+      await withoutN2p1();
+      expect(await notEnrolled()).toEqual([]);
       expect(await connectFromPod()).not.toBe("EPERM");
 
       fx.mesh.writeConfig(meshConfigForLab(fx.lab, fx.spec));

@@ -60,6 +60,29 @@ async function syncFile(from: string, to: string, mode: number): Promise<boolean
   return true;
 }
 
+/** Where a primary .conf waits while its .conflist is written (no extension the runtime reads). */
+const asideName = (name: string) => `.${name}.${PLUGIN_TYPE}-aside`;
+
+/**
+ * An installer that stopped between moving a .conf aside and writing its .conflist left the node without
+ * a network config: the moved file goes back, unless a config of that name is there again. Returns the
+ * conf dir's names after that.
+ */
+async function restoreAside(confDir: string, log: (msg: string) => void): Promise<string[]> {
+  const names = await readdir(confDir);
+  const aside = names.filter((n) => n.startsWith(".") && n.endsWith(`.${PLUGIN_TYPE}-aside`));
+  if (aside.length === 0) return names;
+  for (const a of aside) {
+    const name = a.slice(1, -`.${PLUGIN_TYPE}-aside`.length);
+    if (names.includes(name) || names.includes(conflistName(name))) await unlink(join(confDir, a));
+    else {
+      await rename(join(confDir, a), join(confDir, name));
+      log(`restored ${name}, left aside by an installer that stopped while converting it`);
+    }
+  }
+  return readdir(confDir);
+}
+
 export class CniInstaller {
   readonly #o: InstallerOptions;
   #watcher: FSWatcher | undefined;
@@ -87,16 +110,24 @@ export class CniInstaller {
     // The wrapper last: the runtime finds the plugin only once everything it runs is there.
     if (await syncFile(join(CNI_DIR, PLUGIN_TYPE), join(binDir, PLUGIN_TYPE), 0o755))
       changed.push(PLUGIN_TYPE);
-    const name = primaryConfName(await readdir(confDir));
+    const name = primaryConfName(await restoreAside(confDir, this.#log.bind(this)));
     if (!name) {
       this.#log(`no network config in ${confDir} yet; waiting for the primary CNI to write one`);
       return changed;
     }
     const edit = insertEntry(await readFile(join(confDir, name), "utf8"), name, this.#o.entry);
     const target = conflistName(name);
-    if (edit.changed || target !== name) {
+    if (target !== name) {
+      // The runtime takes the first config by name, and "x.conf" sorts before "x.conflist": with both
+      // there for a moment it would start pods without our plugin. So the .conf is moved out of its sight
+      // first; meanwhile it finds no config and fails the sandbox, which the kubelet retries (fail closed).
+      const aside = join(confDir, asideName(name));
+      await rename(join(confDir, name), aside);
       await writeAtomic(join(confDir, target), edit.text, 0o644);
-      if (target !== name) await unlink(join(confDir, name));
+      await unlink(aside);
+      changed.push(target);
+    } else if (edit.changed) {
+      await writeAtomic(join(confDir, target), edit.text, 0o644);
       changed.push(target);
     }
     if (changed.length > 0) this.#log(`installed: ${changed.join(", ")}`);

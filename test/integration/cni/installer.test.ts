@@ -108,6 +108,25 @@ describe("cni-install", () => {
     expect(readdirSync(conf).sort()).toEqual(["10-bridge.conflist", "99-other.conflist"]);
   });
 
+  test("a .conf left aside by an installer that stopped mid-conversion is restored and chained", async () => {
+    const c3 = join(dir, "aside");
+    mkdirSync(c3, { recursive: true });
+    writeFileSync(join(c3, ".10-bridge.conf.nodemesh-cni-aside"), JSON.stringify(bridge));
+    const r = await run(process.execPath, [
+      CLI,
+      "cni-install",
+      "--once",
+      `--bin-dir=${join(dir, "bin3")}`,
+      `--conf-dir=${c3}`,
+    ]);
+    expect(r.stderr).toMatch(/restored 10-bridge.conf, left aside/);
+    expect(readdirSync(c3)).toEqual(["10-bridge.conflist"]);
+    const list = JSON.parse(readFileSync(join(c3, "10-bridge.conflist"), "utf8")) as {
+      plugins: { type: string }[];
+    };
+    expect(list.plugins.map((p) => p.type)).toEqual(["bridge", "nodemesh-cni"]);
+  });
+
   test("a malformed primary config is reported and left alone; --once exits non-zero", async () => {
     const c2 = join(dir, "bad");
     mkdirSync(c2, { recursive: true });

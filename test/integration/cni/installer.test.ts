@@ -30,6 +30,9 @@ const types = (file: string) =>
     (p) => p.type,
   );
 
+const installOnce = (binDir: string, confDir: string) =>
+  run(process.execPath, [CLI, "cni-install", "--once", `--bin-dir=${binDir}`, `--conf-dir=${confDir}`]);
+
 async function until(what: string, ok: () => boolean, ms = 10_000): Promise<void> {
   const end = Date.now() + ms;
   while (!ok()) {
@@ -112,13 +115,7 @@ describe("cni-install", () => {
     const c3 = join(dir, "aside");
     mkdirSync(c3, { recursive: true });
     writeFileSync(join(c3, ".10-bridge.conf.nodemesh-cni-aside"), JSON.stringify(bridge));
-    const r = await run(process.execPath, [
-      CLI,
-      "cni-install",
-      "--once",
-      `--bin-dir=${join(dir, "bin3")}`,
-      `--conf-dir=${c3}`,
-    ]);
+    const r = await installOnce(join(dir, "bin3"), c3);
     expect(r.stderr).toMatch(/restored 10-bridge.conf, left aside/);
     expect(readdirSync(c3)).toEqual(["10-bridge.conflist"]);
     const list = JSON.parse(readFileSync(join(c3, "10-bridge.conflist"), "utf8")) as {
@@ -131,13 +128,7 @@ describe("cni-install", () => {
     const c2 = join(dir, "bad");
     mkdirSync(c2, { recursive: true });
     writeFileSync(join(c2, "05-bad.conflist"), "{oops");
-    const r = await run(process.execPath, [
-      CLI,
-      "cni-install",
-      "--once",
-      `--bin-dir=${join(dir, "bin2")}`,
-      `--conf-dir=${c2}`,
-    ]).then(
+    const r = await installOnce(join(dir, "bin2"), c2).then(
       () => ({ code: 0, stderr: "" }),
       (e: { code: number; stderr: string }) => e,
     );

@@ -273,6 +273,15 @@ const child = spawn(
   ],
   { stdio: ["ignore", "ignore", "inherit"] },
 );
+// A benchmark that throws or is interrupted must not leave the controller (or the agent workers,
+// forked below) running: `exit` handlers are synchronous, so kill outright and remove the files.
+const workers: ReturnType<typeof fork>[] = [];
+process.once("exit", () => {
+  for (const p of [child, ...workers]) if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
+  rmSync(dir, { recursive: true, force: true });
+});
+process.once("SIGINT", () => process.exit(130));
+process.once("SIGTERM", () => process.exit(143));
 const cpuSec = () => {
   const f = readFileSync(`/proc/${child.pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
   return (Number(f[11]) + Number(f[12])) / 100;
@@ -314,22 +323,24 @@ type Reply = {
   workloads?: number;
   policies?: number;
 };
-const workers = Array.from({ length: WORKERS }, (_, w) =>
-  fork(
-    new URL(import.meta.url).pathname,
-    [
-      "--agents-worker",
-      JSON.stringify({
-        port,
-        rootPem,
-        from: Math.floor((w * AGENTS) / WORKERS),
-        to: Math.floor(((w + 1) * AGENTS) / WORKERS),
-        services: SERVICES,
-        compression: COMPRESSION,
-        workloadRows: WORKLOAD_ROWS,
-      } satisfies AgentsOptions),
-    ],
-    { execArgv: ["--disable-warning=ExperimentalWarning"] },
+workers.push(
+  ...Array.from({ length: WORKERS }, (_, w) =>
+    fork(
+      new URL(import.meta.url).pathname,
+      [
+        "--agents-worker",
+        JSON.stringify({
+          port,
+          rootPem,
+          from: Math.floor((w * AGENTS) / WORKERS),
+          to: Math.floor(((w + 1) * AGENTS) / WORKERS),
+          services: SERVICES,
+          compression: COMPRESSION,
+          workloadRows: WORKLOAD_ROWS,
+        } satisfies AgentsOptions),
+      ],
+      { execArgv: ["--disable-warning=ExperimentalWarning"] },
+    ),
   ),
 );
 let reqId = 0;

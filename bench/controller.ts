@@ -20,7 +20,7 @@
 //
 //   node --disable-warning=ExperimentalWarning bench/controller.ts [--agents 100] [--workloads 10000]
 //        [--quick] [--compression off] [--workload-rows off] [--controller-v8="<V8 flags of the controller>"]
-import { fork, spawn, spawnSync } from "node:child_process";
+import { fork, spawn } from "node:child_process";
 import { generateKeyPairSync } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
 import { setPriority, tmpdir } from "node:os";
@@ -28,6 +28,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import pino from "pino";
 import { ControllerClient } from "../agent/control/client.ts";
+import { CLI, warmCompileCache } from "./compile-cache.ts";
 
 if (process.argv[2] === "--agents-worker") {
   await agentsProcess(JSON.parse(process.argv[3] ?? "{}") as AgentsOptions);
@@ -244,13 +245,8 @@ writeFileSync(
 // ---- controller (child process) -------------------------------------------------------------------
 const port = 20000 + Math.floor(Math.random() * 20000);
 const mon = port + 1;
-// The controller runs as the image runs it: `bin/nodemesh.js controller`, whose compile cache (warmed
-// here as the Dockerfile warms it) spares it type stripping, a WebAssembly compiler that would
-// otherwise stay in its RSS (~25 MiB) for its whole life.
-const CLI = new URL("../bin/nodemesh.js", import.meta.url).pathname;
-spawnSync(process.execPath, ["--disable-warning=ExperimentalWarning", CLI, "controller", "--help"], {
-  stdio: "ignore",
-});
+// The controller runs as the image runs it: `bin/nodemesh.js controller`, its compile cache warmed.
+warmCompileCache(["controller"]);
 const child = spawn(
   process.execPath,
   [

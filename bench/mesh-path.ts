@@ -12,6 +12,7 @@ import { existsSync } from "node:fs";
 import { isAbsolute } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Lab } from "../lab/index.ts";
+import { warmCompileCache } from "./compile-cache.ts";
 import type { PathUnderTest } from "./measure.ts";
 
 export const MESH_PATHS = ["mesh", "mesh-http", "mesh-http-layers"] as const;
@@ -174,6 +175,7 @@ export async function startBenchMesh(
   spec: BenchMeshSpec = benchMeshSpec(port),
 ): Promise<BenchMesh> {
   const mod = await loadModules();
+  warmCompileCache(["controller", "agent"]);
   const meshLog: string[] = [];
   const starting = mod.startMesh({
     lab,

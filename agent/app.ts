@@ -695,6 +695,7 @@ export function createAgent(deps: AgentDeps): Agent {
     },
     configDump() {
       const v = view;
+      const held = new Set(datapath.heldWorkloads?.());
       return {
         node: settings.nodeName,
         version: v?.version,
@@ -709,11 +710,7 @@ export function createAgent(deps: AgentDeps): Agent {
             ?.authorizationPoliciesFor(e.workload.uid)
             .map((p) => `${p.metadata.namespace}/${p.metadata.name}`),
         })),
-        notEnrolled: [...unenrolled].map(([uid, error]) => ({
-          uid,
-          error,
-          held: datapath.heldWorkloads?.().includes(uid) ?? false,
-        })),
+        notEnrolled: [...unenrolled].map(([uid, error]) => ({ uid, error, held: held.has(uid) })),
         services: v
           ?.services()
           .map((s) => ({ host: s.host, loadBalancer: s.loadBalancer, connectTimeoutMs: s.connectTimeoutMs })),

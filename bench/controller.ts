@@ -406,7 +406,6 @@ for (const w of workers) w.kill();
 stopping = true;
 child.kill("SIGTERM");
 await new Promise((r) => child.once("exit", r));
-rmSync(dir, { recursive: true, force: true });
 
 const rows: [string, string, string][] = [
   ["controller startup (10k workloads, CA)", `${startupMs.toFixed(0)} ms`, ""],

@@ -164,7 +164,7 @@ export class EbpfDatapath implements Datapath {
           throw err;
         });
       this.#inherited.delete(netnsCookie);
-      this.#setHold(w.uid, netnsCookie, undefined);
+      this.#setHold(w.uid, netnsCookie, false);
       const sourceUnavailable = routeReplies(netns);
       this.#enrolled.set(w.uid, {
         outbound,
@@ -195,7 +195,7 @@ export class EbpfDatapath implements Datapath {
     try {
       const { netnsCookie } = await this.#dp.enrollNetns(path, { refuse: true, ...kernelPlan(plan) });
       this.#inherited.delete(netnsCookie);
-      this.#setHold(uid, netnsCookie, netnsCookie);
+      this.#setHold(uid, netnsCookie, true);
     } catch (holdErr) {
       throw new DatapathError(
         `cannot open the in-pod listeners of workload ${uid} (${why}), nor hold its connects in the kernel ` +
@@ -211,14 +211,14 @@ export class EbpfDatapath implements Datapath {
   }
 
   /**
-   * Records the workload's hold (`held`, or none) now that `current` is its namespace in the kernel. A hold
-   * of another namespace (a recreated sandbox) is removed: it would match nothing but stay in the map.
+   * Records whether the workload is held, now that `cookie` is its namespace in the kernel. A hold of
+   * another namespace (a recreated sandbox) is removed: it would match nothing but stay in the map.
    */
-  #setHold(uid: string, current: bigint, held: bigint | undefined): void {
+  #setHold(uid: string, cookie: bigint, held: boolean): void {
     const before = this.#held.get(uid);
-    if (before !== undefined && before !== current) this.#dp.unenrollNetns(before);
-    if (held === undefined) this.#held.delete(uid);
-    else this.#held.set(uid, held);
+    if (before !== undefined && before !== cookie) this.#dp.unenrollNetns(before);
+    if (held) this.#held.set(uid, cookie);
+    else this.#held.delete(uid);
   }
 
   /** Workloads held in the kernel (#hold), whose meshed connects are refused. */

@@ -61,7 +61,8 @@ async function syncFile(from: string, to: string, mode: number): Promise<boolean
 }
 
 /** Where a primary .conf waits while its .conflist is written (no extension the runtime reads). */
-const asideName = (name: string) => `.${name}.${PLUGIN_TYPE}-aside`;
+const ASIDE_SUFFIX = `.${PLUGIN_TYPE}-aside`;
+const asideName = (name: string) => `.${name}${ASIDE_SUFFIX}`;
 
 /**
  * An installer that stopped between moving a .conf aside and writing its .conflist left the node without
@@ -70,10 +71,10 @@ const asideName = (name: string) => `.${name}.${PLUGIN_TYPE}-aside`;
  */
 async function restoreAside(confDir: string, log: (msg: string) => void): Promise<string[]> {
   const names = await readdir(confDir);
-  const aside = names.filter((n) => n.startsWith(".") && n.endsWith(`.${PLUGIN_TYPE}-aside`));
+  const aside = names.filter((n) => n.startsWith(".") && n.endsWith(ASIDE_SUFFIX));
   if (aside.length === 0) return names;
   for (const a of aside) {
-    const name = a.slice(1, -`.${PLUGIN_TYPE}-aside`.length);
+    const name = a.slice(1, -ASIDE_SUFFIX.length);
     if (names.includes(name) || names.includes(conflistName(name))) await unlink(join(confDir, a));
     else {
       await rename(join(confDir, a), join(confDir, name));
